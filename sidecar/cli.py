@@ -1,0 +1,123 @@
+"""Command line: parse arguments, configure logging, map errors to exit codes.
+
+Imports of psycopg2 and structlog stay inside the commands that need them:
+`sidecar probe` is a healthcheck run every second or two and must stay cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+EXIT_CODES = """exit codes:
+  0  done (run --once), healthy (status, probe), or stopped by SIGTERM/SIGINT while serving
+  1  not healthy (status, probe)
+  2  invalid plan or settings; no database was touched
+  3  a database did not answer in time, refused us, or the plan lock stayed taken
+  4  a migration or command step failed; it was rolled back
+  5  the steps ran but verification failed
+  128+N  interrupted by signal N during the plan (143 for SIGTERM)
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sidecar", description="Run an ordered migration plan across PostgreSQL databases,"
+        " verify it, and report healthy.", epilog=EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"sidecar {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plan_default = os.environ.get("SIDECAR_PLAN", "sidecar.toml")
+
+    def add_plan(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("plan", nargs="?", type=Path, default=Path(plan_default),
+                         help=f"the plan file (default: $SIDECAR_PLAN or sidecar.toml; now {plan_default})")
+
+    run = commands.add_parser("run", help="migrate, verify, report healthy and keep serving")
+    add_plan(run)
+    run.add_argument("--once", action="store_true",
+                     help="exit 0 once ready (Compose service_completed_successfully, init containers, CI)")
+    run.add_argument("--health-file", type=Path, default=None,
+                     help="where to write the health file (default: $SIDECAR_HEALTH_FILE or"
+                          " /run/sidecar/health.json)")
+    validate = commands.add_parser("validate", help="check the plan; touches no database")
+    add_plan(validate)
+    status = commands.add_parser("status", help="report every database: reachable, tables,"
+                                 " applied, pending, verification")
+    add_plan(status)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    probe = commands.add_parser("probe", help="healthcheck: exit 0 only if the health file is"
+                                " healthy and fresh")
+    probe.add_argument("path", nargs="?", type=Path, default=None,
+                       help="health file (default: $SIDECAR_HEALTH_FILE or /run/sidecar/health.json)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "probe":
+        return _probe(args.path)
+    return _with_errors_reported(args)
+
+
+def _probe(path: Path | None) -> int:
+    from . import health
+
+    healthy, reason = health.probe(path or health.default_path())
+    print(reason)
+    return 0 if healthy else 1
+
+
+def _with_errors_reported(args: argparse.Namespace) -> int:
+    from . import log, redact
+    from .errors import PlanError, SidecarError
+
+    log_format = os.environ.get("LOG_FORMAT", "console")
+    # status --json owns stdout; its log lines (check commands' output) go to stderr.
+    stream = sys.stderr if args.command == "status" else sys.stdout
+    log.configure(log_format if log_format in log.FORMATS else "console",
+                  os.environ.get("LOG_LEVEL", "info"), stream)
+    logger = log.get_logger()
+    try:
+        return _dispatch(args)
+    except SidecarError as exc:
+        if isinstance(exc, PlanError) and len(exc.problems) > 1:
+            for problem in exc.problems:
+                logger.error("plan.problem", reason=problem)
+            logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
+                         hint=exc.hint, exit_code=exc.exit_code)
+        else:
+            logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code)
+        return exc.exit_code
+    except Exception as exc:  # a bug: say so plainly, still without a password
+        import traceback
+
+        logger.error("sidecar.crashed", error=redact.redact(f"{type(exc).__name__}: {exc}"),
+                     traceback=redact.redact(traceback.format_exc()),
+                     hint="this is a bug in sidecar; please report it with this log")
+        return 70
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from .plan import load_plan
+
+    plan = load_plan(args.plan)
+    if args.command == "validate":
+        steps = ", ".join(s.name for s in plan.steps)
+        print(f"{args.plan}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"
+              f" {len(plan.steps)} steps ({steps}), digest {plan.digest}")
+        return 0
+    if args.command == "status":
+        from . import status
+
+        report = status.collect(plan)
+        print(status.render_json(plan, report) if args.json else status.render_table(plan, report))
+        return 0 if all(d.healthy for d in report) else 1
+    from . import health, service
+
+    service.run(plan, args.health_file or health.default_path(), once=args.once)
+    return 0

@@ -1,0 +1,162 @@
+"""Connections, database creation and the plan lock.
+
+Every connection goes through one wait callback, which makes a running
+statement interruptible (a SIGTERM cancels it on the server instead of
+waiting for it) and enforces deadlines that libpq's asynchronous mode does
+not (it ignores connect_timeout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import select
+import time
+from collections.abc import Iterator
+
+import psycopg2
+import psycopg2.errors
+import psycopg2.extensions
+from psycopg2 import sql
+
+from .conninfo import ConnInfo
+from .errors import Interrupted, UnavailableError
+from .log import get_logger
+
+Connection = psycopg2.extensions.connection
+
+APPLICATION_NAME = "sidecar"
+MAINTENANCE_DATABASE = "postgres"  # where CREATE DATABASE is issued from
+# Dead peers are noticed in ~15 s instead of the kernel's two hours.
+KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+              "keepalives_count": 3, "tcp_user_timeout": 15000}
+
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+log = get_logger()
+
+
+class DeadlineExceeded(psycopg2.OperationalError):
+    """A connect or statement outlived its deadline (treated like libpq's 'timeout expired')."""
+
+
+def _wait(conn: Connection) -> None:
+    """psycopg2 wait callback: select() with a deadline; a signal cancels the statement."""
+    interrupted: Interrupted | None = None
+    while True:
+        try:
+            state = conn.poll()
+            if state == psycopg2.extensions.POLL_OK:
+                break
+            deadline = _deadline.get()
+            timeout = None if deadline is None or interrupted else max(0.0, deadline - time.monotonic())
+            fd = conn.fileno()
+            readable, writable = ([fd], []) if state == psycopg2.extensions.POLL_READ else ([], [fd])
+            if not any(select.select(readable, writable, [], timeout)[:2]) and timeout is not None:
+                raise DeadlineExceeded("timeout expired")
+        except Interrupted as exc:
+            if conn.status == psycopg2.extensions.STATUS_SETUP or interrupted:
+                raise
+            interrupted = exc
+            conn.cancel()  # the server answers with an error, which ends the loop below
+        except psycopg2.Error:
+            if interrupted:
+                raise interrupted from None
+            raise
+    if interrupted:
+        raise interrupted
+
+
+psycopg2.extensions.set_wait_callback(_wait)
+
+
+@contextlib.contextmanager
+def deadline(seconds: float | None) -> Iterator[None]:
+    """Bound every connect and statement inside the block to `seconds` from now."""
+    token = _deadline.set(None if seconds is None else time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def connect(info: ConnInfo, *, timeout: float) -> Connection:
+    """One autocommit connection, or psycopg2.OperationalError (classified by wait.py)."""
+    with deadline(timeout):
+        conn = psycopg2.connect(**info.keywords(), application_name=APPLICATION_NAME, **KEEPALIVES)
+    conn.autocommit = True
+    return conn
+
+
+def database_exists(conn: Connection, name: str) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        return cur.fetchone() is not None
+
+
+def create_database(conn: Connection, name: str) -> bool:
+    """CREATE DATABASE unless it exists; True if we made it. Safe when sidecars race."""
+    if database_exists(conn, name):
+        return False
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
+        return False  # another sidecar won the race; the database is there all the same
+    return True
+
+
+def lock_key(plan_name: str) -> int:
+    """A stable signed 64-bit advisory lock key for a plan name."""
+    digest = hashlib.sha256(f"sidecar:{plan_name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def acquire_lock(conn: Connection, key: int, *, timeout: float, database: str) -> None:
+    """Take the plan's session advisory lock, logging who holds it while we wait.
+
+    A session lock dies with its session, so a crashed sidecar never leaves
+    a stale lock behind (unlike lock rows in a table).
+    """
+    started = time.monotonic()
+    last_report = -10.0
+    with conn.cursor() as cur:
+        while True:
+            cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
+            if cur.fetchone()[0]:
+                waited = time.monotonic() - started
+                if waited > 0.05:
+                    log.info("lock.acquired", database=database, waited_s=round(waited, 2))
+                return
+            elapsed = time.monotonic() - started
+            if elapsed >= timeout:
+                raise UnavailableError(
+                    f"the plan lock on database {database!r} was held by another sidecar for"
+                    f" {timeout:.0f}s", hint="check `status`; raise lock.timeout if its plan is long")
+            if elapsed - last_report >= 10:
+                log.info("lock.waiting", database=database, holder=_lock_holder(cur, key),
+                         elapsed_s=round(elapsed, 1))
+                last_report = elapsed
+            time.sleep(min(0.1, timeout - elapsed))
+
+
+def _lock_holder(cur: psycopg2.extensions.cursor, key: int) -> str:
+    cur.execute(
+        """SELECT a.pid, coalesce(a.client_addr::text, 'local'), a.application_name
+             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE l.locktype = 'advisory' AND l.granted
+              AND l.classid = ((%(key)s >> 32) & 4294967295)::oid AND l.objid = (%(key)s & 4294967295)::oid""",
+        {"key": key})
+    row = cur.fetchone()
+    return f"pid {row[0]} from {row[1]} ({row[2]})" if row else "unknown"
+
+
+def release_lock(conn: Connection, key: int) -> None:
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+
+
+def close_quietly(conn: Connection | None) -> None:
+    if conn is not None and not conn.closed:
+        with contextlib.suppress(Exception):
+            conn.close()

@@ -1,0 +1,197 @@
+"""The history table and applying SQL migrations.
+
+Each file runs in one transaction together with its history row: both are
+sent as one simple-query message, which PostgreSQL executes as a single
+implicit transaction, so a migration costs one round trip and can never be
+applied without being recorded (or recorded without being applied).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg2
+
+from .db import Connection
+from .errors import StepError, UnavailableError
+from .log import get_logger
+from .migrations import MigrationFile
+from .sqltext import line_of, split_statements
+
+log = get_logger()
+
+SCHEMA = "sidecar"
+TABLE = f"{SCHEMA}.migrations"
+CREATE_TABLE = f"""
+CREATE SCHEMA IF NOT EXISTS {SCHEMA};
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    version     text PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    duration_ms integer NOT NULL,
+    baseline    boolean NOT NULL DEFAULT false,
+    step        text NOT NULL
+)"""
+# duration: from the start of this query message to the row's insertion.
+_INSERT = (f"INSERT INTO {TABLE} (version, name, checksum, duration_ms, baseline, step) VALUES"
+           " (%s, %s, %s, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int,"
+           " %s, %s)")
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    version: str
+    name: str
+    checksum: str
+    baseline: bool
+
+
+def ensure_table(conn: Connection) -> None:
+    with conn.cursor() as cur:
+        cur.execute(CREATE_TABLE)
+
+
+def read(conn: Connection) -> dict[int, Applied]:
+    """Applied versions by number; empty when the history table does not exist yet."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
+        if not cur.fetchone()[0]:
+            return {}
+        cur.execute(f"SELECT version, name, checksum, baseline FROM {TABLE}")
+        return {int(row[0]): Applied(*row) for row in cur.fetchall()}
+
+
+def check_drift(database: str, files: tuple[MigrationFile, ...], history: dict[int, Applied]) -> None:
+    """Stop before anything runs if an applied file was edited or is gone."""
+    by_number = {m.number: m for m in files}
+    for number, row in sorted(history.items()):
+        migration = by_number.get(number)
+        if migration is None:
+            raise StepError(
+                f"database {database!r}: migration {row.version}_{row.name}.sql is recorded as"
+                " applied but its file is not in the plan",
+                hint="restore the file; applied migrations must stay (write a new one to undo)")
+        if not row.baseline and migration.checksum != row.checksum:
+            raise StepError(
+                f"database {database!r}: {migration.path.name} was edited after it was applied"
+                f" (checksum {migration.checksum[:12]} now, {row.checksum[:12]} when applied)",
+                hint="revert the edit and put the change in a new migration file")
+
+
+def pending(files: tuple[MigrationFile, ...], history: dict[int, Applied]) -> list[MigrationFile]:
+    return [m for m in files if m.number not in history]
+
+
+def record_baseline(conn: Connection, files: list[MigrationFile], *, step: str) -> None:
+    """Record `files` as applied without running them, in one transaction."""
+    if not files:
+        return
+    with conn.cursor() as cur:
+        rows = b";".join(cur.mogrify(_INSERT, (m.version, m.name, m.checksum, True, step))
+                         for m in files)
+        cur.execute(rows)
+
+
+def missing_tables(conn: Connection, tables: tuple[str, ...]) -> list[str]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL", (list(tables),))
+        return [row[0] for row in cur.fetchall()]
+
+
+def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, step: str) -> None:
+    """Apply `migrations` (already in order) in one transaction: all recorded, or none."""
+    with conn.cursor() as cur:
+        starts: list[int] = []
+        body = ""
+        for m in migrations:
+            starts.append(len(body))
+            insert = cur.mogrify(_INSERT, (m.version, m.name, m.checksum, False, step)).decode()
+            # The newline ends a trailing `--` comment; the ';' a last statement without one.
+            body += f"{m.sql}\n;\n{insert};\n"
+        started = time.monotonic()
+        try:
+            cur.execute(body)
+        except psycopg2.Error as exc:
+            if exc.pgcode is None:  # no server answer: the connection is gone
+                raise _connection_lost(exc, database, step) from exc
+            position = _position(exc)
+            if position is not None:
+                index = max(i for i, s in enumerate(starts) if s <= position)
+                failed, line = migrations[index], line_of(migrations[index].sql, position - starts[index])
+            else:  # a run-time error carries no position: find the statement by a rolled-back replay
+                failed, line = _replay(conn, migrations)
+            raise _step_error(exc, failed, line, database=database, step=step) from exc
+    ms = round((time.monotonic() - started) * 1000)
+    for m in migrations:
+        log.info("migration.applied", database=database, step=step, version=m.version,
+                 file=m.path.name, duration_ms=ms if len(migrations) == 1 else None)
+
+
+def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: str, step: str) -> None:
+    """Run a `no-transaction` file statement by statement, then record it."""
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        for statement in split_statements(m.sql):
+            try:
+                cur.execute(statement.text)
+            except psycopg2.Error as exc:
+                if exc.pgcode is None:
+                    raise _connection_lost(exc, database, step) from exc
+                error = _step_error(exc, m, statement.line + _line_in(statement.text, exc) - 1,
+                                    database=database, step=step)
+                error.hint = (f"this file runs outside a transaction: statements before line"
+                              f" {statement.line} took effect; make it safe to re-run"
+                              " (IF NOT EXISTS) and run again")
+                raise error from exc
+        cur.execute(_INSERT, (m.version, m.name, m.checksum, False, step))
+    log.info("migration.applied", database=database, step=step, version=m.version,
+             file=m.path.name, transaction=False,
+             duration_ms=round((time.monotonic() - started) * 1000))
+
+
+def _replay(conn: Connection, migrations: list[MigrationFile]) -> tuple[MigrationFile, int | None]:
+    """Re-run the statements one by one inside a transaction that is always rolled back."""
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            for m in migrations:
+                for statement in split_statements(m.sql):
+                    try:
+                        cur.execute(statement.text)
+                    except psycopg2.Error as exc:
+                        return m, statement.line + _line_in(statement.text, exc) - 1
+        finally:
+            cur.execute("ROLLBACK")
+    return migrations[-1], None  # not reproduced on replay: name the file, not a line
+
+
+def _position(exc: psycopg2.Error) -> int | None:
+    """0-based character offset of the error in the query sent, when the server gives one."""
+    position = getattr(getattr(exc, "diag", None), "statement_position", None)
+    return int(position) - 1 if position else None
+
+
+def _line_in(text: str, exc: psycopg2.Error) -> int:
+    position = _position(exc)
+    return line_of(text, position) if position is not None else 1
+
+
+def _connection_lost(exc: psycopg2.Error, database: str, step: str) -> UnavailableError:
+    return UnavailableError(
+        f"lost the connection to database {database!r} during step {step!r}:"
+        f" {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+        hint="each migration commits with its history row or not at all; run again to continue")
+
+
+def _step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, database: str,
+                step: str) -> StepError:
+    diag = exc.diag
+    message = (diag.message_primary or str(exc)).strip()
+    detail = f" ({diag.message_detail})" if diag.message_detail else ""
+    where = f", line {line}" if line else ""
+    return StepError(
+        f"{m.path.name}{where}: {message}{detail} [SQLSTATE {exc.pgcode or '?'}]"
+        f" in database {database!r}, step {step!r}",
+        hint=diag.message_hint or "fix the migration and run again; it was rolled back")

@@ -1,0 +1,444 @@
+"""The plan file: TOML in, frozen dataclasses out, every problem reported at once.
+
+Nothing here touches a database: `load_plan` either returns a complete,
+valid `Plan` or raises one `PlanError` listing every problem it found, each
+naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .conninfo import ConnInfo, parse_url
+from .errors import PlanError
+from .migrations import MigrationFile, discover
+
+MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    name: str  # the plan's name for it, e.g. "results"
+    conn: ConnInfo
+    create: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SqlStep:
+    name: str
+    database: str
+    directory: Path
+    migrations: tuple[MigrationFile, ...]
+    baseline: str | None  # versions <= this are recorded as applied without running
+    baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
+    group: bool  # all pending files in one transaction
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStep:
+    name: str
+    database: str
+    argv: tuple[str, ...]
+    timeout: float
+    cwd: Path
+    env: tuple[tuple[str, str], ...]
+
+
+Step = SqlStep | CommandStep
+
+
+@dataclass(frozen=True, slots=True)
+class SqlCheck:
+    name: str
+    sql: str  # passes when it returns one row whose first column is true
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySpec:
+    database: str
+    tables: tuple[str, ...]
+    min_tables: int
+    no_pending: bool
+    checks: tuple[SqlCheck, ...]
+    commands: tuple[tuple[str, ...], ...]
+    command_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    path: Path
+    digest: str  # plan file and every migration's checksum
+    wait_timeout: float
+    lock_timeout: float
+    lock_database: str
+    serve_interval: float
+    databases: tuple[Database, ...]
+    steps: tuple[Step, ...]
+    verify: tuple[VerifySpec, ...]
+
+    def database(self, name: str) -> Database:
+        return next(db for db in self.databases if db.name == name)
+
+    def migrations_for(self, database: str) -> tuple[MigrationFile, ...]:
+        """Every migration the plan keeps in `database`, across its sql steps, in order."""
+        files = [m for s in self.sql_steps(database) for m in s.migrations]
+        return tuple(sorted(files, key=lambda m: m.number))
+
+    def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
+        return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)
+
+
+_KEYS: dict[str, frozenset[str]] = {
+    "plan": frozenset({"name", "wait", "lock", "serve", "databases", "steps", "verify"}),
+    "wait": frozenset({"timeout"}),
+    "lock": frozenset({"timeout", "database"}),
+    "serve": frozenset({"interval"}),
+    "database": frozenset({"url", "password", "create"}),
+    "sql step": frozenset({"name", "database", "sql", "baseline", "baseline_requires", "group"}),
+    "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env"}),
+    "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
+                         "command_timeout"}),
+    "check": frozenset({"name", "sql"}),
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
+
+
+def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
+    """Read, substitute and validate the plan at `path`; raise PlanError listing all problems."""
+    environ = os.environ if environ is None else environ
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise PlanError([f"{path}: cannot read the plan ({exc.strerror})"],
+                        hint="pass the plan's path, e.g. `sidecar run /plan/sidecar.toml`") from exc
+    try:
+        document = tomllib.loads(raw.decode("utf-8-sig"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PlanError([f"{path}: not valid TOML: {exc}"]) from exc
+    reader = _PlanReader(path, environ)
+    plan = reader.read(document, raw)
+    if reader.problems:
+        raise PlanError(reader.problems, hint="fix the plan and run `sidecar validate` again")
+    assert plan is not None
+    return plan
+
+
+def parse_duration(value: object) -> float:
+    """'60s', '10m', '1m30s', '500ms' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if "".join(n + u for n, u in parts) != text:
+        raise ValueError
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+class _PlanReader:
+    """Walks the TOML document once, collecting problems instead of stopping at the first."""
+
+    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}")
+
+    def read(self, doc: dict[str, Any], raw: bytes) -> Plan | None:
+        self.check_keys(doc, "plan", "(top level)")
+        name = self.string(doc, "name", "name", default=self.path.stem)
+        wait = self.table(doc, "wait", "wait")
+        lock = self.table(doc, "lock", "lock")
+        serve = self.table(doc, "serve", "serve")
+        wait_timeout = self.duration(wait, "timeout", "wait.timeout", 60.0)
+        lock_timeout = self.duration(lock, "timeout", "lock.timeout", 600.0)
+        interval = self.duration(serve, "interval", "serve.interval", 5.0)
+        if interval is not None and interval < 0.1:
+            self.problem("serve.interval", "must be at least 100ms")
+        databases = self.databases(doc.get("databases"))
+        names = [db.name for db in databases]
+        lock_database = self.string(lock, "database", "lock.database",
+                                    default=names[0] if names else "")
+        if names and lock_database not in names:
+            self.problem("lock.database", self.unknown_database(lock_database, names))
+        steps = self.steps(doc.get("steps"), names)
+        verify = self.verify(self.table(doc, "verify", "verify"), names)
+        if self.problems:
+            return None
+        assert name is not None and wait_timeout is not None and lock_timeout is not None
+        assert interval is not None and lock_database is not None
+        digest = hashlib.sha256(raw)
+        for step in steps:
+            if isinstance(step, SqlStep):
+                for m in step.migrations:
+                    digest.update(f"\n{step.database}:{m.version}:{m.checksum}".encode())
+        return Plan(name, self.path, digest.hexdigest()[:16], wait_timeout, lock_timeout,
+                    lock_database, interval, databases, steps, verify)
+
+    # -- sections -------------------------------------------------------------------
+
+    def databases(self, section: object) -> tuple[Database, ...]:
+        if not isinstance(section, dict) or not section:
+            self.problem("databases", "declare at least one database, e.g. [databases.default]"
+                         ' with url = "${DATABASE_URL}"')
+            return ()
+        result = []
+        for name, table in section.items():
+            key = f"databases.{name}"
+            if not isinstance(table, dict):
+                self.problem(key, "expected a table with url and create")
+                continue
+            self.check_keys(table, "database", key)
+            url = self.string(table, "url", f"{key}.url", required=True)
+            password = self.string(table, "password", f"{key}.password")
+            create = self.boolean(table, "create", f"{key}.create", False)
+            if url is None:
+                continue
+            try:
+                conn = parse_url(url, password)
+            except ValueError as exc:
+                self.problem(f"{key}.url", str(exc))
+                continue
+            if len(conn.dbname.encode()) > MAX_IDENTIFIER_BYTES:
+                self.problem(f"{key}.url", f"database name is over {MAX_IDENTIFIER_BYTES} bytes,"
+                             " which PostgreSQL would silently truncate; choose a shorter name")
+                continue
+            result.append(Database(name, conn, create))
+        return tuple(result)
+
+    def steps(self, section: object, databases: list[str]) -> tuple[Step, ...]:
+        if not isinstance(section, list) or not section:
+            self.problem("steps", "add at least one [[steps]] table")
+            return ()
+        steps: list[Step] = []
+        seen: dict[str, str] = {}
+        versions: dict[tuple[str, int], str] = {}
+        for index, table in enumerate(section, start=1):
+            key = f"steps[{index}]"
+            if not isinstance(table, dict):
+                self.problem(key, "expected a table")
+                continue
+            step = self.step(table, key, databases)
+            if step is None:
+                continue
+            if step.name in seen:
+                self.problem(f"{key}.name", f"{step.name!r} is also the name of {seen[step.name]};"
+                             " give each step its own name")
+            seen[step.name] = key
+            if isinstance(step, SqlStep):
+                for m in step.migrations:
+                    other = versions.setdefault((step.database, m.number), step.name)
+                    if other != step.name:
+                        self.problem(f"{key}.sql", f"version {m.version} is also used by step"
+                                     f" {other!r} on database {step.database!r}")
+            steps.append(step)
+        return tuple(steps)
+
+    def step(self, table: dict[str, Any], key: str, databases: list[str]) -> Step | None:
+        has_sql, has_command = "sql" in table, "command" in table
+        if has_sql == has_command:
+            self.problem(key, "give either sql = \"folder\" or command = [\"argv\", ...]")
+            return None
+        self.check_keys(table, "sql step" if has_sql else "command step", key)
+        database = self.string(table, "database", f"{key}.database", required=True)
+        if database is not None and database not in databases:
+            self.problem(f"{key}.database", self.unknown_database(database, databases))
+            database = None
+        if has_sql:
+            return self.sql_step(table, key, database)
+        return self.command_step(table, key, database)
+
+    def sql_step(self, table: dict[str, Any], key: str, database: str | None) -> SqlStep | None:
+        folder = self.string(table, "sql", f"{key}.sql", required=True)
+        baseline = self.string(table, "baseline", f"{key}.baseline")
+        requires = self.strings(table, "baseline_requires", f"{key}.baseline_requires")
+        group = self.boolean(table, "group", f"{key}.group", False)
+        if baseline is not None and not baseline.isdigit():
+            self.problem(f"{key}.baseline", f"expected a version number like \"0003\", got {baseline!r}")
+        if requires and baseline is None:
+            self.problem(f"{key}.baseline_requires", "only makes sense with baseline")
+        if folder is None or database is None:
+            return None
+        directory = (self.base / folder).resolve()
+        migrations, problems = discover(directory, f"{self.path}: {key}.sql")
+        self.problems.extend(problems)
+        if group and (loose := [m.path.name for m in migrations if not m.transactional]):
+            self.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)});"
+                         " move them to a step of their own")
+        name = self.string(table, "name", f"{key}.name", default=f"{database}: {folder}")
+        return SqlStep(name or folder, database, directory, migrations, baseline, requires, group)
+
+    def command_step(self, table: dict[str, Any], key: str, database: str | None) -> CommandStep | None:
+        argv = self.strings(table, "command", f"{key}.command")
+        if not argv:
+            self.problem(f"{key}.command", "expected a non-empty list of strings, e.g."
+                         ' ["python", "manage.py", "migrate"] (no shell is used)')
+        timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0)
+        cwd = self.string(table, "cwd", f"{key}.cwd", default=".")
+        env = self.environment(table.get("env", {}), f"{key}.env")
+        if not argv or database is None or timeout is None or cwd is None:
+            return None
+        directory = (self.base / cwd).resolve()
+        if not directory.is_dir():
+            self.problem(f"{key}.cwd", f"folder {directory} does not exist")
+        name = self.string(table, "name", f"{key}.name", default=" ".join(argv))
+        return CommandStep(name or argv[0], database, argv, timeout, directory, env)
+
+    def verify(self, section: dict[str, Any], databases: list[str]) -> tuple[VerifySpec, ...]:
+        specs = []
+        for database, table in section.items():
+            key = f"verify.{database}"
+            if database not in databases:
+                self.problem(key, self.unknown_database(database, databases))
+                continue
+            if not isinstance(table, dict):
+                self.problem(key, "expected a table")
+                continue
+            self.check_keys(table, "verify", key)
+            tables = self.strings(table, "tables", f"{key}.tables")
+            min_tables = table.get("min_tables", 0)
+            if isinstance(min_tables, bool) or not isinstance(min_tables, int) or min_tables < 0:
+                self.problem(f"{key}.min_tables", "expected a whole number >= 0")
+                min_tables = 0
+            no_pending = self.boolean(table, "no_pending", f"{key}.no_pending", True)
+            checks = self.checks(table.get("checks", []), f"{key}.checks")
+            commands = table.get("commands", [])
+            if not isinstance(commands, list) or not all(
+                    isinstance(c, list) and c and all(isinstance(a, str) for a in c) for c in commands):
+                self.problem(f"{key}.commands", "expected a list of argv lists, e.g."
+                             ' [["python", "manage.py", "migrate", "--check"]]')
+                commands = []
+            command_timeout = self.duration(table, "command_timeout", f"{key}.command_timeout", 300.0)
+            specs.append(VerifySpec(
+                database, tables, min_tables, bool(no_pending), checks,
+                tuple(tuple(self.substitute(a, f"{key}.commands") for a in c) for c in commands),
+                command_timeout or 300.0))
+        return tuple(specs)
+
+    def checks(self, value: object, key: str) -> tuple[SqlCheck, ...]:
+        if not isinstance(value, list):
+            self.problem(key, 'expected a list of {name = "...", sql = "SELECT ..."} tables')
+            return ()
+        checks = []
+        for index, item in enumerate(value, start=1):
+            item_key = f"{key}[{index}]"
+            if not isinstance(item, dict):
+                self.problem(item_key, 'expected {name = "...", sql = "SELECT ..."}')
+                continue
+            self.check_keys(item, "check", item_key)
+            name = self.string(item, "name", f"{item_key}.name", required=True)
+            sql = self.string(item, "sql", f"{item_key}.sql", required=True)
+            if name and sql:
+                checks.append(SqlCheck(name, sql))
+        return tuple(checks)
+
+    # -- values ---------------------------------------------------------------------
+
+    def table(self, doc: dict[str, Any], name: str, key: str) -> dict[str, Any]:
+        value = doc.get(name, {})
+        if not isinstance(value, dict):
+            self.problem(key, f"expected a table [{name}]")
+            return {}
+        if name != "verify":  # verify's keys are database names, checked by verify()
+            self.check_keys(value, name, key)
+        return value
+
+    def check_keys(self, table: dict[str, Any], kind: str, key: str) -> None:
+        allowed = _KEYS[kind]
+        for unknown in sorted(set(table) - allowed):
+            where = unknown if key == "(top level)" else f"{key}.{unknown}"
+            self.problem(where, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+
+    def string(self, table: dict[str, Any], name: str, key: str, *, required: bool = False,
+               default: str | None = None) -> str | None:
+        if name not in table:
+            if required:
+                self.problem(key, "is required")
+            return default
+        value = table[name]
+        if not isinstance(value, str):
+            self.problem(key, f"expected a string, got {type(value).__name__}")
+            return default
+        return self.substitute(value, key)
+
+    def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
+        value = table.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, "expected a list of strings")
+            return ()
+        return tuple(self.substitute(v, key) for v in value)
+
+    def boolean(self, table: dict[str, Any], name: str, key: str, default: bool) -> bool:
+        value = table.get(name, default)
+        if not isinstance(value, bool):
+            self.problem(key, f"expected true or false, got {value!r}")
+            return default
+        return value
+
+    def duration(self, table: dict[str, Any], name: str, key: str, default: float) -> float | None:
+        if name not in table:
+            return default
+        try:
+            return parse_duration(table[name])
+        except ValueError:
+            self.problem(key, f"expected a duration like \"30s\", \"10m\" or \"500ms\", got {table[name]!r}")
+            return None
+
+    def environment(self, value: object, key: str) -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            self.problem(key, 'expected a table of strings, e.g. { DJANGO_SETTINGS_MODULE = "app.settings" }')
+            return ()
+        return tuple((k, self.substitute(v, f"{key}.{k}")) for k, v in value.items())
+
+    def substitute(self, text: str, key: str) -> str:
+        """Expand ${VAR}, ${VAR:-default} and $$; VAR_FILE (Docker secrets) stands in for VAR."""
+        def expand(match: re.Match[str]) -> str:
+            name = match["name"]
+            if name is None:
+                return "$"
+            value = self.variable(name, key)
+            if value is None:
+                if match["default"] is not None:
+                    return match["default"]
+                self.problem(key, f"${{{name}}} is not set; set {name} (or {name}_FILE to a file"
+                             " holding it) in the environment")
+                return ""
+            return value
+        return _VARIABLE.sub(expand, text)
+
+    def variable(self, name: str, key: str) -> str | None:
+        direct, file_name = self.environ.get(name), self.environ.get(f"{name}_FILE")
+        if direct is not None and file_name is not None:
+            self.problem(key, f"both {name} and {name}_FILE are set; set only one")
+            return None
+        if file_name is None:
+            return direct
+        try:
+            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.problem(key, f"{name}_FILE={file_name} cannot be read ({exc}); mount the secret"
+                         " or fix the path")
+            return None
+
+    @staticmethod
+    def unknown_database(name: str, declared: list[str]) -> str:
+        return (f"{name!r} is not a declared database (declared: {', '.join(declared) or 'none'});"
+                f" add [databases.{name}] or fix the name")

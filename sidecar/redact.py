@@ -1,0 +1,31 @@
+"""Keep passwords out of every line we print.
+
+Secrets are registered where they are read (the plan's URLs, *_FILE contents)
+and scrubbed from every log event and from the one place errors are printed,
+so a library message that echoes a connection string still cannot leak one.
+"""
+
+from __future__ import annotations
+
+import re
+
+MASK = "<SECRET>"
+
+_secrets: set[str] = set()
+# user:password@ in anything URL-shaped, even before its password was registered.
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/@:\s]*:)(?P<pw>[^@\s/]*)@", re.I)
+_KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def register(secret: str | None) -> None:
+    """Remember a secret so that `redact` masks it wherever it appears."""
+    if secret:
+        _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """Return `text` with every registered secret and URL or keyword password masked."""
+    for secret in sorted(_secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    return _KEYWORD_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)

@@ -1,0 +1,172 @@
+"""`sidecar run`: wait, create, lock, run the steps, verify, report healthy, serve."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from . import db, health
+from .errors import Interrupted, PlanError, UnavailableError
+from .log import get_logger
+from .plan import Plan
+from .steps import run_steps
+from .verify import check_database, verify_plan
+from .wait import wait_for_server
+
+log = get_logger()
+
+
+def run(plan: Plan, health_path: Path, *, once: bool) -> None:
+    """Run the plan; return after `--once` or when a signal stops serving; raise SidecarError."""
+    started = time.time()
+    with _signals_raise_interrupted():
+        try:
+            health.prepare(health_path)
+        except OSError as exc:
+            raise PlanError([f"health file {health_path}: {exc}"],
+                            hint="mount a writable folder there (Compose: a tmpfs) or set"
+                                 " SIDECAR_HEALTH_FILE") from exc
+        log.info("sidecar.started", plan=plan.name, digest=plan.digest, databases=len(plan.databases),
+                 steps=len(plan.steps))
+        conns: dict[str, db.Connection] = {}
+        try:
+            conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
+            results = _run_locked(plan, conns)
+            fields = {"plan": plan.name, "digest": plan.digest, "started_at": health._iso(started),
+                      "ready_at": health._iso(time.time()), "steps": [asdict(r) for r in results]}
+            health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
+            log.info("sidecar.ready", plan=plan.name, applied=sum(r.applied for r in results),
+                     baselined=sum(r.baselined for r in results), steps=len(results),
+                     duration_ms=round((time.time() - started) * 1000))
+            if not once:
+                _serve(plan, conns, health_path, fields)
+        finally:
+            for conn in conns.values():
+                db.close_quietly(conn)
+
+
+def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
+    """Wait for every server, create missing databases, return one connection per database."""
+    conns: dict[str, db.Connection] = {}
+    maintenance: dict[tuple[str, int, str], db.Connection] = {}
+    try:
+        for database in plan.databases:
+            info = database.conn
+            if database.create:
+                server = (info.host, info.port, info.user)
+                if server not in maintenance:
+                    maintenance[server] = wait_for_server(
+                        info.with_database(db.MAINTENANCE_DATABASE), database=database.name,
+                        timeout=_remaining(deadline))
+                _create(maintenance[server], database.name, info.dbname)
+            conns[database.name] = wait_for_server(info, database=database.name,
+                                                   timeout=_remaining(deadline))
+    except BaseException:
+        for conn in conns.values():
+            db.close_quietly(conn)
+        raise
+    finally:
+        for conn in maintenance.values():
+            db.close_quietly(conn)
+    return conns
+
+
+def _create(conn: db.Connection, name: str, dbname: str) -> None:
+    try:
+        if db.create_database(conn, dbname):
+            log.info("database.created", database=name, dbname=dbname)
+    except psycopg2.Error as exc:
+        raise UnavailableError(
+            f"cannot create database {dbname!r} ({name}): {(exc.diag.message_primary or str(exc)).strip()}",
+            hint="grant the user CREATEDB, or create the database beforehand and set create = false"
+        ) from exc
+
+
+def _run_locked(plan: Plan, conns: dict[str, db.Connection]) -> list[Any]:
+    lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
+    db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
+    try:
+        results = run_steps(plan, conns)
+        verify_plan(plan, conns)
+        return results
+    except psycopg2.Error as exc:  # anything the step code did not translate: a lost connection
+        raise UnavailableError(f"database connection failed: {str(exc).strip()}",
+                               hint="the running migration was rolled back; run again") from exc
+    finally:
+        with contextlib.suppress(psycopg2.Error):
+            if not lock_conn.closed:
+                db.release_lock(lock_conn, key)
+
+
+def _serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[str, Any]) -> None:
+    """Re-check every database each interval and refresh the file, until a signal arrives."""
+    problems: list[str] = []
+    try:
+        while True:
+            time.sleep(plan.serve_interval)
+            now_problems = _recheck(plan, conns)
+            if bool(now_problems) != bool(problems):
+                if now_problems:
+                    log.warning("serve.unhealthy", reason="; ".join(now_problems))
+                else:
+                    log.info("serve.recovered")
+            problems = now_problems
+            status = health.UNHEALTHY if problems else health.HEALTHY
+            health.write(path, status, plan.serve_interval, reason="; ".join(problems), **fields)
+    except Interrupted as exc:
+        health.remove(path)
+        log.info("sidecar.stopped", signal=signal.Signals(exc.signum).name)
+
+
+def _recheck(plan: Plan, conns: dict[str, db.Connection]) -> list[str]:
+    """Reachable and still verified (without check commands), each within one interval."""
+    problems = []
+    specs = {spec.database: spec for spec in plan.verify}
+    for database in plan.databases:
+        name = database.name
+        try:
+            with db.deadline(plan.serve_interval):
+                conn = conns.get(name)
+                if conn is None or conn.closed:
+                    conn = conns[name] = db.connect(database.conn, timeout=plan.serve_interval)
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                if name in specs:
+                    problems += [f"{name}: {r.check} ({r.detail})"
+                                 for r in check_database(conn, plan, specs[name], commands=False)
+                                 if not r.ok]
+        except psycopg2.Error as exc:
+            db.close_quietly(conns.pop(name, None))
+            problems.append(f"{name}: unreachable ({str(exc).strip().splitlines()[0]})")
+    return problems
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted() -> Iterator[None]:
+    """SIGTERM/SIGINT raise Interrupted where the main thread is; later ones are ignored."""
+    fired = False
+
+    def handler(signum: int, _frame: object) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+

@@ -1,0 +1,99 @@
+"""`sidecar status`: the original deployment's health-check script, as a feature.
+
+Per database: reachable, table count, applied and pending migrations per
+step, and the plan's verification. Read-only, no lock, one connection
+attempt per database.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import psycopg2
+
+from . import db, history
+from .plan import Plan
+from .verify import CheckResult, check_database, count_tables
+from .wait import classify
+
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatus:
+    step: str
+    applied: int
+    pending: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseStatus:
+    database: str
+    target: str  # user@host:port/dbname
+    reachable: bool
+    error: str = ""
+    tables: int | None = None
+    applied: int | None = None
+    steps: tuple[StepStatus, ...] = ()
+    checks: tuple[CheckResult, ...] = field(default=())
+
+    @property
+    def healthy(self) -> bool:
+        return (self.reachable and all(not s.pending for s in self.steps)
+                and all(c.ok for c in self.checks))
+
+
+def collect(plan: Plan) -> list[DatabaseStatus]:
+    return [_database_status(plan, database.name) for database in plan.databases]
+
+
+def _database_status(plan: Plan, name: str) -> DatabaseStatus:
+    info = plan.database(name).conn
+    try:
+        conn = db.connect(info, timeout=CONNECT_TIMEOUT)
+    except psycopg2.OperationalError as exc:
+        reason = classify(exc) or str(exc).strip().splitlines()[-1].removeprefix("FATAL:").strip()
+        return DatabaseStatus(name, info.describe(), False, error=reason)
+    try:
+        applied = history.read(conn)
+        steps = tuple(StepStatus(s.name, sum(m.number in applied for m in s.migrations),
+                                 tuple(m.version for m in history.pending(s.migrations, applied)))
+                      for s in plan.sql_steps(name))
+        checks = tuple(r for spec in plan.verify if spec.database == name
+                       for r in check_database(conn, plan, spec))
+        return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
+                              applied=len(applied), steps=steps, checks=checks)
+    finally:
+        db.close_quietly(conn)
+
+
+def render_json(plan: Plan, report: list[DatabaseStatus]) -> str:
+    return json.dumps({
+        "plan": plan.name, "digest": plan.digest, "healthy": all(d.healthy for d in report),
+        "databases": [{**asdict(d), "healthy": d.healthy} for d in report]}, indent=2)
+
+
+def render_table(plan: Plan, report: list[DatabaseStatus]) -> str:
+    rows = [("DATABASE", "TARGET", "REACHABLE", "TABLES", "APPLIED", "PENDING", "VERIFY")]
+    for d in report:
+        pending = sum(len(s.pending) for s in d.steps)
+        failed = [c for c in d.checks if not c.ok]
+        rows.append((d.database, d.target, "yes" if d.reachable else f"no ({d.error})",
+                     _dash(d.tables), _dash(d.applied), _dash(pending if d.reachable else None),
+                     ("failed" if failed else "ok" if d.checks else "-") if d.reachable else "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = [f"plan {plan.name} (digest {plan.digest})", ""]
+    lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    details = [f"  {d.database}: {s.step}: pending {', '.join(s.pending)}"
+               for d in report for s in d.steps if s.pending]
+    details += [f"  {c.database}: {c.check}: {c.detail}" for d in report for c in d.checks if not c.ok]
+    if details:
+        lines += ["", "problems:", *details]
+    healthy = all(d.healthy for d in report)
+    lines += ["", "healthy" if healthy else "NOT healthy"]
+    return "\n".join(lines)
+
+
+def _dash(value: int | None) -> str:
+    return "-" if value is None else str(value)

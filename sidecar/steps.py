@@ -1,0 +1,103 @@
+"""Run the plan's steps in file order, across databases."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from . import history
+from .commands import run_command
+from .db import Connection
+from .errors import StepError
+from .log import get_logger
+from .plan import CommandStep, Plan, SqlStep
+
+log = get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    name: str
+    database: str
+    kind: str  # "sql" or "command"
+    applied: int
+    baselined: int
+    duration_ms: int
+
+
+def run_steps(plan: Plan, conns: dict[str, Connection]) -> list[StepResult]:
+    """Check every database's history first, then run each step; StepError stops the run."""
+    histories: dict[str, dict[int, history.Applied]] = {}
+    for db in plan.databases:
+        if plan.sql_steps(db.name):
+            history.ensure_table(conns[db.name])
+            histories[db.name] = history.read(conns[db.name])
+            # Drift anywhere stops the run before any step, not halfway through the plan.
+            history.check_drift(db.name, plan.migrations_for(db.name), histories[db.name])
+    results = []
+    for step in plan.steps:
+        started = time.monotonic()
+        if isinstance(step, SqlStep):
+            applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database])
+        else:
+            _run_command_step(plan, step)
+            applied = baselined = 0
+        result = StepResult(step.name, step.database, "sql" if isinstance(step, SqlStep) else "command",
+                            applied, baselined, round((time.monotonic() - started) * 1000))
+        log.info("step.finished", step=step.name, database=step.database, applied=applied,
+                 baselined=baselined, duration_ms=result.duration_ms)
+        results.append(result)
+    return results
+
+
+def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Applied]) -> tuple[int, int]:
+    baselined = _baseline(conn, step, applied)
+    todo = history.pending(step.migrations, applied)
+    if todo and applied and todo[0].number < max(applied):
+        log.warning("migration.out_of_order", database=step.database, step=step.name,
+                    version=todo[0].version, reason="a later version is already applied")
+    if step.group and todo:
+        history.apply(conn, todo, database=step.database, step=step.name)
+    else:
+        for m in todo:
+            if m.transactional:
+                history.apply(conn, [m], database=step.database, step=step.name)
+            else:
+                history.apply_outside_transaction(conn, m, database=step.database, step=step.name)
+    for m in todo:
+        applied[m.number] = history.Applied(m.version, m.name, m.checksum, False)
+    return len(todo), baselined
+
+
+def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applied]) -> int:
+    """Record versions up to the baseline as applied, but only if what they claim exists."""
+    if step.baseline is None:
+        return 0
+    files = [m for m in step.migrations if m.number <= int(step.baseline) and m.number not in applied]
+    if not files:
+        return 0
+    missing = history.missing_tables(conn, step.baseline_requires) if step.baseline_requires else []
+    if missing:
+        raise StepError(
+            f"step {step.name!r}: baseline {step.baseline} requires table(s) {', '.join(missing)}"
+            f" in database {step.database!r}, which do not exist",
+            hint="this database is not at the baseline version: remove `baseline` to run the"
+                 " migrations, or restore the database")
+    history.record_baseline(conn, files, step=step.name)
+    for m in files:
+        applied[m.number] = history.Applied(m.version, m.name, m.checksum, True)
+        log.info("migration.baselined", database=step.database, step=step.name, version=m.version,
+                 file=m.path.name)
+    return len(files)
+
+
+def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
+    """The process environment plus the step database as DATABASE_URL and PG* variables."""
+    conn = plan.database(database).conn
+    return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
+
+
+def _run_command_step(plan: Plan, step: CommandStep) -> None:
+    run_command(step.argv, env=command_environment(plan, step.database, step.env), cwd=step.cwd,
+                timeout=step.timeout, step=step.name, database=step.database)

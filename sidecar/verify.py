@@ -1,0 +1,102 @@
+"""Post-run checks: required tables, nothing pending, custom SQL and check commands."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg2
+
+from . import history
+from .commands import run_command
+from .db import Connection
+from .errors import StepError, VerificationError
+from .log import get_logger
+from .plan import Plan, VerifySpec
+from .steps import command_environment
+
+log = get_logger()
+
+_COUNT_TABLES = f"""SELECT count(*) FROM pg_catalog.pg_tables
+                    WHERE schemaname NOT IN ('pg_catalog', 'information_schema', '{history.SCHEMA}')"""
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    database: str
+    check: str
+    ok: bool
+    detail: str = ""
+
+
+def count_tables(conn: Connection) -> int:
+    with conn.cursor() as cur:
+        cur.execute(_COUNT_TABLES)
+        return int(cur.fetchone()[0])
+
+
+def pending_versions(conn: Connection, plan: Plan, database: str) -> list[str]:
+    applied = history.read(conn)
+    return [m.version for m in history.pending(plan.migrations_for(database), applied)]
+
+
+def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: bool = True) -> list[CheckResult]:
+    """Every check `spec` asks for; `commands=False` skips the slow ones (serve's re-check)."""
+    db = spec.database
+    results = []
+    if spec.tables:
+        missing = history.missing_tables(conn, spec.tables)
+        results.append(CheckResult(db, "tables", not missing,
+                                   f"missing: {', '.join(missing)}" if missing else
+                                   f"{len(spec.tables)} present"))
+    if spec.min_tables:
+        count = count_tables(conn)
+        results.append(CheckResult(db, "min_tables", count >= spec.min_tables,
+                                   f"{count} tables, expected at least {spec.min_tables}"))
+    if spec.no_pending:
+        pending = pending_versions(conn, plan, db)
+        results.append(CheckResult(db, "no_pending", not pending,
+                                   f"pending: {', '.join(pending)}" if pending else "none pending"))
+    for check in spec.checks:
+        results.append(_sql_check(conn, db, check.name, check.sql))
+    if commands:
+        for argv in spec.commands:
+            results.append(_command_check(plan, spec, argv))
+    return results
+
+
+def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
+    """Run every [verify.*] table; VerificationError naming each failed check."""
+    results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
+    failed = [r for r in results if not r.ok]
+    for r in results:
+        (log.error if not r.ok else log.info)(
+            "verify.failed" if not r.ok else "verify.passed", database=r.database, check=r.check,
+            reason=r.detail)
+    if failed:
+        raise VerificationError(
+            "verification failed: " + "; ".join(f"{r.database}: {r.check} ({r.detail})" for r in failed),
+            hint="the steps ran but the databases are not as the plan's [verify] tables expect;"
+                 " check the steps, or `sidecar status` for a full report")
+    return results
+
+
+def _sql_check(conn: Connection, database: str, name: str, query: str) -> CheckResult:
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone() if cur.description else None
+    except psycopg2.Error as exc:
+        return CheckResult(database, name, False, f"query failed: {(exc.diag.message_primary or str(exc)).strip()}")
+    if row is None:
+        return CheckResult(database, name, False, "returned no row")
+    return CheckResult(database, name, row[0] is True, "true" if row[0] is True else f"returned {row[0]!r}")
+
+
+def _command_check(plan: Plan, spec: VerifySpec, argv: tuple[str, ...]) -> CheckResult:
+    name = " ".join(argv)
+    try:
+        run_command(argv, env=command_environment(plan, spec.database), cwd=plan.path.parent,
+                    timeout=spec.command_timeout, step=f"verify {spec.database}", database=spec.database)
+    except StepError as exc:
+        return CheckResult(spec.database, name, False, exc.message)
+    return CheckResult(spec.database, name, True, "exit 0")
