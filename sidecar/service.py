@@ -64,10 +64,10 @@ def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
                 if server not in maintenance:
                     maintenance[server] = wait_for_server(
                         info.with_database(db.MAINTENANCE_DATABASE), database=database.name,
-                        timeout=_remaining(deadline))
+                        timeout=_remaining(deadline), budget=plan.wait_timeout)
                 _create(maintenance[server], database.name, info.dbname)
             conns[database.name] = wait_for_server(info, database=database.name,
-                                                   timeout=_remaining(deadline))
+                                                   timeout=_remaining(deadline), budget=plan.wait_timeout)
     except BaseException:
         for conn in conns.values():
             db.close_quietly(conn)

@@ -76,9 +76,13 @@ def wait_for_server(
     *,
     timeout: float,
     database: str,
+    budget: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Connection:
-    """Connect to `info`, retrying transient failures until `timeout`; UnavailableError otherwise."""
+    """Connect to `info`, retrying transient failures until `timeout`; UnavailableError otherwise.
+
+    `budget` is the whole wait.timeout the caller's `timeout` is what is left of, for the message.
+    """
     started = time.monotonic()
 
     def attempt() -> Connection:
@@ -109,7 +113,7 @@ def wait_for_server(
         conn = retrying(attempt)
     except Unreachable as exc:
         raise UnavailableError(
-            f"database {database!r} at {info.host}:{info.port} did not answer within {timeout:g}s"
+            f"database {database!r} at {info.host}:{info.port} did not answer within {budget or timeout:g}s"
             f" (last: {exc.reason})",
             hint="is the server running and reachable from here? raise wait.timeout if it is slow"
                  " to start") from exc

@@ -136,7 +136,7 @@ class PgServer:
         conn = self.connect(dbname)
         try:
             with conn.cursor() as cur:
-                cur.execute(sql, params)
+                cur.execute(sql, params or None)
                 return cur.fetchall() if cur.description else []
         finally:
             conn.close()

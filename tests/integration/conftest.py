@@ -144,6 +144,12 @@ class Project:
     def query(self, key: str, sql: str) -> list[tuple[object, ...]]:
         return self.server.query(self.names[key], sql)
 
+    def running(self, fragment: str) -> bool:
+        """Whether some other session is running a statement containing `fragment` right now."""
+        return bool(self.server.query(
+            "postgres", "SELECT 1 FROM pg_stat_activity WHERE query LIKE %s AND pid <> pg_backend_pid()",
+            (f"%{fragment}%",)))
+
     def history(self, key: str) -> list[tuple[object, ...]]:
         return self.query(key, "SELECT version, step, baseline FROM sidecar.migrations ORDER BY version")
 

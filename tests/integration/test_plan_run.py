@@ -102,9 +102,9 @@ def test_steps_interleave_across_databases_in_file_order(project: Project) -> No
         database = "default"
         sql = "c"
     """)
-    project.write("a/0001_a.sql", "CREATE TABLE a (t timestamptz DEFAULT clock_timestamp()); INSERT INTO a DEFAULT VALUES;")
-    project.write("b/0001_b.sql", "CREATE TABLE b (t timestamptz DEFAULT clock_timestamp()); INSERT INTO b DEFAULT VALUES;")
-    project.write("c/0002_c.sql", "CREATE TABLE c (t timestamptz DEFAULT clock_timestamp()); INSERT INTO c DEFAULT VALUES;")
+    for folder, file in (("a", "0001_a"), ("b", "0001_b"), ("c", "0002_c")):
+        project.write(f"{folder}/{file}.sql", f"CREATE TABLE {folder} (t timestamptz DEFAULT clock_timestamp());"
+                      f" INSERT INTO {folder} DEFAULT VALUES;")
     result = project.run("run", "--once")
     assert result.code == 0, result.out
     steps = [e["step"] for e in result.event("step.finished")]

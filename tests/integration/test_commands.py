@@ -1,0 +1,89 @@
+"""Command steps: the step's database in the environment, output in the log, exit codes, timeouts."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from tests.integration.conftest import Project, wait_for
+
+PLAN = """
+    [databases.results]
+    url = "${{RESULTS_DATABASE_URL}}"
+    create = true
+    [[steps]]
+    name = "django results"
+    database = "results"
+    command = {command}
+    {extra}
+"""
+
+
+def command_plan(project: Project, command: str, extra: str = "") -> None:
+    project.plan(PLAN.format(command=command, extra=extra))
+
+
+def test_command_sees_its_database_and_its_output_is_logged_with_the_step(project: Project) -> None:
+    project.write("show_env.py", """
+        import os, psycopg2
+        conn = psycopg2.connect(os.environ["DATABASE_URL"])
+        with conn.cursor() as cur:
+            cur.execute("SELECT current_database()")
+            print("connected to", cur.fetchone()[0])
+        print("PGDATABASE", os.environ["PGDATABASE"], "PGHOST", os.environ["PGHOST"])
+        print("second line", flush=True)
+    """)
+    command_plan(project, f'["{sys.executable}", "show_env.py"]')
+    result = project.run("run", "--once")
+    assert result.code == 0, result.out
+    output = [(e["step"], e["output"]) for e in result.event("command.output")]
+    name = project.names["results"]
+    assert output == [("django results", f"connected to {name}"),
+                      ("django results", f"PGDATABASE {name} PGHOST 127.0.0.1"),
+                      ("django results", "second line")]
+
+
+def test_non_zero_exit_stops_the_run_with_exit_4(project: Project) -> None:
+    command_plan(project, '["sh", "-c", "echo about to fail; exit 3"]')
+    result = project.run("run", "--once")
+    assert result.code == 4
+    assert "exited with code 3" in str(result.last["error"])
+    assert result.event("command.output")[0]["output"] == "about to fail"
+    assert result.event("sidecar.ready") == []
+
+
+def test_missing_program_is_a_clear_step_error(project: Project) -> None:
+    command_plan(project, '["no-such-program-here"]')
+    result = project.run("run", "--once")
+    assert result.code == 4
+    assert "cannot start 'no-such-program-here'" in str(result.last["error"])
+
+
+def test_timeout_kills_the_command_and_its_children(project: Project) -> None:
+    pidfile = project.root / "child.pid"
+    command_plan(project, f'["sh", "-c", "sleep 60 & echo $! > {pidfile}; wait"]', 'timeout = "1s"')
+    started = time.monotonic()
+    result = project.run("run", "--once")
+    assert result.code == 4
+    assert time.monotonic() - started < 10
+    assert "did not finish within 1s" in str(result.last["error"])
+    child = int(pidfile.read_text())
+    wait_for(lambda: not os.path.exists(f"/proc/{child}") or _is_zombie(child), timeout=5)
+
+
+def test_output_containing_the_password_is_redacted(project: Project) -> None:
+    command_plan(project, '["sh", "-c", "echo url=$DATABASE_URL; echo pw=$PGPASSWORD"]')
+    result = project.run("run", "--once")
+    assert result.code == 0
+    lines = [e["output"] for e in result.event("command.output")]
+    assert lines[0].startswith("url=postgresql://postgres:<SECRET>@127.0.0.1")
+    assert lines[1] == "pw=<SECRET>"
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] == "Z"
+    except FileNotFoundError:
+        return True

@@ -1,0 +1,128 @@
+"""Many sidecars at once, and signals mid-plan: exactly once, nothing half-done."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from tests.integration.conftest import Project, wait_for
+
+PLAN = """
+    [databases.default]
+    url = "${DEFAULT_DATABASE_URL}"
+    create = true
+    [databases.results]
+    url = "${RESULTS_DATABASE_URL}"
+    create = true
+    [[steps]]
+    name = "core"
+    database = "default"
+    sql = "migrations/default"
+    [[steps]]
+    name = "results"
+    database = "results"
+    sql = "migrations/results"
+    [serve]
+    interval = "200ms"
+"""
+
+
+def ledger_plan(project: Project, files: int = 5, sleep: float = 0.2) -> None:
+    """Each migration appends one row to a ledger, so a double application shows."""
+    project.plan(PLAN)
+    for key in ("default", "results"):
+        project.write(f"migrations/{key}/0000_ledger.sql", "CREATE TABLE ledger (version text);")
+        for n in range(1, files + 1):
+            project.write(f"migrations/{key}/{n:04d}_m.sql", f"""
+                SELECT pg_sleep({sleep});
+                CREATE TABLE m{n} (id int);
+                INSERT INTO ledger VALUES ('{n:04d}');
+            """)
+
+
+def test_five_sidecars_at_once_apply_each_migration_exactly_once(project: Project) -> None:
+    ledger_plan(project)
+    processes = [project.start("run", "--once", SIDECAR_HEALTH_FILE=str(project.root / f"h{i}.json"))
+                 for i in range(5)]
+    results = [project.finish(p) for p in processes]
+    assert [r.code for r in results] == [0] * 5, "\n".join(r.out for r in results)
+    for key in ("default", "results"):
+        ledger = project.query(key, "SELECT version, count(*) FROM ledger GROUP BY 1 ORDER BY 1")
+        assert ledger == [(f"{n:04d}", 1) for n in range(1, 6)]
+        assert len(project.history(key)) == 6
+    applied = sum(len(r.event("migration.applied")) for r in results)
+    assert applied == 12  # 6 files in 2 databases, each applied by exactly one sidecar
+    for i in range(5):
+        assert json.loads((project.root / f"h{i}.json").read_text())["status"] == "healthy"
+    assert any(r.event("lock.acquired") for r in results)  # the others really waited
+
+
+def test_sigterm_during_a_long_migration_cancels_rolls_back_and_releases_the_lock(project: Project) -> None:
+    project.plan(PLAN)
+    project.write("migrations/default/0001_fast.sql", "CREATE TABLE fast (id int);")
+    project.write("migrations/default/0002_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);")
+    project.write("migrations/results/0001_r.sql", "CREATE TABLE r (id int);")
+    process = project.start("run")
+    wait_for(lambda: project.running("pg_sleep(60)"))
+    result, elapsed = project.stop(process)
+    assert elapsed < 2, f"took {elapsed:.2f}s to stop"
+    assert result.code == 128 + signal.SIGTERM
+    assert "interrupted by SIGTERM" in str(result.last["error"])
+    assert project.history("default") == [("0001", "core", False)]
+    assert project.query("default", "SELECT to_regclass('slow') IS NULL") == [(True,)]
+    assert project.query("default", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
+    assert not project.running("pg_sleep(60)")
+    assert not project.health.exists()
+
+
+def test_sigterm_while_serving_removes_the_health_file_and_exits_0(project: Project) -> None:
+    ledger_plan(project, files=1, sleep=0)
+    process = project.start("run")
+    wait_for(project.health.exists)
+    result, elapsed = project.stop(process)
+    assert result.code == 0, result.out
+    assert elapsed < 1
+    assert not project.health.exists()
+    assert result.last["event"] == "sidecar.stopped"
+
+
+def test_sigterm_during_a_command_step_stops_the_command(project: Project) -> None:
+    pidfile = project.root / "cmd.pid"
+    project.plan(f"""
+        [databases.default]
+        url = "${{DEFAULT_DATABASE_URL}}"
+        create = true
+        [[steps]]
+        name = "long command"
+        database = "default"
+        command = ["sh", "-c", "echo $$$$ > {pidfile}; exec sleep 60"]  # $$ is a literal $
+    """)
+    process = project.start("run")
+    wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
+    result, elapsed = project.stop(process)
+    assert result.code == 128 + signal.SIGTERM
+    assert elapsed < 2
+    pid = int(pidfile.read_text())
+    wait_for(lambda: not _alive(pid), timeout=3)
+
+
+def test_a_sidecar_waiting_for_the_lock_logs_who_holds_it(project: Project) -> None:
+    project.plan(PLAN.replace('[serve]', '[lock]\ntimeout = "1s"\n[serve]'))
+    project.write("migrations/default/0001_slow.sql", "SELECT pg_sleep(3);")
+    project.write("migrations/results/0001_r.sql", "CREATE TABLE r (id int);")
+    first = project.start("run", "--once", SIDECAR_HEALTH_FILE=str(project.root / "first.json"))
+    wait_for(lambda: project.running("pg_sleep(3)"))
+    second = project.run("run", "--once")
+    assert second.code == 3, second.out
+    assert "held by another sidecar" in str(second.last["error"])
+    holder = second.event("lock.waiting")[0]["holder"]
+    assert "sidecar" in str(holder) and "pid" in str(holder)
+    assert project.finish(first).code == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
