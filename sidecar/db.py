@@ -14,6 +14,7 @@ import hashlib
 import select
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg2
 import psycopg2.errors
@@ -83,9 +84,18 @@ def deadline(seconds: float | None) -> Iterator[None]:
 def connect(info: ConnInfo, *, timeout: float) -> Connection:
     """One autocommit connection, or psycopg2.OperationalError (classified by wait.py)."""
     with deadline(timeout):
-        conn = psycopg2.connect(**info.keywords(), application_name=APPLICATION_NAME, **KEEPALIVES)
+        keywords: dict[str, Any] = {**info.keywords(), **KEEPALIVES, "application_name": APPLICATION_NAME}
+        conn: Connection = psycopg2.connect(**keywords)
     conn.autocommit = True
     return conn
+
+
+def scalar(cur: psycopg2.extensions.cursor, query: str, params: tuple[Any, ...] | None = None) -> Any:
+    """The first column of the first row of `query`."""
+    cur.execute(query, params)
+    row = cur.fetchone()
+    assert row is not None, "scalar query returned no row"
+    return row[0]
 
 
 def database_exists(conn: Connection, name: str) -> bool:
@@ -122,8 +132,7 @@ def acquire_lock(conn: Connection, key: int, *, timeout: float, database: str) -
     last_report = -10.0
     with conn.cursor() as cur:
         while True:
-            cur.execute("SELECT pg_try_advisory_lock(%s)", (key,))
-            if cur.fetchone()[0]:
+            if scalar(cur, "SELECT pg_try_advisory_lock(%s)", (key,)):
                 waited = time.monotonic() - started
                 if waited > 0.05:
                     log.info("lock.acquired", database=database, waited_s=round(waited, 2))

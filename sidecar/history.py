@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from .db import Connection
+from .db import Connection, scalar
 from .errors import StepError, UnavailableError
 from .log import get_logger
 from .migrations import MigrationFile
@@ -56,8 +56,7 @@ def ensure_table(conn: Connection) -> None:
 def read(conn: Connection) -> dict[int, Applied]:
     """Applied versions by number; empty when the history table does not exist yet."""
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
-        if not cur.fetchone()[0]:
+        if not scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,)):
             return {}
         cur.execute(f"SELECT version, name, checksum, baseline FROM {TABLE}")
         return {int(row[0]): Applied(*row) for row in cur.fetchall()}
@@ -119,7 +118,8 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, s
             position = _position(exc)
             if position is not None:
                 index = max(i for i, s in enumerate(starts) if s <= position)
-                failed, line = migrations[index], line_of(migrations[index].sql, position - starts[index])
+                failed = migrations[index]
+                line: int | None = line_of(failed.sql, position - starts[index])
             else:  # a run-time error carries no position: find the statement by a rolled-back replay
                 failed, line = _replay(conn, migrations)
             raise _step_error(exc, failed, line, database=database, step=step) from exc

@@ -174,10 +174,11 @@ class _PlanReader:
         if interval is not None and interval < 0.1:
             self.problem("serve.interval", "must be at least 100ms")
         databases = self.databases(doc.get("databases"))
-        names = [db.name for db in databases]
+        # Declared names, valid or not, so one bad URL does not make every step "unknown".
+        names = list(doc["databases"]) if isinstance(doc.get("databases"), dict) else []
         lock_database = self.string(lock, "database", "lock.database",
                                     default=names[0] if names else "")
-        if names and lock_database not in names:
+        if names and lock_database is not None and lock_database not in names:
             self.problem("lock.database", self.unknown_database(lock_database, names))
         steps = self.steps(doc.get("steps"), names)
         verify = self.verify(self.table(doc, "verify", "verify"), names)
@@ -377,7 +378,9 @@ class _PlanReader:
         if not isinstance(value, str):
             self.problem(key, f"expected a string, got {type(value).__name__}")
             return default
-        return self.substitute(value, key)
+        before = len(self.problems)
+        text = self.substitute(value, key)
+        return text if len(self.problems) == before else None  # reported once, not again downstream
 
     def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
         value = table.get(name, [])

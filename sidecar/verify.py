@@ -8,7 +8,7 @@ import psycopg2
 
 from . import history
 from .commands import run_command
-from .db import Connection
+from .db import Connection, scalar
 from .errors import StepError, VerificationError
 from .log import get_logger
 from .plan import Plan, VerifySpec
@@ -30,8 +30,7 @@ class CheckResult:
 
 def count_tables(conn: Connection) -> int:
     with conn.cursor() as cur:
-        cur.execute(_COUNT_TABLES)
-        return int(cur.fetchone()[0])
+        return int(scalar(cur, _COUNT_TABLES))
 
 
 def pending_versions(conn: Connection, plan: Plan, database: str) -> list[str]:

@@ -1,0 +1,58 @@
+"""The health file and the probe: fresh, stale, unhealthy, missing, unreadable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sidecar import health
+
+
+def test_fresh_healthy_file_probes_healthy_until_it_expires(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    health.write(path, health.HEALTHY, 1.0, plan="p", ready_at="now")
+    assert health.probe(path)[0] is True
+    document = json.loads(path.read_text())
+    assert health.probe(path, now=document["expires_at"] + 0.01) == (
+        False, f"stale: not refreshed since {document['updated_at']} (sidecar hung or killed?)")
+
+
+def test_unhealthy_missing_and_garbage(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    assert health.probe(path)[0] is False
+    health.write(path, health.UNHEALTHY, 1.0, reason="default: unreachable")
+    assert health.probe(path) == (False, "unhealthy: default: unreachable")
+    path.write_text("{not json")
+    assert health.probe(path)[0] is False
+
+
+def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    for _ in range(3):
+        health.write(path, health.HEALTHY, 1.0)
+    assert [p.name for p in tmp_path.iterdir()] == ["health.json"]
+
+
+def test_prepare_removes_a_stale_file_and_rejects_an_unusable_folder(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "health.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps({"status": "healthy", "expires_at": time.time() + 999}))
+    health.prepare(path)
+    assert not path.exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError):
+        health.prepare(blocker / "health.json")
+
+
+def test_probe_imports_neither_psycopg2_nor_structlog(tmp_path: Path) -> None:
+    code = ("import sys; from sidecar.cli import main; rc = main(['probe', sys.argv[1]]);"
+            " heavy = {'psycopg2', 'structlog', 'tenacity'} & set(sys.modules); print(sorted(heavy), rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.json")], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().endswith("[] 1")
