@@ -67,10 +67,12 @@ def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
     """Run every [verify.*] table; VerificationError naming each failed check."""
     results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
     failed = [r for r in results if not r.ok]
-    for r in results:
-        (log.error if not r.ok else log.info)(
-            "verify.failed" if not r.ok else "verify.passed", database=r.database, check=r.check,
-            reason=r.detail)
+    for r in failed:
+        log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)
+    for spec in plan.verify:  # one line per database that passed everything
+        checks = [r.check for r in results if r.database == spec.database]
+        if all(r.ok for r in results if r.database == spec.database):
+            log.info("verify.passed", database=spec.database, checks=", ".join(checks))
     if failed:
         raise VerificationError(
             "verification failed: " + "; ".join(f"{r.database}: {r.check} ({r.detail})" for r in failed),
