@@ -11,6 +11,12 @@ ARCH := $(shell uname -m)
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 SIDECAR_IMAGE ?= sidecar:latest
 export SIDECAR_IMAGE
+# docker-compose 1.29 starts a service whose service_healthy dependency has exited
+# (failed); holding the failed migrator past start_period (2m) + 3 x 1s lets
+# Docker mark it unhealthy first. See docker-compose.yml.
+ifeq ($(COMPOSE),docker-compose)
+export SIDECAR_FAILURE_HOLD ?= 130s
+endif
 IMAGES_ENV := $(STAMPS)/images.env
 # Recipes that run Compose or docker build take the base image names from here.
 WITH_IMAGES = set -a && { ! test -f $(IMAGES_ENV) || . ./$(IMAGES_ENV); } && set +a &&

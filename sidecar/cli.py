@@ -74,7 +74,7 @@ def _probe(path: Path | None) -> int:
 
 def _with_errors_reported(args: argparse.Namespace) -> int:
     from . import log, redact
-    from .errors import PlanError, SidecarError
+    from .errors import Interrupted, PlanError, SidecarError
 
     log_format = os.environ.get("LOG_FORMAT", "console")
     # status --json owns stdout; its log lines (check commands' output) go to stderr.
@@ -85,13 +85,19 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
     try:
         return _dispatch(args)
     except SidecarError as exc:
+        hold = _failure_hold() if args.command == "run" and not args.once and not isinstance(exc, Interrupted) else 0
+        held = {"holding_s": hold} if hold else {}
         if isinstance(exc, PlanError) and len(exc.problems) > 1:
             for problem in exc.problems:
                 logger.error("plan.problem", reason=problem)
             logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
-                         hint=exc.hint, exit_code=exc.exit_code)
+                         hint=exc.hint, exit_code=exc.exit_code, **held)
         else:
-            logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code)
+            logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **held)
+        if hold:
+            from . import health, service
+
+            service.hold_after_failure(args.health_file or health.default_path(), exc.message, hold)
         return exc.exit_code
     except Exception as exc:  # a bug: say so plainly, still without a password
         import traceback
@@ -102,10 +108,39 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
         return 70
 
 
+def _check_failure_hold() -> None:
+    from .errors import PlanError
+    from .plan import parse_duration
+
+    value = os.environ.get("SIDECAR_FAILURE_HOLD") or "0s"
+    try:
+        parse_duration(value)
+    except ValueError:
+        raise PlanError([f"SIDECAR_FAILURE_HOLD={value!r}: expected a duration like \"90s\""]) from None
+
+
+def _failure_hold() -> float:
+    """Seconds to stay alive after a failure: $SIDECAR_FAILURE_HOLD (validated before the run).
+
+    docker-compose 1.29 counts a `service_healthy` dependency that has exited as
+    healthy (it only inspects running containers), so a migrator that fails and
+    exits at once can let the backend start. Held longer than start_period +
+    retries x interval, Docker marks it unhealthy and Compose 1.29 stops there.
+    """
+    from .plan import parse_duration
+
+    try:
+        return parse_duration(os.environ.get("SIDECAR_FAILURE_HOLD") or "0s")
+    except ValueError:
+        return 0.0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     from .plan import load_plan
 
     plan = load_plan(args.plan)
+    if args.command == "run":
+        _check_failure_hold()
     if args.command == "validate":
         steps = ", ".join(s.name for s in plan.steps)
         print(f"{args.plan}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_PATH = Path("/run/sidecar/health.json")
-HEALTHY, UNHEALTHY = "healthy", "unhealthy"
+HEALTHY, UNHEALTHY, FAILED = "healthy", "unhealthy", "failed"
 MISSED_BEATS = 3  # a file not refreshed for this many intervals counts as stale
 
 

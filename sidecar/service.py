@@ -52,6 +52,15 @@ def run(plan: Plan, health_path: Path, *, once: bool) -> None:
                 db.close_quietly(conn)
 
 
+def hold_after_failure(health_path: Path, reason: str, seconds: float) -> None:
+    """Report `failed` in the health file for `seconds` (a signal ends it early), then remove it."""
+    with _signals_raise_interrupted(), contextlib.suppress(Interrupted):
+        with contextlib.suppress(OSError):
+            health.write(health_path, health.FAILED, seconds, reason=reason)
+        time.sleep(seconds)
+    health.remove(health_path)
+
+
 def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
     """Wait for every server, create missing databases, return one connection per database."""
     conns: dict[str, db.Connection] = {}
