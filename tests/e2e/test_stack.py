@@ -7,7 +7,7 @@ import re
 import signal
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ DATABASES = {"epsm_db": {"users", "simulation_runs"},
 def health_events(stack: Stack, service: str) -> list[tuple[datetime, str]]:
     """(engine time, status) of each health change the engine reported for `service`."""
     container_id = stack.container(service).id
-    return [(datetime.fromtimestamp(e["timeNano"] / 1e9, timezone.utc), e["status"].split(": ", 1)[1])
+    return [(datetime.fromtimestamp(e["timeNano"] / 1e9, UTC), e["status"].split(": ", 1)[1])
             for e in stack.events  # type: ignore[attr-defined]
             if e.get("id") == container_id and str(e.get("status", "")).startswith("health_status")]
 
