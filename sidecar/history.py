@@ -48,15 +48,12 @@ class Applied:
     baseline: bool
 
 
-def ensure_table(conn: Connection) -> None:
-    with conn.cursor() as cur:
-        cur.execute(CREATE_TABLE)
-
-
-def read(conn: Connection) -> dict[int, Applied]:
-    """Applied versions by number; empty when the history table does not exist yet."""
+def read(conn: Connection, *, create: bool = False) -> dict[int, Applied]:
+    """Applied versions by number; empty when there is no history table (made if `create`)."""
     with conn.cursor() as cur:
         if not scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,)):
+            if create:  # only when missing: a re-run should not take DDL locks for nothing
+                cur.execute(CREATE_TABLE)
             return {}
         cur.execute(f"SELECT version, name, checksum, baseline FROM {TABLE}")
         return {int(row[0]): Applied(*row) for row in cur.fetchall()}

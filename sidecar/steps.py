@@ -31,8 +31,7 @@ def run_steps(plan: Plan, conns: dict[str, Connection]) -> list[StepResult]:
     histories: dict[str, dict[int, history.Applied]] = {}
     for db in plan.databases:
         if plan.sql_steps(db.name):
-            history.ensure_table(conns[db.name])
-            histories[db.name] = history.read(conns[db.name])
+            histories[db.name] = history.read(conns[db.name], create=True)
             # Drift anywhere stops the run before any step, not halfway through the plan.
             history.check_drift(db.name, plan.migrations_for(db.name), histories[db.name])
     results = []
