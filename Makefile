@@ -9,13 +9,16 @@ STAMPS := .stamps
 ARCH := $(shell uname -m)
 # Compose v2 when the plugin is there, else Debian's docker-compose 1.29.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# Its own project name, so the two example stacks can run side by side.
+COMPOSE_DJANGO = $(COMPOSE) -p sidecar-django -f docker-compose.django.yml
 SIDECAR_IMAGE ?= sidecar:latest
-export SIDECAR_IMAGE
+SIDECAR_DJANGO_IMAGE ?= sidecar-django:latest
+export SIDECAR_IMAGE SIDECAR_DJANGO_IMAGE
 # docker-compose 1.29 starts a service whose service_healthy dependency has exited
 # (failed); holding the failed migrator past start_period (2m) + 3 x 1s lets
 # Docker mark it unhealthy first. See docker-compose.yml.
 ifeq ($(COMPOSE),docker-compose)
-export SIDECAR_FAILURE_HOLD ?= 130s
+STACK_ENV := SIDECAR_FAILURE_HOLD=$${SIDECAR_FAILURE_HOLD:-130s}
 endif
 IMAGES_ENV := $(STAMPS)/images.env
 # Recipes that run Compose or docker build take the base image names from here.
@@ -71,7 +74,8 @@ $(STAMPS)/wheelhouse: pyproject.toml | $(STAMPS)/venv
 	$(BIN)/pip download --quiet --only-binary=:all: --platform manylinux2014_$(ARCH) \
 		--python-version 3.11 --implementation cp --dest wheelhouse \
 		$$($(BIN)/python -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb")); \
-			print(*p["project"]["dependencies"], *p["build-system"]["requires"])')
+			print(*p["project"]["dependencies"], *p["build-system"]["requires"], \
+			      *p["project"]["optional-dependencies"]["django-example"])')
 	@touch $@
 
 .PHONY: wheelhouse
@@ -83,19 +87,32 @@ $(STAMPS)/image: $(STAMPS)/wheelhouse $(IMAGES_ENV) Dockerfile.sidecar .dockerig
 	@docker image inspect -f '$(SIDECAR_IMAGE): {{.Size}} bytes' $(SIDECAR_IMAGE)
 	@touch $@
 
+$(STAMPS)/django-image: $(STAMPS)/image Dockerfile.django $(shell find examples/django -name '*.py' -o -name '*.toml')
+	$(WITH_IMAGES) docker build --quiet -f Dockerfile.django --build-arg BASE_IMAGE="$$PYTHON_IMAGE" \
+		--build-arg SIDECAR_IMAGE=$(SIDECAR_IMAGE) --build-arg PIP_OPTIONS=--no-index \
+		-t $(SIDECAR_DJANGO_IMAGE) . >/dev/null
+	@touch $@
+
 .PHONY: images
-images: base-images ## build the sidecar image (and base images when needed)
+images: base-images ## build the sidecar image and the Django example's image (and base images when needed)
 	@docker image inspect $(SIDECAR_IMAGE) >/dev/null 2>&1 || rm -f $(STAMPS)/image
-	@$(MAKE) --no-print-directory $(STAMPS)/image
+	@docker image inspect $(SIDECAR_DJANGO_IMAGE) >/dev/null 2>&1 || rm -f $(STAMPS)/django-image
+	@$(MAKE) --no-print-directory $(STAMPS)/image $(STAMPS)/django-image
 
 .PHONY: up
 up: images ## run the example stack in the background; the backend starts once the migrator is healthy
-	$(WITH_IMAGES) $(COMPOSE) up -d --no-build
+	$(WITH_IMAGES) $(STACK_ENV) $(COMPOSE) up -d --no-build
 	$(WITH_IMAGES) $(COMPOSE) ps
 
+.PHONY: up-django
+up-django: images ## run the Django example stack (docker-compose.django.yml) in the background
+	$(WITH_IMAGES) $(STACK_ENV) $(COMPOSE_DJANGO) up -d --no-build
+	$(WITH_IMAGES) $(COMPOSE_DJANGO) ps
+
 .PHONY: down
-down: ## stop the example stack and remove its volumes
+down: ## stop the example stacks and remove their volumes
 	-$(WITH_IMAGES) $(COMPOSE) down -v
+	-$(WITH_IMAGES) $(COMPOSE_DJANGO) down -v
 
 .PHONY: ps
 ps: ## show the example stack's containers and their health

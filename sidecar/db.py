@@ -34,6 +34,9 @@ KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
               "keepalives_count": 3, "tcp_user_timeout": 15000}
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+_connecting: contextvars.ContextVar[bool] = contextvars.ContextVar("connecting", default=False)
+_interrupted_connect: contextvars.ContextVar[Interrupted | None] = contextvars.ContextVar(
+    "interrupted_connect", default=None)
 log = get_logger()
 
 
@@ -56,7 +59,12 @@ def _wait(conn: Connection) -> None:
             if not any(select.select(readable, writable, [], timeout)[:2]) and timeout is not None:
                 raise DeadlineExceeded("timeout expired")
         except Interrupted as exc:
-            if conn.status == psycopg2.extensions.STATUS_SETUP or interrupted:
+            if _connecting.get():
+                # psycopg2 turns an error raised while connecting into a bare OperationalError;
+                # connect() finds the signal here and raises it instead.
+                _interrupted_connect.set(exc)
+                raise
+            if interrupted:
                 raise
             interrupted = exc
             conn.cancel()  # the server answers with an error, which ends the loop below
@@ -83,9 +91,19 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 def connect(info: ConnInfo, *, timeout: float) -> Connection:
     """One autocommit connection, or psycopg2.OperationalError (classified by wait.py)."""
-    with deadline(timeout):
-        keywords: dict[str, Any] = {**info.keywords(), **KEEPALIVES, "application_name": APPLICATION_NAME}
-        conn: Connection = psycopg2.connect(**keywords)
+    keywords: dict[str, Any] = {**info.keywords(), **KEEPALIVES, "application_name": APPLICATION_NAME}
+    token = _connecting.set(True)  # nothing to cancel yet: a signal just ends the attempt
+    try:
+        with deadline(timeout):
+            conn: Connection = psycopg2.connect(**keywords)
+    except psycopg2.OperationalError:
+        interrupted = _interrupted_connect.get()
+        if interrupted is not None:
+            _interrupted_connect.set(None)
+            raise interrupted from None
+        raise
+    finally:
+        _connecting.reset(token)
     conn.autocommit = True
     return conn
 

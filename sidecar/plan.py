@@ -49,6 +49,7 @@ class CommandStep:
     timeout: float
     cwd: Path
     env: tuple[tuple[str, str], ...]
+    skip_if: str | None  # SQL on the step's database: true means there is nothing to do
 
 
 Step = SqlStep | CommandStep
@@ -103,7 +104,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "serve": frozenset({"interval"}),
     "database": frozenset({"url", "password", "create"}),
     "sql step": frozenset({"name", "database", "sql", "baseline", "baseline_requires", "group"}),
-    "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env"}),
+    "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if"}),
     "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
                          "command_timeout"}),
     "check": frozenset({"name", "sql"}),
@@ -295,13 +296,14 @@ class _PlanReader:
         timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0)
         cwd = self.string(table, "cwd", f"{key}.cwd", default=".")
         env = self.environment(table.get("env", {}), f"{key}.env")
+        skip_if = self.string(table, "skip_if", f"{key}.skip_if")
         if not argv or database is None or timeout is None or cwd is None:
             return None
         directory = (self.base / cwd).resolve()
         if not directory.is_dir():
             self.problem(f"{key}.cwd", f"folder {directory} does not exist")
         name = self.string(table, "name", f"{key}.name", default=" ".join(argv))
-        return CommandStep(name or argv[0], database, argv, timeout, directory, env)
+        return CommandStep(name or argv[0], database, argv, timeout, directory, env, skip_if)
 
     def verify(self, section: dict[str, Any], databases: list[str]) -> tuple[VerifySpec, ...]:
         specs = []

@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 
 MASK = "<SECRET>"
+# Shorter secrets are masked only where they stand as a URL's or keyword's password:
+# masking every "pw" in every line would make the logs unreadable and reveal nothing.
+MIN_LENGTH = 4
 
 _secrets: set[str] = set()
 # user:password@ in anything URL-shaped, even before its password was registered.
@@ -19,7 +22,7 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.
 
 def register(secret: str | None) -> None:
     """Remember a secret so that `redact` masks it wherever it appears."""
-    if secret:
+    if secret and len(secret) >= MIN_LENGTH:
         _secrets.add(secret)
 
 

@@ -6,6 +6,9 @@ import os
 import time
 from dataclasses import dataclass
 
+import psycopg2
+import psycopg2.errors
+
 from . import history
 from .commands import run_command
 from .db import Connection
@@ -40,7 +43,7 @@ def run_steps(plan: Plan, conns: dict[str, Connection]) -> list[StepResult]:
         if isinstance(step, SqlStep):
             applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database])
         else:
-            _run_command_step(plan, step)
+            _run_command_step(plan, step, conns[step.database])
             applied = baselined = 0
         result = StepResult(step.name, step.database, "sql" if isinstance(step, SqlStep) else "command",
                             applied, baselined, round((time.monotonic() - started) * 1000))
@@ -91,12 +94,30 @@ def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applie
     return len(files)
 
 
+def _nothing_to_do(conn: Connection, step: CommandStep) -> bool:
+    """Evaluate `skip_if`; a table it reads that does not exist yet means false."""
+    assert step.skip_if is not None
+    try:
+        with conn.cursor() as cur:
+            cur.execute(step.skip_if)
+            row = cur.fetchone() if cur.description else None
+            return row is not None and row[0] is True
+    except psycopg2.errors.UndefinedTable:
+        return False
+    except psycopg2.Error as exc:
+        raise StepError(f"step {step.name!r}: skip_if failed: {(exc.diag.message_primary or str(exc)).strip()}",
+                        hint="skip_if must be a query returning true or false") from exc
+
+
 def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
     """The process environment plus the step database as DATABASE_URL and PG* variables."""
     conn = plan.database(database).conn
     return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
 
 
-def _run_command_step(plan: Plan, step: CommandStep) -> None:
+def _run_command_step(plan: Plan, step: CommandStep, conn: Connection) -> None:
+    if step.skip_if and _nothing_to_do(conn, step):
+        log.info("step.skipped", step=step.name, database=step.database, reason="skip_if returned true")
+        return
     run_command(step.argv, env=command_environment(plan, step.database, step.env), cwd=step.cwd,
                 timeout=step.timeout, step=step.name, database=step.database)

@@ -57,17 +57,19 @@ def images(docker_client: Any) -> dict[str, str]:
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     names = dict(line.split("=", 1) for line in (ROOT / ".stamps/images.env").read_text().split())
-    return {**names, "SIDECAR_IMAGE": os.environ.get("SIDECAR_IMAGE", "sidecar:latest")}
+    return {**names, "SIDECAR_IMAGE": os.environ.get("SIDECAR_IMAGE", "sidecar:latest"),
+            "SIDECAR_DJANGO_IMAGE": os.environ.get("SIDECAR_DJANGO_IMAGE", "sidecar-django:latest")}
 
 
 class Stack:
     """One Compose project with a unique name, torn down with its volumes."""
 
-    def __init__(self, client: Any, images: dict[str, str], **env: str) -> None:
+    def __init__(self, client: Any, images: dict[str, str],
+                 files: tuple[str, ...] = ("docker-compose.yml", "docker-compose.test.yml"), **env: str) -> None:
         self.client = client
         self.project = f"sidecar-e2e-{uuid.uuid4().hex[:8]}"
         self.command = [*(compose_command() or []), "-p", self.project,
-                        "-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.test.yml")]
+                        *(arg for f in files for arg in ("-f", str(ROOT / f)))]
         self.env = {**os.environ, **images, **HEALTH_TIMING, **env}
         self.streams: list[Any] = []
 
@@ -109,8 +111,8 @@ class Stack:
 def make_stack(docker_client: Any, images: dict[str, str]) -> Iterator[Any]:
     stacks: list[Stack] = []
 
-    def make(**env: str) -> Stack:
-        stack = Stack(docker_client, images, **env)
+    def make(*files: str, **env: str) -> Stack:
+        stack = Stack(docker_client, images, *([files] if files else []), **env)
         stacks.append(stack)
         return stack
 

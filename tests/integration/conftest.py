@@ -101,7 +101,9 @@ class Project:
         self.outputs: list[str] = []  # every byte printed, for the password hunt
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+        # Hermetic: nothing the caller (or make) set for the sidecar leaks into the test.
+        env = {k: v for k, v in os.environ.items()
+               if not k.endswith("DATABASE_URL") and not k.startswith(("SIDECAR_", "LOG_"))}
         env.update(LOG_FORMAT="json", SIDECAR_HEALTH_FILE=str(self.health), PYTHONUNBUFFERED="1")
         for key, dbname in self.names.items():
             env[f"{key.upper()}_DATABASE_URL"] = self.server.url(dbname)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
+import time
 
 from tests.integration.conftest import Project, wait_for
 
@@ -126,3 +128,17 @@ def _alive(pid: int) -> bool:
             return f.read().split()[2] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_sigterm_while_connecting_to_a_silent_server_exits_promptly(project: Project) -> None:
+    """A signal during a connection attempt ends the run as interrupted (143), not as unreachable."""
+    with socket.socket() as silent:  # accepts TCP, never answers: the attempt hangs in connect
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        ledger_plan(project, files=1)
+        process = project.start("run", DEFAULT_DATABASE_URL=f"postgresql://u:pw-1234@127.0.0.1:{port}/x")
+        time.sleep(1.5)
+        result, elapsed = project.stop(process)
+    assert result.code == 128 + signal.SIGTERM, result.out
+    assert elapsed < 1

@@ -44,6 +44,11 @@ def test_errors_never_contain_the_password(url: str, message: str) -> None:
     assert "pw" not in str(caught.value)
 
 
+def test_short_secrets_are_masked_only_in_password_positions() -> None:
+    redact.register("pw")
+    assert redact.redact("pw=x postgresql://u:pw@h/db pwd") == "pw=x postgresql://u:<SECRET>@h/db pwd"
+
+
 def test_redact_masks_registered_secrets_and_any_url_password() -> None:
     redact.register("hunter2-unit")
     text = "auth hunter2-unit failed for postgresql://bob:other-secret@host/db password=xyz"

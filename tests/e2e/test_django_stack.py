@@ -1,0 +1,24 @@
+"""The Django example under Compose: manage.py steps in the migrator, the Django backend after it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.e2e.conftest import DEV_PASSWORD
+from tests.integration.conftest import wait_for
+
+
+def test_django_stack_comes_up_and_its_first_results_query_succeeds(make_stack: Any) -> None:
+    stack = make_stack("docker-compose.django.yml")
+    up = stack.up()
+    assert up.returncode == 0, up.stderr + stack.explain()
+    wait_for(lambda: "first query" in stack.logs("backend"), timeout=60)
+    assert "backend: first query ok: simulation_results has 0 rows" in stack.logs("backend"), stack.explain()
+    log = stack.logs("migrator")
+    assert "Applying simulation.0004_create_results_tables... OK" in log
+    assert log.count("step.finished") == 4 and "sidecar.ready" in log
+    assert DEV_PASSWORD not in log
+    result = stack.container("db").exec_run(
+        ["psql", "-U", "epsm", "-d", "epsm_results", "-Atc", "SELECT count(*) FROM pg_tables WHERE tablename IN"
+         " ('simulation_results', 'hourly_timeseries', 'zone_results', 'energy_use', 'simulation_runs')"])
+    assert result.output.decode().strip() == "4"  # the four result tables, and not simulation_runs
