@@ -122,6 +122,23 @@ ps: ## show the example stack's containers and their health
 logs: ## show the migrator's log
 	$(WITH_IMAGES) $(COMPOSE) logs migrator
 
+# --- benchmark -----------------------------------------------------------------
+
+BENCH_VENV := .venv-bench
+
+# Its own environment, with sidecar installed as in the image (not editable) and the peers.
+$(STAMPS)/bench-venv: pyproject.toml $(wildcard sidecar/*.py)
+	@mkdir -p $(STAMPS)
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
+	$(BENCH_VENV)/bin/pip install --quiet --force-reinstall --no-deps .
+	$(BENCH_VENV)/bin/pip install --quiet '.[test,bench]'
+	@touch $@
+
+.PHONY: bench
+bench: postgres images $(STAMPS)/bench-venv ## side-by-side benchmark against dbmate, yoyo and psql -> bench/RESULTS.md
+	$(WITH_IMAGES) $(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+
 .PHONY: lint
 lint: venv ## ruff and mypy (strict)
 	$(BIN)/ruff check sidecar tests
@@ -129,4 +146,4 @@ lint: venv ## ruff and mypy (strict)
 
 .PHONY: clean
 clean: ## remove the virtual environment, wheels and build stamps (images stay)
-	rm -rf $(VENV) $(STAMPS) *.egg-info wheelhouse/*.whl
+	rm -rf $(VENV) $(BENCH_VENV) $(STAMPS) *.egg-info build wheelhouse/*.whl

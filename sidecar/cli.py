@@ -6,12 +6,14 @@ Imports of psycopg2 and structlog stay inside the commands that need them:
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
+
+if TYPE_CHECKING:
+    import argparse
 
 EXIT_CODES = """exit codes:
   0  done (run --once), healthy (status, probe), or stopped by SIGTERM/SIGINT while serving
@@ -25,6 +27,9 @@ EXIT_CODES = """exit codes:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
+    from pathlib import Path
+
     parser = argparse.ArgumentParser(
         prog="sidecar", description="Run an ordered migration plan across PostgreSQL databases,"
         " verify it, and report healthy.", epilog=EXIT_CODES,
@@ -58,18 +63,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["probe"] and len(argv) <= 2 and not any(a.startswith("-") for a in argv[1:]):
+        from . import probe  # the healthcheck's fast path: no argparse, no pathlib
+
+        return probe.run(argv[1] if len(argv) == 2 else None)
     args = build_parser().parse_args(argv)
     if args.command == "probe":
-        return _probe(args.path)
+        from . import probe
+
+        return probe.run(str(args.path) if args.path else None)
     return _with_errors_reported(args)
-
-
-def _probe(path: Path | None) -> int:
-    from . import health
-
-    healthy, reason = health.probe(path or health.default_path())
-    print(reason)
-    return 0 if healthy else 1
 
 
 def _with_errors_reported(args: argparse.Namespace) -> int:

@@ -1,9 +1,8 @@
-"""The health file: written atomically, refreshed by the heartbeat, read by the probe.
+"""The health file: removed first thing, written atomically when ready, refreshed by the heartbeat.
 
-Standard library only: `sidecar probe` runs every second or two as the
-Compose healthcheck and must cost milliseconds. The file carries its own
-expiry, so the probe needs no configuration to tell a fresh file from one
-left behind by a hung or killed process.
+The file carries its own expiry (`expires_at`), so the probe (probe.py) needs
+no configuration to tell a fresh file from one left behind by a hung or
+killed process.
 """
 
 from __future__ import annotations
@@ -16,13 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-DEFAULT_PATH = Path("/run/sidecar/health.json")
-HEALTHY, UNHEALTHY, FAILED = "healthy", "unhealthy", "failed"
+from . import probe
+
+HEALTHY, UNHEALTHY, FAILED = probe.HEALTHY, "unhealthy", "failed"
 MISSED_BEATS = 3  # a file not refreshed for this many intervals counts as stale
 
 
 def default_path() -> Path:
-    return Path(os.environ.get("SIDECAR_HEALTH_FILE") or DEFAULT_PATH)
+    return Path(probe.default_path())
 
 
 def prepare(path: Path) -> None:
@@ -60,24 +60,6 @@ def write(path: Path, status: str, interval: float, **fields: Any) -> None:
 def remove(path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
-
-
-def probe(path: Path, now: float | None = None) -> tuple[bool, str]:
-    """(healthy, why): healthy only if the file says so and has not expired."""
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return False, f"no health file at {path} (still migrating, or stopped)"
-    except (OSError, ValueError) as exc:
-        return False, f"unreadable health file {path}: {exc}"
-    status = document.get("status")
-    if status != HEALTHY:
-        return False, f"{status}: {document.get('reason', 'no reason given')}"
-    expires_at = document.get("expires_at")
-    now = time.time() if now is None else now
-    if not isinstance(expires_at, int | float) or now > expires_at:
-        return False, f"stale: not refreshed since {document.get('updated_at')} (sidecar hung or killed?)"
-    return True, f"healthy: plan {document.get('plan')} ready since {document.get('ready_at')}"
 
 
 def _iso(epoch: float) -> str:

@@ -96,6 +96,11 @@ def missing_tables(conn: Connection, tables: tuple[str, ...]) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
+def set_synchronous_commit(conn: Connection, on: bool) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"SET synchronous_commit = {'on' if on else 'off'}")
+
+
 def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, step: str) -> None:
     """Apply `migrations` (already in order) in one transaction: all recorded, or none."""
     with conn.cursor() as cur:

@@ -62,7 +62,12 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
     if step.group and todo:
         history.apply(conn, todo, database=step.database, step=step.name)
     else:
-        for m in todo:
+        for i, m in enumerate(todo):
+            # Every migration but the step's last commits without waiting for its WAL flush
+            # (each is still atomic with its history row); the last commit is synchronous and
+            # so flushes all before it. Once a step has finished, all of it is durable.
+            if len(todo) > 1 and i in (0, len(todo) - 1):
+                history.set_synchronous_commit(conn, i != 0)
             if m.transactional:
                 history.apply(conn, [m], database=step.database, step=step.name)
             else:

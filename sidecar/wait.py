@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable
 
 import psycopg2
-import tenacity
 
 from .conninfo import ConnInfo
 from .db import Connection, connect
@@ -47,10 +46,6 @@ PERMANENT_HINTS = {
     "no pg_hba.conf entry": "allow this client in the server's pg_hba.conf",
 }
 
-# Backoff: start at 50 ms, double, cap at 200 ms, so readiness is noticed
-# within ~0.1 s on average; jitter keeps a crowd of sidecars from
-# reconnecting in lockstep.
-BACKOFF = tenacity.wait_exponential_jitter(multiplier=0.05, max=0.2, jitter=0.05)
 ATTEMPT_TIMEOUT = 5.0  # per connection attempt, so a black-holed host is retried
 
 
@@ -95,6 +90,28 @@ def wait_for_server(
                 raise _permanent(exc, info, database) from exc
             raise Unreachable(reason) from exc
 
+    try:  # the usual case, the server is up: no retry machinery needed (nor imported)
+        conn = attempt()
+    except Unreachable as exc:
+        conn = _retry(attempt, exc, info, timeout=timeout, budget=budget, database=database, sleep=sleep,
+                      started=started)
+    log.info("wait.connected", database=database, dbname=info.dbname, host=info.host, port=info.port,
+             user=info.user, elapsed_s=round(time.monotonic() - started, 2))
+    return conn
+
+
+def _retry(attempt: Callable[[], Connection], first: Unreachable, info: ConnInfo, *, timeout: float,
+           budget: float | None, database: str, sleep: Callable[[float], None], started: float) -> Connection:
+    """Retry `attempt`, whose first try failed with `first`, until the deadline."""
+    import tenacity
+
+    failed_first = [first]
+
+    def again() -> Connection:
+        if failed_first:  # tenacity's attempt 1 is the one already made
+            raise failed_first.pop()
+        return attempt()
+
     def before_sleep(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.info("wait.retry_scheduled", database=database, host=info.host, port=info.port,
@@ -103,24 +120,22 @@ def wait_for_server(
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Unreachable),
-        wait=BACKOFF,
-        stop=tenacity.stop_before_delay(timeout),
+        # Start at 50 ms, double, cap at 200 ms: readiness is noticed within ~0.1 s on average;
+        # jitter keeps a crowd of sidecars from reconnecting in lockstep.
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=0.2, jitter=0.05),
+        stop=tenacity.stop_before_delay(timeout - (time.monotonic() - started)),
         before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,
     )
     try:
-        conn = retrying(attempt)
+        return retrying(again)
     except Unreachable as exc:
         raise UnavailableError(
             f"database {database!r} at {info.host}:{info.port} did not answer within {budget or timeout:g}s"
             f" (last: {exc.reason})",
             hint="is the server running and reachable from here? raise wait.timeout if it is slow"
                  " to start") from exc
-    elapsed = time.monotonic() - started
-    log.info("wait.connected", database=database, dbname=info.dbname, host=info.host, port=info.port,
-             user=info.user, elapsed_s=round(elapsed, 2))
-    return conn
 
 
 def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) -> UnavailableError:

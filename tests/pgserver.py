@@ -70,19 +70,22 @@ def init_cluster(bindir: Path, data: Path) -> None:
 class PgServer:
     """One postgres process on 127.0.0.1:<port>, which tests may stop, kill and restart."""
 
-    def __init__(self, bindir: Path, data: Path, port: int | None = None) -> None:
-        self.bindir, self.data = bindir, data
+    # Tests trade durability for speed; the benchmark runs with PostgreSQL's defaults.
+    FAST = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+
+    def __init__(self, bindir: Path, data: Path, port: int | None = None, durable: bool = False) -> None:
+        self.bindir, self.data, self.durable = bindir, data, durable
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"postgres-{self.port}.log"
 
     @classmethod
-    def from_template(cls, bindir: Path, template: Path, root: Path) -> PgServer:
+    def from_template(cls, bindir: Path, template: Path, root: Path, durable: bool = False) -> PgServer:
         """A fresh cluster copied from an initdb'd template: much faster than initdb."""
         shutil.copytree(template, root / "data", symlinks=True)
         _chown(root)
         os.chmod(root / "data", 0o700)
-        return cls(bindir, root / "data")
+        return cls(bindir, root / "data", durable=durable)
 
     def start(self, wait: bool = True) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
@@ -90,8 +93,8 @@ class PgServer:
         with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 [self.bindir / "postgres", "-D", self.data, "-p", str(self.port), "-k", self.data,
-                 "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                 "-c", "full_page_writes=off", "-c", "max_connections=200", "-c", "shared_buffers=32MB"],
+                 "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
+                 *(() if self.durable else self.FAST)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **_run_as())  # type: ignore[arg-type]
         if wait:
             self.wait_ready()

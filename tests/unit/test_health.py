@@ -10,25 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from sidecar import health
+from sidecar import health, probe
 
 
 def test_fresh_healthy_file_probes_healthy_until_it_expires(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
     health.write(path, health.HEALTHY, 1.0, plan="p", ready_at="now")
-    assert health.probe(path)[0] is True
+    assert probe.probe(path)[0] is True
     document = json.loads(path.read_text())
-    assert health.probe(path, now=document["expires_at"] + 0.01) == (
+    assert probe.probe(path, now=document["expires_at"] + 0.01) == (
         False, f"stale: not refreshed since {document['updated_at']} (sidecar hung or killed?)")
 
 
 def test_unhealthy_missing_and_garbage(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
-    assert health.probe(path)[0] is False
+    assert probe.probe(path)[0] is False
     health.write(path, health.UNHEALTHY, 1.0, reason="default: unreachable")
-    assert health.probe(path) == (False, "unhealthy: default: unreachable")
+    assert probe.probe(path) == (False, "unhealthy: default: unreachable")
     path.write_text("{not json")
-    assert health.probe(path)[0] is False
+    assert probe.probe(path)[0] is False
 
 
 def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
@@ -50,9 +50,9 @@ def test_prepare_removes_a_stale_file_and_rejects_an_unusable_folder(tmp_path: P
         health.prepare(blocker / "health.json")
 
 
-def test_probe_imports_neither_psycopg2_nor_structlog(tmp_path: Path) -> None:
+def test_probe_imports_nothing_heavy(tmp_path: Path) -> None:
     code = ("import sys; from sidecar.cli import main; rc = main(['probe', sys.argv[1]]);"
-            " heavy = {'psycopg2', 'structlog', 'tenacity'} & set(sys.modules); print(sorted(heavy), rc)")
+            " heavy = {'psycopg2', 'structlog', 'tenacity', 'argparse'} & set(sys.modules); print(sorted(heavy), rc)")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.json")], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip().endswith("[] 1")

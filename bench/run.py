@@ -1,0 +1,301 @@
+"""Side-by-side benchmark: sidecar against dbmate, yoyo and psql, one throwaway server, one run.
+
+    make bench                       # writes bench/RESULTS.md
+    .venv/bin/python -m bench.run --runs 3 --serve-seconds 60
+
+Every tool runs through its real binary or interpreter (the virtual
+environment's python, never a version-manager shim), against the same
+PostgreSQL with its default (durable) settings. Databases are dropped and
+re-created between runs, outside the timed part. Figures are medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.corpus import DATABASES, write_corpus  # noqa: E402
+from tests.pgserver import PASSWORD, SUPERUSER, PgServer, find_bindir, init_cluster  # noqa: E402
+
+BIN = Path(sys.executable).parent  # the virtual environment: sidecar, dbmate, yoyo
+QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
+
+
+class Bench:
+    def __init__(self, work: Path, migrations: int) -> None:
+        self.work = work
+        bindir = find_bindir()
+        assert bindir, "PostgreSQL server binaries not found (make postgres)"
+        self.psql = str(bindir / "psql")
+        init_cluster(bindir, work / "pg" / "data")
+        self.server = PgServer(bindir, work / "pg" / "data", durable=True)
+        self.server.start()
+        self.corpus = work / "corpus"
+        write_corpus(self.corpus, migrations, self.url("{db}"))
+        self.env = {**os.environ, "LOG_FORMAT": "json", "SIDECAR_HEALTH_FILE": str(work / "health.json"),
+                    "PGHOST": "127.0.0.1", "PGPORT": str(self.server.port), "PGUSER": SUPERUSER,
+                    "PGPASSWORD": PASSWORD}
+
+    def url(self, db: str) -> str:
+        return f"postgresql://{SUPERUSER}:{PASSWORD}@127.0.0.1:{self.server.port}/{db}"
+
+    def reset(self, databases: tuple[str, ...] = DATABASES) -> None:
+        for db in databases:
+            self.server.query("postgres", f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            self.server.query("postgres", f'CREATE DATABASE "{db}"')
+
+    def run(self, argv: list[str], cwd: Path | None = None, **env: str) -> None:
+        done = subprocess.run(argv, cwd=cwd or self.work, env={**self.env, **env}, capture_output=True, check=False)
+        if done.returncode:
+            raise RuntimeError(f"{argv[:4]} failed: {done.stdout.decode()[-2000:]}{done.stderr.decode()[-2000:]}")
+
+    # -- the tools, each applying the whole corpus (or a database of it) ------------------
+
+    def sidecar(self, plan: str = "sidecar.toml") -> None:
+        self.run([str(BIN / "sidecar"), "run", "--once", plan], cwd=self.corpus / "sidecar")
+
+    def dbmate(self) -> None:
+        for db in DATABASES:
+            self.run([str(BIN / "dbmate"), "--url", self.url(db) + "?sslmode=disable", "--migrations-dir",
+                      str(self.corpus / "dbmate" / db), "--no-dump-schema", "up"])
+
+    def yoyo(self) -> None:
+        for db in DATABASES:
+            self.run([str(BIN / "yoyo"), "apply", "--batch", "--no-config-file", "--database", self.url(db),
+                      str(self.corpus / "yoyo" / db)])
+
+    def psql_per_file(self) -> None:
+        for db in DATABASES:
+            for path in sorted((self.corpus / "psql" / db).glob("*.sql")):
+                self.run([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(path)], PGDATABASE=db)
+
+    def psql_single_transaction(self) -> None:
+        for db in DATABASES:
+            self.run([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f",
+                      str(self.corpus / "psql" / f"{db}.sql")], PGDATABASE=db)
+
+
+def median_time(runs: int, action: Callable[[], None], before: Callable[[], None] = lambda: None) -> float:
+    times = []
+    for _ in range(runs):
+        before()
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def cold_apply(bench: Bench, runs: int) -> dict[str, float]:
+    tools = {"sidecar": bench.sidecar, "dbmate": bench.dbmate, "yoyo": bench.yoyo,
+             "psql -f per file": bench.psql_per_file, "psql -1 (floor)": bench.psql_single_transaction}
+    return {name: median_time(runs, tool, bench.reset) for name, tool in tools.items()}
+
+
+def grouped_apply(bench: Bench, runs: int) -> dict[str, float]:
+    return {"sidecar (group = true)": median_time(runs, lambda: bench.sidecar("grouped.toml"), bench.reset),
+            "psql -1 (floor)": median_time(runs, bench.psql_single_transaction, bench.reset)}
+
+
+def noop_rerun(bench: Bench, runs: int) -> dict[str, float]:
+    results = {}
+    for name, tool in (("sidecar", bench.sidecar), ("dbmate (3 calls)", bench.dbmate), ("yoyo (3 calls)", bench.yoyo)):
+        bench.reset()
+        tool()
+        results[name] = median_time(runs, tool)
+    return results
+
+
+def wait_latency(bench: Bench, runs: int) -> dict[str, float]:
+    """Tool started with the server down; the server starts 1-3 s later. Server ready -> tool done."""
+    db = "bench_wait"
+    (bench.work / "wait" / "sidecar").mkdir(parents=True, exist_ok=True)
+    (bench.work / "wait" / "dbmate").mkdir(parents=True, exist_ok=True)
+    (bench.work / "wait" / "sidecar" / "0001_t.sql").write_text("CREATE TABLE t (id int);\n")
+    (bench.work / "wait" / "dbmate" / "20250101000001_t.sql").write_text(
+        "-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\n")
+    (bench.work / "wait" / "plan.toml").write_text(
+        f'[wait]\ntimeout = "60s"\n[databases.{db}]\nurl = "{bench.url(db)}"\n'
+        f'[[steps]]\ndatabase = "{db}"\nsql = "sidecar"\n')
+    tools = {
+        "sidecar": [str(BIN / "sidecar"), "run", "--once", str(bench.work / "wait" / "plan.toml")],
+        "dbmate --wait": [str(BIN / "dbmate"), "--url", bench.url(db) + "?sslmode=disable", "--migrations-dir",
+                          str(bench.work / "wait" / "dbmate"), "--no-dump-schema", "--wait", "--wait-timeout",
+                          "60s", "up"],
+    }
+    results = {}
+    for name, argv in tools.items():
+        latencies = []
+        for _ in range(runs):
+            bench.reset((db,))
+            bench.server.stop()
+            process = subprocess.Popen(argv, env=bench.env, **QUIET)  # type: ignore[call-overload]
+            time.sleep(random.uniform(1, 3))
+            bench.server.start(wait=False)
+            process.wait(60)
+            finished = time.time()
+            assert process.returncode == 0, f"{name} failed while waiting"
+            latencies.append(finished - server_ready_at(bench.server.log))
+            bench.server.wait_ready()
+        results[name] = statistics.median(latencies)
+    return results
+
+
+def server_ready_at(log: Path) -> float:
+    """When the server last said it accepts connections, from its log (log_line_prefix %m)."""
+    line = [l for l in log.read_text().splitlines() if "ready to accept connections" in l][-1]
+    stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) (\w+)", line)
+    assert stamp and stamp[2] == "UTC", line
+    return datetime.fromisoformat(stamp[1] + "+00:00").timestamp()
+
+
+def probe(bench: Bench, runs: int) -> dict[str, float]:
+    from sidecar import health
+
+    path = bench.work / "probe.json"
+    health.write(path, health.HEALTHY, 60, plan="bench")
+    commands = {"sidecar probe": [str(BIN / "sidecar"), "probe", str(path)],
+                "python -c pass": [sys.executable, "-c", "pass"]}
+    return {name: median_time(runs, lambda argv=argv: subprocess.run(argv, check=True, **QUIET))  # type: ignore[misc]
+            for name, argv in commands.items()}
+
+
+def serve(bench: Bench, seconds: float) -> dict[str, float]:
+    """RSS and CPU of `sidecar run` while it serves (5 s heartbeats) over `seconds`."""
+    bench.reset(("bench_wait",))
+    health_file = bench.work / "serve.json"
+    process = subprocess.Popen([str(BIN / "sidecar"), "run", str(bench.work / "wait" / "plan.toml")],
+                               env={**bench.env, "SIDECAR_HEALTH_FILE": str(health_file)}, **QUIET)  # type: ignore[call-overload]
+    try:
+        deadline = time.monotonic() + 30
+        while not health_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, wall1 = cpu_seconds(process.pid), time.monotonic()
+        rss_kib = int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{process.pid}/status").read_text())[1])  # type: ignore[index]
+    finally:
+        process.terminate()
+        process.wait(10)
+    return {"RSS (MiB)": rss_kib / 1024, "CPU (% of a core)": 100 * (cpu1 - cpu0) / (wall1 - wall0)}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def compose(runs: int) -> dict[str, float]:
+    """Ready line -> backend container started, on the real engine; image size over its base."""
+    import docker
+
+    from tests.e2e.conftest import Stack, engine_time
+
+    client = docker.from_env()
+    names = dict(line.split("=", 1) for line in (ROOT / ".stamps/images.env").read_text().split())
+    images = {**names, "SIDECAR_IMAGE": "sidecar:latest", "SIDECAR_DJANGO_IMAGE": "sidecar-django:latest"}
+    delays = []
+    for _ in range(runs):
+        stack = Stack(client, images)
+        try:
+            assert stack.up().returncode == 0, stack.explain()
+            ready_line = next(l for l in stack.logs("migrator").splitlines() if "sidecar.ready" in l)
+            ready = datetime.fromisoformat(ready_line.split()[0].replace("Z", "+00:00"))
+            started = engine_time(stack.container("backend").attrs["State"]["StartedAt"])
+            delays.append((started - ready).total_seconds())
+        finally:
+            stack.down()
+    size = client.images.get("sidecar:latest").attrs["Size"] - client.images.get(names["PYTHON_IMAGE"]).attrs["Size"]
+    return {"ready -> backend started (s)": statistics.median(delays), "image layers added (MB)": size / 1e6}
+
+
+def versions(bench: Bench) -> dict[str, str]:
+    def out(argv: list[str]) -> str:
+        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
+
+    from importlib.metadata import version
+
+    return {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+            "PostgreSQL": bench.server.query("postgres", "SHOW server_version")[0][0],
+            "Python": platform.python_version(), "sidecar": version("sidecar"),
+            "dbmate": out([str(BIN / "dbmate"), "--version"]), "yoyo-migrations": version("yoyo-migrations"),
+            "psql": out([bench.psql, "--version"]), "docker": out(["docker", "--version"])}
+
+
+def table(title: str, figures: dict[str, float], unit: str, ratios: dict[str, str]) -> str:
+    """A markdown table, with a column of ratios against each named reference present."""
+    refs = {label: figures[name] for label, name in ratios.items() if name in figures}
+    head = f"| tool | {unit} |" + "".join(f" × {label} |" for label in refs)
+    lines = [f"### {title}", "", head, "|---|---:|" + "---:|" * len(refs)]
+    for name, value in figures.items():
+        lines.append(f"| {name} | {value:.3f} |" + "".join(f" {value / ref:.2f} |" for ref in refs.values()))
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--migrations", type=int, default=300, help="per database (default 300)")
+    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (default 3)")
+    parser.add_argument("--serve-seconds", type=float, default=60)
+    parser.add_argument("--no-compose", action="store_true", help="skip the Compose measures")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
+    os.chmod(work, 0o755)
+    bench = Bench(work, args.migrations)
+    sections, raw = [], {}
+    try:
+        steps: list[tuple[str, str, str, Callable[[], dict[str, float]], dict[str, str]]] = [
+            ("cold", f"1. Cold apply, one transaction per migration ({len(DATABASES)} × {args.migrations})",
+             "seconds", lambda: cold_apply(bench, args.runs), {"dbmate": "dbmate", "psql -1": "psql -1 (floor)"}),
+            ("grouped", "2. Cold apply, grouped per database", "seconds", lambda: grouped_apply(bench, args.runs),
+             {"psql -1": "psql -1 (floor)"}),
+            ("noop", "3. No-op re-run, everything applied", "seconds", lambda: noop_rerun(bench, args.runs * 2),
+             {"dbmate": "dbmate (3 calls)"}),
+            ("wait", "4. Wait latency: server ready -> tool done", "seconds",
+             lambda: wait_latency(bench, args.runs * 2), {"dbmate": "dbmate --wait"}),
+            ("probe", "5. `sidecar probe` wall time", "seconds", lambda: probe(bench, 30),
+             {"python": "python -c pass"}),
+            ("serve", f"6. Serving, over {args.serve_seconds:g} s of heartbeats", "value",
+             lambda: serve(bench, args.serve_seconds), {}),
+        ]
+        if not args.no_compose:
+            steps.append(("compose", "7. Compose (example stack, engine timestamps)", "value",
+                          lambda: compose(args.runs), {}))
+        for key, title, unit, measure, ratios in steps:
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw[key] = measure()
+            sections.append(table(title, raw[key], unit, ratios))
+        info = versions(bench)
+    finally:
+        bench.server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    command = "make bench" if len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:])
+    header = [f"# Benchmark results\n\nMade by `{command}` on {datetime.now().strftime('%Y-%m-%d %H:%M')}, "
+              f"medians of {args.runs} runs (more for the cheap scenarios), one PostgreSQL with default settings "
+              "on loopback, every tool through its real binary or interpreter.\n",
+              "| | |\n|---|---|", *(f"| {k} | {v} |" for k, v in info.items()), ""]
+    args.output.write_text("\n".join(header) + "\n" + "\n".join(sections) + "\n<!-- raw: "
+                           + json.dumps(raw) + " -->\n")
+    print(args.output.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
