@@ -112,15 +112,16 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
         return 70
 
 
-def _check_failure_hold() -> None:
+def _duration_setting(name: str, default: str) -> float:
+    """A duration from the environment; PlanError (exit 2) when it is not one."""
     from .errors import PlanError
     from .plan import parse_duration
 
-    value = os.environ.get("SIDECAR_FAILURE_HOLD") or "0s"
+    value = os.environ.get(name) or default
     try:
-        parse_duration(value)
+        return parse_duration(value)
     except ValueError:
-        raise PlanError([f"SIDECAR_FAILURE_HOLD={value!r}: expected a duration like \"90s\""]) from None
+        raise PlanError([f"{name}={value!r}: expected a duration like \"90s\" or \"500ms\""]) from None
 
 
 def _failure_hold() -> float:
@@ -131,11 +132,11 @@ def _failure_hold() -> float:
     exits at once can let the backend start. Held longer than start_period +
     retries x interval, Docker marks it unhealthy and Compose 1.29 stops there.
     """
-    from .plan import parse_duration
+    from .errors import PlanError
 
     try:
-        return parse_duration(os.environ.get("SIDECAR_FAILURE_HOLD") or "0s")
-    except ValueError:
+        return _duration_setting("SIDECAR_FAILURE_HOLD", "0s")
+    except PlanError:
         return 0.0
 
 
@@ -143,8 +144,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     from .plan import load_plan
 
     plan = load_plan(args.plan)
-    if args.command == "run":
-        _check_failure_hold()
+    if args.command in ("run", "status"):
+        from . import db
+
+        _duration_setting("SIDECAR_FAILURE_HOLD", "0s")
+        db.LIVENESS_INTERVAL = max(0.1, _duration_setting("SIDECAR_LIVENESS_INTERVAL", "10s"))
     if args.command == "validate":
         steps = ", ".join(s.name for s in plan.steps)
         print(f"{args.plan}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"

@@ -38,6 +38,9 @@ _connecting: contextvars.ContextVar[bool] = contextvars.ContextVar("connecting",
 _interrupted_connect: contextvars.ContextVar[Interrupted | None] = contextvars.ContextVar(
     "interrupted_connect", default=None)
 log = get_logger()
+# How long a statement may go without a byte from the server before _check_alive asks the server
+# whether it is still running it; set from $SIDECAR_LIVENESS_INTERVAL by the entry point.
+LIVENESS_INTERVAL = 10.0
 
 
 class DeadlineExceeded(psycopg2.OperationalError):
@@ -54,10 +57,15 @@ def _wait(conn: Connection) -> None:
                 break
             deadline = _deadline.get()
             timeout = None if deadline is None or interrupted else max(0.0, deadline - time.monotonic())
+            info = getattr(conn, "sidecar_info", None)  # None while connecting
+            if info is not None and not interrupted:
+                timeout = LIVENESS_INTERVAL if timeout is None else min(timeout, LIVENESS_INTERVAL)
             fd = conn.fileno()
             readable, writable = ([fd], []) if state == psycopg2.extensions.POLL_READ else ([], [fd])
             if not any(select.select(readable, writable, [], timeout)[:2]) and timeout is not None:
-                raise DeadlineExceeded("timeout expired")
+                if info is None or (deadline is not None and time.monotonic() >= deadline):
+                    raise DeadlineExceeded("timeout expired")
+                _check_alive(conn, info)
         except Interrupted as exc:
             if _connecting.get():
                 # psycopg2 turns an error raised while connecting into a bare OperationalError;
@@ -74,6 +82,38 @@ def _wait(conn: Connection) -> None:
             raise
     if interrupted:
         raise interrupted
+
+
+def _check_alive(conn: Connection, info: ConnInfo) -> None:
+    """After LIVENESS_INTERVAL without a byte from the server, ask it over a second connection
+    whether it is still working on our statement.
+
+    Keepalives cannot tell a stalled link from a long migration when something
+    in between (a proxy, a NAT) keeps TCP alive; the server can. A second
+    connection that cannot be made, or a server that is not running our
+    statement, means the first connection is gone.
+    """
+    pid = conn.info.backend_pid
+    try:
+        side = connect(info, timeout=LIVENESS_INTERVAL)
+    except psycopg2.OperationalError as exc:
+        raise DeadlineExceeded(f"no answer from the server for {LIVENESS_INTERVAL:g}s and no new"
+                               f" connection either ({str(exc).strip()})") from None
+    try:
+        with side.cursor() as cur:
+            cur.execute("SELECT state, wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,))
+            row = cur.fetchone()
+    finally:
+        close_quietly(side)
+    if row is None or row[0] != "active" or row[1] == "Client":
+        raise DeadlineExceeded(f"no answer from the server for {LIVENESS_INTERVAL:g}s, and it is not"
+                               f" running our statement (backend {pid}: {row[0] if row else 'gone'})")
+
+
+class _Connection(psycopg2.extensions.connection):
+    """Carries its ConnInfo, for the liveness check."""
+
+    sidecar_info: ConnInfo | None = None
 
 
 psycopg2.extensions.set_wait_callback(_wait)
@@ -95,7 +135,7 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
     token = _connecting.set(True)  # nothing to cancel yet: a signal just ends the attempt
     try:
         with deadline(timeout):
-            conn: Connection = psycopg2.connect(**keywords)
+            conn: Connection = psycopg2.connect(**keywords, connection_factory=_Connection)
     except psycopg2.OperationalError:
         interrupted = _interrupted_connect.get()
         if interrupted is not None:
@@ -105,6 +145,7 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
     finally:
         _connecting.reset(token)
     conn.autocommit = True
+    conn.sidecar_info = info  # type: ignore[attr-defined]
     return conn
 
 

@@ -115,7 +115,7 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, s
         try:
             cur.execute(body)
         except psycopg2.Error as exc:
-            if exc.pgcode is None:  # no server answer: the connection is gone
+            if connection_gone(exc):
                 raise _connection_lost(exc, database, step) from exc
             position = _position(exc)
             if position is not None:
@@ -139,7 +139,7 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: s
             try:
                 cur.execute(statement.text)
             except psycopg2.Error as exc:
-                if exc.pgcode is None:
+                if connection_gone(exc):
                     raise _connection_lost(exc, database, step) from exc
                 error = _step_error(exc, m, statement.line + _line_in(statement.text, exc) - 1,
                                     database=database, step=step)
@@ -178,6 +178,12 @@ def _position(exc: psycopg2.Error) -> int | None:
 def _line_in(text: str, exc: psycopg2.Error) -> int:
     position = _position(exc)
     return line_of(text, position) if position is not None else 1
+
+
+def connection_gone(exc: psycopg2.Error) -> bool:
+    """No answer at all, a connection exception (class 08), or the server shutting down (57P)."""
+    code = exc.pgcode or ""
+    return not code or code.startswith(("08", "57P"))
 
 
 def _connection_lost(exc: psycopg2.Error, database: str, step: str) -> UnavailableError:

@@ -16,6 +16,10 @@ from pathlib import Path
 from .sqltext import SqlSyntaxError, split_statements
 
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
+_PLAIN = re.compile(r"\s*[A-Za-z]")  # starts with a keyword, not a comment
+# What only the lexer can judge: quotes, comments, dollar quotes, and the words of transaction control.
+_NEEDS_LEXING = re.compile(r"['\"$]|--|/\*|\b(?:BEGIN|START|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|PREPARE)\b",
+                           re.I)
 _NO_TRANSACTION = re.compile(r"^\s*--\s*sidecar:\s*no-transaction\s*$", re.M | re.I)
 
 
@@ -76,6 +80,11 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
     except UnicodeDecodeError as exc:
         return None, f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8"
     transactional = not _NO_TRANSACTION.search(_leading_comments(sql))
+    checksum = hashlib.sha256(raw).hexdigest()
+    if transactional and _PLAIN.match(sql) and not _NEEDS_LEXING.search(sql):
+        # The common case, checked with two regular expressions instead of the lexer: it starts
+        # with a statement and holds no quote, comment or keyword that could hide a problem.
+        return MigrationFile(version, name, path, checksum, sql, transactional), ""
     try:
         statements = split_statements(sql)
     except SqlSyntaxError as exc:
@@ -91,7 +100,6 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
                     " transaction with its history row) or mark the file"
                     " `-- sidecar: no-transaction`"
                 )
-    checksum = hashlib.sha256(raw).hexdigest()
     return MigrationFile(version, name, path, checksum, sql, transactional), ""
 
 

@@ -120,9 +120,10 @@ def _retry(attempt: Callable[[], Connection], first: Unreachable, info: ConnInfo
 
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(Unreachable),
-        # Start at 50 ms, double, cap at 200 ms: readiness is noticed within ~0.1 s on average;
-        # jitter keeps a crowd of sidecars from reconnecting in lockstep.
-        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=0.2, jitter=0.05),
+        # Start at 50 ms, double, cap at 150 ms: readiness is noticed within ~0.1 s on average
+        # (a refused connection costs the server nothing); jitter keeps a crowd of sidecars
+        # from reconnecting in lockstep.
+        wait=tenacity.wait_exponential_jitter(multiplier=0.05, max=0.15, jitter=0.03),
         stop=tenacity.stop_before_delay(timeout - (time.monotonic() - started)),
         before_sleep=before_sleep,
         sleep=sleep,

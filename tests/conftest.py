@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ORDER = {"unit": 0, "integration": 1, "e2e": 2}
+ORDER = {"unit": 0, "integration": 1, "chaos": 2, "e2e": 3}
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

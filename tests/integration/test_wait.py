@@ -43,7 +43,7 @@ def test_server_started_late_is_waited_for(own_project: Project, own_pg: PgServe
     assert len(retries) >= 5
     assert retries[0]["attempt"] == 1 and retries[0]["reason"] == "connection refused"
     assert all({"elapsed_s", "wait_s", "host", "port"} <= set(e) for e in retries)
-    assert max(float(e["wait_s"]) for e in retries) <= 0.25  # capped backoff: readiness noticed fast
+    assert max(float(e["wait_s"]) for e in retries) <= 0.15  # capped backoff: readiness noticed fast
     assert own_project.history("default") == [("0001", "core", False)]
 
 

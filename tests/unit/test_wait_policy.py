@@ -26,8 +26,8 @@ def test_backoff_is_capped_jittered_and_stops_before_the_deadline() -> None:
     # Sleeping is injected and tenacity reads the real clock, so the policy runs until
     # refused attempts alone fill the half second: many attempts, no real sleeping.
     assert len(slept) >= 10
-    assert slept[0] < 0.11 and all(0.04 <= s <= 0.25 for s in slept)
-    assert max(slept) > 0.15  # it does back off
+    assert slept[0] < 0.09 and all(0.04 <= s <= 0.15 for s in slept)
+    assert max(slept) > 0.12  # it does back off, up to the cap
     retries = [e for e in logs if e["event"] == "wait.retry_scheduled"]
     assert [e["attempt"] for e in retries] == list(range(1, len(slept) + 1))
     assert all(e["reason"] == "connection refused" for e in retries)
