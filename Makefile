@@ -139,6 +139,14 @@ $(STAMPS)/bench-venv: pyproject.toml $(wildcard sidecar/*.py)
 bench: postgres images $(STAMPS)/bench-venv ## side-by-side benchmark against dbmate, yoyo and psql -> bench/RESULTS.md
 	$(WITH_IMAGES) $(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
 
+# --- fault campaigns ------------------------------------------------------------
+
+.PHONY: chaos
+chaos: venv postgres images ## the full fault, concurrency and bad-input campaigns (about 20 min), then their table
+	rm -f $(STAMPS)/chaos.jsonl
+	$(WITH_IMAGES) CHAOS=full CHAOS_REPORT=$(STAMPS)/chaos.jsonl $(BIN)/pytest tests/chaos
+	$(BIN)/python tests/chaos/report.py $(STAMPS)/chaos.jsonl
+
 .PHONY: lint
 lint: venv ## ruff and mypy (strict)
 	$(BIN)/ruff check sidecar tests

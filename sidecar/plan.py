@@ -20,6 +20,9 @@ from .conninfo import ConnInfo, parse_url
 from .errors import PlanError
 from .migrations import MigrationFile, discover
 
+# A table name as SQL writes it: name or schema.name, each plain or "quoted".
+_IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
+TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
 
 
@@ -271,7 +274,7 @@ class _PlanReader:
     def sql_step(self, table: dict[str, Any], key: str, database: str | None) -> SqlStep | None:
         folder = self.string(table, "sql", f"{key}.sql", required=True)
         baseline = self.string(table, "baseline", f"{key}.baseline")
-        requires = self.strings(table, "baseline_requires", f"{key}.baseline_requires")
+        requires = self.table_names(table, "baseline_requires", f"{key}.baseline_requires")
         group = self.boolean(table, "group", f"{key}.group", False)
         if baseline is not None and not baseline.isdigit():
             self.problem(f"{key}.baseline", f"expected a version number like \"0003\", got {baseline!r}")
@@ -316,7 +319,7 @@ class _PlanReader:
                 self.problem(key, "expected a table")
                 continue
             self.check_keys(table, "verify", key)
-            tables = self.strings(table, "tables", f"{key}.tables")
+            tables = self.table_names(table, "tables", f"{key}.tables")
             min_tables = table.get("min_tables", 0)
             if isinstance(min_tables, bool) or not isinstance(min_tables, int) or min_tables < 0:
                 self.problem(f"{key}.min_tables", "expected a whole number >= 0")
@@ -390,6 +393,13 @@ class _PlanReader:
             self.problem(key, "expected a list of strings")
             return ()
         return tuple(self.substitute(v, key) for v in value)
+
+    def table_names(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
+        names = self.strings(table, name, key)
+        for bad in (n for n in names if not TABLE_NAME.fullmatch(n)):
+            self.problem(key, f"{bad!r} is not a table name; write name or schema.name"
+                         ' (with "double quotes" around a name that needs them)')
+        return names
 
     def boolean(self, table: dict[str, Any], name: str, key: str, default: bool) -> bool:
         value = table.get(name, default)

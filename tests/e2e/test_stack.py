@@ -84,9 +84,12 @@ def test_migrator_log_reads_well(stack: Stack) -> None:
     assert all(re.match(r"^\d{4}-\d\d-\d\dT", line) for line in lines)  # whole lines, no progress dots
 
 
-def test_image_runs_as_non_root_with_a_read_only_root(stack: Stack) -> None:
+def test_image_runs_hardened(stack: Stack) -> None:
+    """Non-root, read-only root file system, no capabilities, no privilege escalation."""
     migrator = stack.container("migrator")
     assert migrator.attrs["HostConfig"]["ReadonlyRootfs"] is True
+    assert migrator.attrs["HostConfig"]["CapDrop"] == ["ALL"]
+    assert "no-new-privileges:true" in migrator.attrs["HostConfig"]["SecurityOpt"]
     assert migrator.exec_run(["id", "-u"]).output.decode().strip() == "10001"
     write = migrator.exec_run(["sh", "-c", "touch /opt/x"])
     assert write.exit_code != 0 and b"Read-only file system" in write.output
