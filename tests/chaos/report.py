@@ -2,8 +2,9 @@
 
 import json
 import sys
+from pathlib import Path
 
-rows = [json.loads(line) for line in open(sys.argv[1], encoding="utf-8")]
+rows = [json.loads(line) for line in Path(sys.argv[1]).read_text(encoding="utf-8").splitlines()]
 print("| campaign | trials | failures | what is guaranteed |")
 print("|---|---:|---:|---|")
 for row in rows:
