@@ -80,7 +80,7 @@ def sidecar_image() -> str:
         client = docker.from_env()
         client.ping()
         client.images.get("sidecar:latest")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         require(False, f"no Docker engine or no sidecar image (make images): {exc}")
     return "sidecar:latest"
 
