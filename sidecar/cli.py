@@ -115,7 +115,7 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
 def _duration_setting(name: str, default: str) -> float:
     """A duration from the environment; PlanError (exit 2) when it is not one."""
     from .errors import PlanError
-    from .plan import parse_duration
+    from .values import parse_duration
 
     value = os.environ.get(name) or default
     try:

@@ -12,92 +12,19 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .conninfo import ConnInfo, parse_url
+from .conninfo import parse_url
 from .errors import PlanError
-from .migrations import MigrationFile, discover
+from .migrations import discover
+from .model import CommandStep, Database, Plan, SqlCheck, SqlStep, Step, VerifySpec
+from .values import expand, parse_duration
 
 # A table name as SQL writes it: name or schema.name, each plain or "quoted".
 _IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
-
-
-@dataclass(frozen=True, slots=True)
-class Database:
-    name: str  # the plan's name for it, e.g. "results"
-    conn: ConnInfo
-    create: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SqlStep:
-    name: str
-    database: str
-    directory: Path
-    migrations: tuple[MigrationFile, ...]
-    baseline: str | None  # versions <= this are recorded as applied without running
-    baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
-    group: bool  # all pending files in one transaction
-
-
-@dataclass(frozen=True, slots=True)
-class CommandStep:
-    name: str
-    database: str
-    argv: tuple[str, ...]
-    timeout: float
-    cwd: Path
-    env: tuple[tuple[str, str], ...]
-    skip_if: str | None  # SQL on the step's database: true means there is nothing to do
-
-
-Step = SqlStep | CommandStep
-
-
-@dataclass(frozen=True, slots=True)
-class SqlCheck:
-    name: str
-    sql: str  # passes when it returns one row whose first column is true
-
-
-@dataclass(frozen=True, slots=True)
-class VerifySpec:
-    database: str
-    tables: tuple[str, ...]
-    min_tables: int
-    no_pending: bool
-    checks: tuple[SqlCheck, ...]
-    commands: tuple[tuple[str, ...], ...]
-    command_timeout: float
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    name: str
-    path: Path
-    digest: str  # plan file and every migration's checksum
-    wait_timeout: float
-    lock_timeout: float
-    lock_database: str
-    serve_interval: float
-    databases: tuple[Database, ...]
-    steps: tuple[Step, ...]
-    verify: tuple[VerifySpec, ...]
-
-    def database(self, name: str) -> Database:
-        return next(db for db in self.databases if db.name == name)
-
-    def migrations_for(self, database: str) -> tuple[MigrationFile, ...]:
-        """Every migration the plan keeps in `database`, across its sql steps, in order."""
-        files = [m for s in self.sql_steps(database) for m in s.migrations]
-        return tuple(sorted(files, key=lambda m: m.number))
-
-    def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
-        return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)
 
 
 _KEYS: dict[str, frozenset[str]] = {
@@ -112,9 +39,6 @@ _KEYS: dict[str, frozenset[str]] = {
                          "command_timeout"}),
     "check": frozenset({"name", "sql"}),
 }
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
 
 
 def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
@@ -135,23 +59,6 @@ def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
         raise PlanError(reader.problems, hint="fix the plan and run `sidecar validate` again")
     assert plan is not None
     return plan
-
-
-def parse_duration(value: object) -> float:
-    """'60s', '10m', '1m30s', '500ms' or a number of seconds -> seconds."""
-    if isinstance(value, bool):
-        raise ValueError
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError
-        return float(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if "".join(n + u for n, u in parts) != text:
-        raise ValueError
-    return sum(float(n) * _UNITS[u] for n, u in parts)
 
 
 class _PlanReader:
@@ -424,34 +331,10 @@ class _PlanReader:
         return tuple((k, self.substitute(v, f"{key}.{k}")) for k, v in value.items())
 
     def substitute(self, text: str, key: str) -> str:
-        """Expand ${VAR}, ${VAR:-default} and $$; VAR_FILE (Docker secrets) stands in for VAR."""
-        def expand(match: re.Match[str]) -> str:
-            name = match["name"]
-            if name is None:
-                return "$"
-            value = self.variable(name, key)
-            if value is None:
-                if match["default"] is not None:
-                    return match["default"]
-                self.problem(key, f"${{{name}}} is not set; set {name} (or {name}_FILE to a file"
-                             " holding it) in the environment")
-                return ""
-            return value
-        return _VARIABLE.sub(expand, text)
-
-    def variable(self, name: str, key: str) -> str | None:
-        direct, file_name = self.environ.get(name), self.environ.get(f"{name}_FILE")
-        if direct is not None and file_name is not None:
-            self.problem(key, f"both {name} and {name}_FILE are set; set only one")
-            return None
-        if file_name is None:
-            return direct
-        try:
-            return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            self.problem(key, f"{name}_FILE={file_name} cannot be read ({exc}); mount the secret"
-                         " or fix the path")
-            return None
+        expanded, problems = expand(text, self.environ)
+        for problem in problems:
+            self.problem(key, problem)
+        return expanded
 
     @staticmethod
     def unknown_database(name: str, declared: list[str]) -> str:

@@ -15,7 +15,7 @@ import psycopg2
 from . import db, health
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
-from .plan import Plan
+from .model import Plan
 from .steps import run_steps
 from .verify import check_database, verify_plan
 from .wait import wait_for_server

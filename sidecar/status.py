@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import psycopg2
 
 from . import db, history
-from .plan import Plan
+from .model import Plan
 from .verify import CheckResult, check_database, count_tables
 from .wait import classify
 

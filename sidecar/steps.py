@@ -14,7 +14,7 @@ from .commands import run_command
 from .db import Connection
 from .errors import StepError
 from .log import get_logger
-from .plan import CommandStep, Plan, SqlStep
+from .model import CommandStep, Plan, SqlStep
 
 log = get_logger()
 

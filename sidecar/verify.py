@@ -11,7 +11,7 @@ from .commands import run_command
 from .db import Connection, scalar
 from .errors import StepError, VerificationError
 from .log import get_logger
-from .plan import Plan, VerifySpec
+from .model import Plan, VerifySpec
 from .steps import command_environment
 
 log = get_logger()

@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from sidecar.errors import PlanError
-from sidecar.plan import CommandStep, SqlStep, load_plan, parse_duration
+from sidecar.model import CommandStep, SqlStep
+from sidecar.plan import load_plan
+from sidecar.values import parse_duration
 
 ENV = {"DATABASE_URL": "postgresql://app:pw@db:5432/app", "RESULTS_DATABASE_URL": "postgresql://app:pw@db/results"}
 

@@ -1,0 +1,83 @@
+"""The plan as data: frozen dataclasses that cross modules. Built and validated by plan.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .conninfo import ConnInfo
+from .migrations import MigrationFile
+
+
+@dataclass(frozen=True, slots=True)
+class Database:
+    name: str  # the plan's name for it, e.g. "results"
+    conn: ConnInfo
+    create: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SqlStep:
+    name: str
+    database: str
+    directory: Path
+    migrations: tuple[MigrationFile, ...]
+    baseline: str | None  # versions <= this are recorded as applied without running
+    baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
+    group: bool  # all pending files in one transaction
+
+
+@dataclass(frozen=True, slots=True)
+class CommandStep:
+    name: str
+    database: str
+    argv: tuple[str, ...]
+    timeout: float
+    cwd: Path
+    env: tuple[tuple[str, str], ...]
+    skip_if: str | None  # SQL on the step's database: true means there is nothing to do
+
+
+Step = SqlStep | CommandStep
+
+
+@dataclass(frozen=True, slots=True)
+class SqlCheck:
+    name: str
+    sql: str  # passes when it returns one row whose first column is true
+
+
+@dataclass(frozen=True, slots=True)
+class VerifySpec:
+    database: str
+    tables: tuple[str, ...]
+    min_tables: int
+    no_pending: bool
+    checks: tuple[SqlCheck, ...]
+    commands: tuple[tuple[str, ...], ...]
+    command_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    name: str
+    path: Path
+    digest: str  # plan file and every migration's checksum
+    wait_timeout: float
+    lock_timeout: float
+    lock_database: str
+    serve_interval: float
+    databases: tuple[Database, ...]
+    steps: tuple[Step, ...]
+    verify: tuple[VerifySpec, ...]
+
+    def database(self, name: str) -> Database:
+        return next(db for db in self.databases if db.name == name)
+
+    def migrations_for(self, database: str) -> tuple[MigrationFile, ...]:
+        """Every migration the plan keeps in `database`, across its sql steps, in order."""
+        files = [m for s in self.sql_steps(database) for m in s.migrations]
+        return tuple(sorted(files, key=lambda m: m.number))
+
+    def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
+        return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)

@@ -1,0 +1,64 @@
+"""Values in the plan: durations, and ${VAR} expansion with VAR_FILE for Docker secrets."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
+
+
+def parse_duration(value: object) -> float:
+    """'60s', '10m', '1m30s', '500ms' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError
+        return float(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if "".join(n + u for n, u in parts) != text:
+        raise ValueError
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+def expand(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """Expand ${VAR}, ${VAR:-default} and $$; VAR_FILE stands in for VAR. Returns (text, problems)."""
+    problems: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = match["name"]
+        if name is None:
+            return "$"
+        before = len(problems)
+        value = _variable(name, environ, problems)
+        if value is None:
+            if match["default"] is not None:
+                return match["default"]
+            if len(problems) == before:
+                problems.append(f"${{{name}}} is not set; set {name} (or {name}_FILE to a file holding it)"
+                                " in the environment")
+            return ""
+        return value
+
+    return _VARIABLE.sub(replace, text), problems
+
+
+def _variable(name: str, environ: Mapping[str, str], problems: list[str]) -> str | None:
+    direct, file_name = environ.get(name), environ.get(f"{name}_FILE")
+    if direct is not None and file_name is not None:
+        problems.append(f"both {name} and {name}_FILE are set; set only one")
+        return None
+    if file_name is None:
+        return direct
+    try:
+        return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{name}_FILE={file_name} cannot be read ({exc}); mount the secret or fix the path")
+        return None
