@@ -19,9 +19,10 @@ EXIT_CODES = """exit codes:
   0  done (run --once), healthy (status, probe), or stopped by SIGTERM/SIGINT while serving
   1  not healthy (status, probe)
   2  invalid plan or settings; no database was touched
-  3  a database did not answer in time, refused us, or the plan lock stayed taken
-  4  a migration or command step failed; it was rolled back
+  3  a database did not answer in time, refused us, a connection was lost, or the plan lock stayed taken
+  4  a migration or command step failed (it was rolled back), or an applied file was edited or deleted
   5  the steps ran but verification failed
+  70  a bug in sidecar (the log says so)
   128+N  interrupted by signal N during the plan (143 for SIGTERM)
 """
 

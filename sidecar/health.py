@@ -41,7 +41,7 @@ def prepare(path: Path) -> None:
 def write(path: Path, status: str, interval: float, **fields: Any) -> None:
     """Replace the file atomically: a reader sees the old content or the new, never half."""
     now = time.time()
-    document = {"status": status, "updated_at": _iso(now), "expires_at": now + MISSED_BEATS * interval,
+    document = {"status": status, "updated_at": iso(now), "expires_at": now + MISSED_BEATS * interval,
                 "interval_s": interval, **fields}
     fd, temp = tempfile.mkstemp(prefix=".health-", dir=path.parent)
     try:
@@ -62,5 +62,5 @@ def remove(path: Path) -> None:
         path.unlink()
 
 
-def _iso(epoch: float) -> str:
+def iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))

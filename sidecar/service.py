@@ -16,7 +16,7 @@ from . import db, health
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
-from .steps import run_steps
+from .steps import StepResult, run_steps
 from .verify import check_database, verify_plan
 from .wait import wait_for_server
 
@@ -39,8 +39,8 @@ def run(plan: Plan, health_path: Path, *, once: bool) -> None:
         try:
             conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
             results = _run_locked(plan, conns)
-            fields = {"plan": plan.name, "digest": plan.digest, "started_at": health._iso(started),
-                      "ready_at": health._iso(time.time()), "steps": [asdict(r) for r in results]}
+            fields = {"plan": plan.name, "digest": plan.digest, "started_at": health.iso(started),
+                      "ready_at": health.iso(time.time()), "steps": [asdict(r) for r in results]}
             health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
             log.info("sidecar.ready", plan=plan.name, applied=sum(r.applied for r in results),
                      baselined=sum(r.baselined for r in results), steps=len(results),
@@ -98,7 +98,7 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
         ) from exc
 
 
-def _run_locked(plan: Plan, conns: dict[str, db.Connection]) -> list[Any]:
+def _run_locked(plan: Plan, conns: dict[str, db.Connection]) -> list[StepResult]:
     lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
     db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
     try:
