@@ -23,6 +23,14 @@ from tests.conftest import require
 from tests.pgserver import PASSWORD, PgServer, find_bindir, init_cluster
 
 _counter = itertools.count(1)
+ONE_DATABASE_PLAN = """[databases.default]
+url = "${DEFAULT_DATABASE_URL}"
+create = true
+[[steps]]
+name = "core"
+database = "default"
+sql = "migrations"
+"""
 
 
 @pytest.fixture(scope="session")
@@ -118,6 +126,12 @@ class Project:
 
     def plan(self, text: str) -> Path:
         return self.write("sidecar.toml", text)
+
+    def one_database_plan(self, step: str = "", *tables: str) -> Path:
+        """One database, one SQL step "core" over migrations/; `step` adds keys to that step,
+        `tables` add TOML tables after it."""
+        parts = [ONE_DATABASE_PLAN, textwrap.dedent(step), *(textwrap.dedent(t) for t in tables)]
+        return self.plan("\n".join(parts))
 
     def run(self, *args: str, timeout: float = 120, **env: str) -> Result:
         completed = subprocess.run(

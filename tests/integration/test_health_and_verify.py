@@ -12,22 +12,10 @@ from tests.integration.conftest import Project, wait_for
 from tests.pgserver import PgServer
 
 INTERVAL = 0.3
-PLAN = """
-    [databases.default]
-    url = "${{DEFAULT_DATABASE_URL}}"
-    create = true
-    [[steps]]
-    name = "core"
-    database = "default"
-    sql = "migrations"
-    [serve]
-    interval = "{interval}s"
-    {verify}
-"""
 
 
 def plan(project: Project, verify: str = "[verify.default]\ntables = [\"t\"]") -> None:
-    project.plan(PLAN.format(interval=INTERVAL, verify=verify))
+    project.one_database_plan("", f'[serve]\ninterval = "{INTERVAL}s"', verify)
     project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
 
 

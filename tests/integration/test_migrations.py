@@ -4,20 +4,9 @@ from __future__ import annotations
 
 from tests.integration.conftest import Project
 
-PLAN = """
-    [databases.default]
-    url = "${{DEFAULT_DATABASE_URL}}"
-    create = true
-    [[steps]]
-    name = "core"
-    database = "default"
-    sql = "migrations"
-    {extra}
-"""
 
-
-def plan(project: Project, extra: str = "") -> None:
-    project.plan(PLAN.format(extra=extra))
+def plan(project: Project, step: str = "") -> None:
+    project.one_database_plan(step)
 
 
 def tables(project: Project) -> set[str]:

@@ -14,21 +14,9 @@ from sidecar.wait import classify
 from tests.integration.conftest import Project
 from tests.pgserver import PgServer
 
-ONE_DATABASE = """
-    [wait]
-    timeout = "{timeout}"
-    [databases.default]
-    url = "${{DEFAULT_DATABASE_URL}}"
-    create = true
-    [[steps]]
-    name = "core"
-    database = "default"
-    sql = "migrations"
-"""
-
 
 def one_database(project: Project, timeout: str = "30s") -> None:
-    project.plan(ONE_DATABASE.format(timeout=timeout))
+    project.one_database_plan("", f'[wait]\ntimeout = "{timeout}"')
     project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
 
 
