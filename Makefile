@@ -47,7 +47,7 @@ postgres: ## install Debian's postgresql package when its server binaries are mi
 	else echo "PostgreSQL server binaries missing: run 'sudo apt-get install postgresql'" >&2; exit 1; fi
 
 .PHONY: test
-test: venv postgres images ## run every test: unit, integration (real PostgreSQL), end-to-end (real Docker)
+test: venv postgres images ## every test: unit, integration (real PostgreSQL), short fault campaigns, end-to-end (real Docker)
 	$(WITH_IMAGES) $(BIN)/pytest
 
 .PHONY: test-unit
@@ -142,7 +142,7 @@ bench: postgres images $(STAMPS)/bench-venv ## side-by-side benchmark against db
 # --- fault campaigns ------------------------------------------------------------
 
 .PHONY: chaos
-chaos: venv postgres images ## the full fault, concurrency and bad-input campaigns (about 20 min), then their table
+chaos: venv postgres images ## the full fault, concurrency and bad-input campaigns (about 15 min), then their table
 	rm -f $(STAMPS)/chaos.jsonl
 	$(WITH_IMAGES) CHAOS=full CHAOS_REPORT=$(STAMPS)/chaos.jsonl $(BIN)/pytest tests/chaos
 	$(BIN)/python tests/chaos/report.py $(STAMPS)/chaos.jsonl
