@@ -157,6 +157,18 @@ def scalar(cur: psycopg2.extensions.cursor, query: str, params: tuple[Any, ...] 
     return row[0]
 
 
+def first_row(conn: Connection, query: str) -> tuple[Any, ...] | None:
+    """The first row of a plan-supplied query, or None when it returns no row (or no result set)."""
+    with conn.cursor() as cur:
+        cur.execute(query)
+        return cur.fetchone() if cur.description else None
+
+
+def server_message(exc: psycopg2.Error) -> str:
+    """The server's own words for a failed statement, without libpq's decoration."""
+    return (exc.diag.message_primary or str(exc)).strip()
+
+
 def database_exists(conn: Connection, name: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from .db import Connection, scalar
+from .db import Connection, scalar, server_message
 from .errors import StepError, UnavailableError
 from .log import get_logger
 from .migrations import MigrationFile
@@ -196,7 +196,7 @@ def _connection_lost(exc: psycopg2.Error, database: str, step: str) -> Unavailab
 def _step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, database: str,
                 step: str) -> StepError:
     diag = exc.diag
-    message = (diag.message_primary or str(exc)).strip()
+    message = server_message(exc)
     detail = f" ({diag.message_detail})" if diag.message_detail else ""
     where = f", line {line}" if line else ""
     return StepError(

@@ -93,7 +93,7 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
             log.info("database.created", database=name, dbname=dbname)
     except psycopg2.Error as exc:
         raise UnavailableError(
-            f"cannot create database {dbname!r} ({name}): {(exc.diag.message_primary or str(exc)).strip()}",
+            f"cannot create database {dbname!r} ({name}): {db.server_message(exc)}",
             hint="grant the user CREATEDB, or create the database beforehand and set create = false"
         ) from exc
 

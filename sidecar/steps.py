@@ -11,7 +11,7 @@ import psycopg2.errors
 
 from . import history
 from .commands import run_command
-from .db import Connection
+from .db import Connection, first_row, server_message
 from .errors import StepError
 from .log import get_logger
 from .model import CommandStep, Plan, SqlStep
@@ -103,14 +103,12 @@ def _nothing_to_do(conn: Connection, step: CommandStep) -> bool:
     """Evaluate `skip_if`; a table it reads that does not exist yet means false."""
     assert step.skip_if is not None
     try:
-        with conn.cursor() as cur:
-            cur.execute(step.skip_if)
-            row = cur.fetchone() if cur.description else None
-            return row is not None and row[0] is True
+        row = first_row(conn, step.skip_if)
+        return row is not None and row[0] is True
     except psycopg2.errors.UndefinedTable:
         return False
     except psycopg2.Error as exc:
-        raise StepError(f"step {step.name!r}: skip_if failed: {(exc.diag.message_primary or str(exc)).strip()}",
+        raise StepError(f"step {step.name!r}: skip_if failed: {server_message(exc)}",
                         hint="skip_if must be a query returning true or false") from exc
 
 

@@ -8,7 +8,7 @@ import psycopg2
 
 from . import history
 from .commands import run_command
-from .db import Connection, scalar
+from .db import Connection, first_row, scalar, server_message
 from .errors import StepError, VerificationError
 from .log import get_logger
 from .model import Plan, VerifySpec
@@ -83,11 +83,9 @@ def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
 
 def _sql_check(conn: Connection, database: str, name: str, query: str) -> CheckResult:
     try:
-        with conn.cursor() as cur:
-            cur.execute(query)
-            row = cur.fetchone() if cur.description else None
+        row = first_row(conn, query)
     except psycopg2.Error as exc:
-        return CheckResult(database, name, False, f"query failed: {(exc.diag.message_primary or str(exc)).strip()}")
+        return CheckResult(database, name, False, f"query failed: {server_message(exc)}")
     if row is None:
         return CheckResult(database, name, False, "returned no row")
     return CheckResult(database, name, row[0] is True, "true" if row[0] is True else f"returned {row[0]!r}")
