@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sidecar.migrations import needs_no_lexing
 from sidecar.sqltext import SqlSyntaxError, split_statements
 
 
@@ -63,3 +66,37 @@ def test_unclosed_quotes_are_reported_with_their_line(sql: str, message: str) ->
 
 def test_dollar_in_identifiers_is_not_a_quote() -> None:
     assert texts("SELECT a$b$c FROM t; SELECT 2") == ["SELECT a$b$c FROM t", "SELECT 2"]
+
+
+# Text built from the characters and words that decide how SQL splits, often after a statement's start.
+_SQL_PIECES = st.tuples(
+    st.sampled_from(["", "SELECT ", "-- c\n"]),
+    st.lists(st.sampled_from(["'", '"', "$", "-", "/", "*", "\\", ";", "\n", "E", "a", "begin", "end"]),
+             max_size=12),
+).map(lambda t: t[0] + "".join(t[1]))
+
+
+@settings(max_examples=5000, deadline=None)
+@given(_SQL_PIECES)
+def test_the_fast_path_accepts_only_what_the_lexer_accepts(sql: str) -> None:
+    """migrations.needs_no_lexing skips the lexer: it must never pass a file the lexer refuses."""
+    if needs_no_lexing(sql, sql.upper()):
+        statements = split_statements(sql)  # raises on an unclosed quote or comment
+        assert statements, "no statement"
+        assert not any(s.is_transaction_control for s in statements)
+
+
+@pytest.mark.parametrize("sql", [
+    "INSERT INTO t VALUES ('it''s', \"odd\"\"name\", 1 - 2, 4 / 2); -- a 'comment\nSELECT 1",
+    "-- header\n-- more\nCREATE TABLE t (id int DEFAULT '-- not a comment');",
+])
+def test_the_fast_path_takes_plain_files(sql: str) -> None:
+    assert needs_no_lexing(sql, sql.upper())
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT 'open", "SELECT 1; COMMIT;", "SELECT 1 -- it's\n; SELECT 'x", "DO $$ BEGIN END $$",
+    "SELECT E'\\''", "/* c */ SELECT 1", "-- only a comment\n", "",
+])
+def test_the_fast_path_leaves_the_rest_to_the_lexer(sql: str) -> None:
+    assert not needs_no_lexing(sql, sql.upper())
