@@ -92,24 +92,32 @@ class Bench:
 
 
 def median_time(runs: int, action: Callable[[], None], before: Callable[[], None] = lambda: None) -> float:
-    times = []
+    return interleaved_medians(runs, {"": action}, before)[""]
+
+
+def interleaved_medians(runs: int, tools: dict[str, Callable[[], None]],
+                        before: Callable[[], None] = lambda: None) -> dict[str, float]:
+    """Median seconds per tool, taking turns each round: a machine that slows down for a while
+    (a shared or throttled host) then weighs on every tool alike, not on whichever ran then."""
+    times: dict[str, list[float]] = {name: [] for name in tools}
     for _ in range(runs):
-        before()
-        started = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        for name, action in tools.items():
+            before()
+            started = time.perf_counter()
+            action()
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cold_apply(bench: Bench, runs: int) -> dict[str, float]:
     tools = {"sidecar": bench.sidecar, "dbmate": bench.dbmate, "yoyo": bench.yoyo,
              "psql -f per file": bench.psql_per_file, "psql -1 (floor)": bench.psql_single_transaction}
-    return {name: median_time(runs, tool, bench.reset) for name, tool in tools.items()}
+    return interleaved_medians(runs, tools, bench.reset)
 
 
 def grouped_apply(bench: Bench, runs: int) -> dict[str, float]:
-    return {"sidecar (group = true)": median_time(runs, lambda: bench.sidecar("grouped.toml"), bench.reset),
-            "psql -1 (floor)": median_time(runs, bench.psql_single_transaction, bench.reset)}
+    return interleaved_medians(runs, {"sidecar (group = true)": lambda: bench.sidecar("grouped.toml"),
+                                      "psql -1 (floor)": bench.psql_single_transaction}, bench.reset)
 
 
 def noop_rerun(bench: Bench, runs: int) -> dict[str, float]:
@@ -171,8 +179,8 @@ def probe(bench: Bench, runs: int) -> dict[str, float]:
     health.write(path, health.HEALTHY, 60, plan="bench")
     commands = {"sidecar probe": [str(BIN / "sidecar"), "probe", str(path)],
                 "python -c pass": [sys.executable, "-c", "pass"]}
-    return {name: median_time(runs, lambda argv=argv: subprocess.run(argv, check=True, **QUIET))  # type: ignore[misc]
-            for name, argv in commands.items()}
+    return interleaved_medians(runs, {name: lambda argv=argv: subprocess.run(argv, check=True, **QUIET)  # type: ignore[misc]
+                                      for name, argv in commands.items()})
 
 
 def serve(bench: Bench, seconds: float) -> dict[str, float]:
@@ -251,7 +259,7 @@ def table(title: str, figures: dict[str, float], unit: str, ratios: dict[str, st
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--migrations", type=int, default=300, help="per database (default 300)")
-    parser.add_argument("--runs", type=int, default=3, help="runs per tool and scenario (default 3)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per tool and scenario (default 5)")
     parser.add_argument("--serve-seconds", type=float, default=60)
     parser.add_argument("--no-compose", action="store_true", help="skip the Compose measures")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
@@ -266,7 +274,7 @@ def main() -> int:
              "seconds", lambda: cold_apply(bench, args.runs), {"dbmate": "dbmate", "psql -1": "psql -1 (floor)"}),
             ("grouped", "2. Cold apply, grouped per database", "seconds", lambda: grouped_apply(bench, args.runs),
              {"psql -1": "psql -1 (floor)"}),
-            ("noop", "3. No-op re-run, everything applied", "seconds", lambda: noop_rerun(bench, args.runs * 2),
+            ("noop", "3. No-op re-run, everything applied", "seconds", lambda: noop_rerun(bench, args.runs * 4),
              {"dbmate": "dbmate (3 calls)"}),
             ("wait", "4. Wait latency: server ready -> tool done", "seconds",
              lambda: wait_latency(bench, args.runs * 2), {"dbmate": "dbmate --wait"}),
@@ -288,7 +296,8 @@ def main() -> int:
         shutil.rmtree(work, ignore_errors=True)
     command = "make bench" if len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:])
     header = [f"# Benchmark results\n\nMade by `{command}` on {datetime.now().strftime('%Y-%m-%d %H:%M')}, "
-              f"medians of {args.runs} runs (more for the cheap scenarios), one PostgreSQL with default settings "
+              f"medians of {args.runs} runs (more for the cheap scenarios; in each round the tools take turns), "
+              "one PostgreSQL with default settings "
               "on loopback, every tool through its real binary or interpreter.\n",
               "| | |\n|---|---|", *(f"| {k} | {v} |" for k, v in info.items()), ""]
     args.output.write_text("\n".join(header) + "\n" + "\n".join(sections) + "\n<!-- raw: "
