@@ -32,7 +32,10 @@ def test_stalled_network_mid_plan(project: Project, rng: random.Random, tmp_path
         try:
             env = {**through(trial, proxy), "SIDECAR_LIVENESS_INTERVAL": LIVENESS}
             process = trial.start("run", "--once", **env)
-            time.sleep(rng.uniform(0.3, 1.5))
+            # Mid-plan means past the wait: a freeze before every database is connected looks
+            # like a server not up yet, and waiting for it (wait.timeout) is the contract.
+            wait_for(lambda trial=trial: _connected(trial) == len(trial.names), timeout=20)
+            time.sleep(rng.uniform(0, 1.0))
             mode = rng.choice(["freeze", "drop"])
             proxy.set(mode)
             started = time.monotonic()
@@ -40,8 +43,8 @@ def test_stalled_network_mid_plan(project: Project, rng: random.Random, tmp_path
                 result = trial.finish(process, timeout=BOUND)
             except Exception:
                 process.kill()
-                trial.finish(process)
-                failures.append(f"trial {i} ({mode}): still running after {BOUND}s")
+                hung = trial.finish(process)
+                failures.append(f"trial {i} ({mode}): still running after {BOUND}s; {hung.out[-600:]}")
                 continue
             took = time.monotonic() - started
             proxy.set("pass")
@@ -87,6 +90,14 @@ def test_stalled_network_mid_serve(project: Project, tmp_path: Path) -> None:
         project.outputs += trial.outputs
     record("stalled network mid-serve (frozen for 5 s, then back)", n, failures,
            "never healthy on a frozen connection (unhealthy within ~3 intervals); recovers by itself")
+
+
+def _connected(project: Project) -> int:
+    """How many of the project's databases a sidecar holds a session on."""
+    rows = project.server.query(
+        "postgres", "SELECT count(DISTINCT datname) FROM pg_stat_activity WHERE application_name = 'sidecar'"
+        " AND datname = ANY(%s)", (list(project.names.values()),))
+    return int(str(rows[0][0]))
 
 
 def _status(project: Project) -> str | None:
