@@ -128,6 +128,9 @@ def noop_rerun(bench: Bench, runs: int) -> dict[str, float]:
         bench.reset()
         tool()
         results[name] = median_time(runs, tool)
+    # The floor of any tool on sidecar's stack: the interpreter importing its two libraries.
+    results["python -c 'import psycopg2, structlog'"] = median_time(
+        runs, lambda: bench.run([sys.executable, "-c", "import psycopg2, structlog"]))
     return results
 
 
