@@ -100,18 +100,19 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
 
 def _run_locked(plan: Plan, conns: dict[str, db.Connection]) -> list[StepResult]:
     lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
-    db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
     try:
-        results = run_steps(plan, conns)
-        verify_plan(plan, conns)
-        return results
+        db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
+        try:
+            results = run_steps(plan, conns)
+            verify_plan(plan, conns)
+            return results
+        finally:
+            with contextlib.suppress(psycopg2.Error):
+                if not lock_conn.closed:
+                    db.release_lock(lock_conn, key)
     except psycopg2.Error as exc:  # anything the step code did not translate: a lost connection
         raise UnavailableError(f"database connection failed: {str(exc).strip()}",
-                               hint="the running migration was rolled back; run again") from exc
-    finally:
-        with contextlib.suppress(psycopg2.Error):
-            if not lock_conn.closed:
-                db.release_lock(lock_conn, key)
+                               hint="whatever was running was rolled back; run again") from exc
 
 
 def _serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[str, Any]) -> None:

@@ -64,6 +64,9 @@ def _database_status(plan: Plan, name: str) -> DatabaseStatus:
                        for r in check_database(conn, plan, spec))
         return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
                               applied=len(applied), steps=steps, checks=checks)
+    except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
+        return DatabaseStatus(name, info.describe(), False,
+                              error=f"connection lost ({str(exc).strip().splitlines()[0]})")
     finally:
         db.close_quietly(conn)
 

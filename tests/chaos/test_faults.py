@@ -8,19 +8,18 @@ import time
 from pathlib import Path
 
 from tests.chaos.conftest import check_invariant, fresh, ledger_corpus, record, trials
-from tests.integration.conftest import Project
+from tests.integration.conftest import Project, Result
 from tests.pgserver import PgServer
 
 RERUNS = 5  # as Compose's restart policy would re-run a failed migrator
 
 
-def run_until_done(project: Project, first_code: int) -> tuple[int, list[int]]:
-    """Re-run after a failure, as a restart policy would; the exit codes seen."""
-    codes, code = [first_code], first_code
-    while code != 0 and len(codes) <= RERUNS:
-        code = project.run("run", "--once").code
-        codes.append(code)
-    return code, codes
+def run_until_done(project: Project, first: Result) -> list[Result]:
+    """Re-run after a failure, as a restart policy would; every run's result."""
+    results = [first]
+    while results[-1].code != 0 and len(results) <= RERUNS:
+        results.append(project.run("run", "--once"))
+    return results
 
 
 def test_server_killed_mid_plan(own_project: Project, own_pg: PgServer, rng: random.Random,
@@ -36,12 +35,13 @@ def test_server_killed_mid_plan(own_project: Project, own_pg: PgServer, rng: ran
         own_pg.kill()
         time.sleep(rng.uniform(0, 0.5))
         own_pg.start(wait=False)
-        first = project.finish(process).code
-        code, codes = run_until_done(project, first)
+        results = run_until_done(project, project.finish(process))
         own_pg.wait_ready()
-        problems = check_invariant(project) if code == 0 else []
-        if code != 0 or problems or any(c not in (0, 3) for c in codes):
-            failures.append(f"trial {i}: exit codes {codes}; {problems}")
+        codes = [r.code for r in results]
+        problems = check_invariant(project) if codes[-1] == 0 else []
+        unexpected = [r.out[-1500:] for r in results if r.code not in (0, 3)]
+        if codes[-1] != 0 or problems or unexpected:
+            failures.append(f"trial {i}: exit codes {codes}; {problems}; {unexpected[:1]}")
         own_project.outputs += project.outputs
     record("server killed mid-plan (SIGKILL, restart)", n, failures,
            "each migration applied once with its history row; the sidecar exits 3 and a re-run finishes")

@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 
+from sidecar.db import lock_key
 from tests.integration.conftest import Project, wait_for
 
 PLAN = """
@@ -142,3 +143,23 @@ def test_sigterm_while_connecting_to_a_silent_server_exits_promptly(project: Pro
         result, elapsed = project.stop(process)
     assert result.code == 128 + signal.SIGTERM, result.out
     assert elapsed < 1
+
+
+def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project) -> None:
+    """Found by the server-kill campaign: a loss during the lock wait ended as a crash (exit 70)."""
+    ledger_plan(project, files=1, sleep=0)
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
+    holder = project.server.connect(project.names["default"])
+    try:
+        with holder.cursor() as cur:  # hold the plan's lock, as another sidecar would
+            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan file's stem
+        process = project.start("run", "--once")
+        wait_for(lambda: project.running("pg_try_advisory_lock"), timeout=20, interval=0.01)
+        project.server.query("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                             " WHERE application_name = 'sidecar' AND datname = %s", (project.names["default"],))
+        result = project.finish(process)
+    finally:
+        holder.close()
+    assert result.code == 3, result.out
+    assert "database connection failed" in str(result.last["error"])
+    assert project.query("results", "SELECT to_regclass('sidecar.migrations') IS NULL") == [(True,)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from tests.integration.conftest import Project
+from tests.integration.conftest import Project, wait_for
 
 THREE_DATABASES = """
     name = "epsm"
@@ -159,3 +159,21 @@ def test_status_reports_every_database(project: Project) -> None:
     table = project.run("status")
     assert table.code == 0
     assert "results" in table.out and "healthy" in table.out
+
+
+def test_status_reports_a_connection_lost_mid_report_as_unreachable(project: Project) -> None:
+    project.one_database_plan("", """
+        [verify.default]
+        checks = [{ name = "slow", sql = "SELECT pg_sleep(30) IS NOT NULL" }]
+    """)
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
+    process = project.start("status", "--json")
+    wait_for(lambda: project.running("pg_sleep(30) IS NOT NULL"), timeout=20)
+    project.server.query("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE application_name = 'sidecar' AND query LIKE 'SELECT pg_sleep(30)%'")
+    result = project.finish(process)
+    assert result.code == 1, result.out  # not healthy; before the fix: a crash, exit 70
+    report = json.loads(result.out[result.out.index("{"):])
+    assert report["databases"][0]["reachable"] is False
+    assert report["databases"][0]["error"].startswith("connection lost (")
