@@ -169,6 +169,12 @@ def server_message(exc: psycopg2.Error) -> str:
     return (exc.diag.message_primary or str(exc)).strip()
 
 
+def error_line(exc: psycopg2.Error) -> str:
+    """An error's first line (libpq appends explanations), or its type when it has no text."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def database_exists(conn: Connection, name: str) -> bool:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))

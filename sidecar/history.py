@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from .db import Connection, scalar, server_message
+from .db import Connection, error_line, scalar, server_message
 from .errors import StepError, UnavailableError
 from .log import get_logger
 from .migrations import MigrationFile
@@ -188,8 +188,7 @@ def connection_gone(exc: psycopg2.Error) -> bool:
 
 def _connection_lost(exc: psycopg2.Error, database: str, step: str) -> UnavailableError:
     return UnavailableError(
-        f"lost the connection to database {database!r} during step {step!r}:"
-        f" {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}",
+        f"lost the connection to database {database!r} during step {step!r}: {error_line(exc)}",
         hint="each migration commits with its history row or not at all; run again to continue")
 
 

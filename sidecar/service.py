@@ -154,7 +154,7 @@ def _recheck(plan: Plan, conns: dict[str, db.Connection]) -> list[str]:
                                  if not r.ok]
         except psycopg2.Error as exc:
             db.close_quietly(conns.pop(name, None))
-            problems.append(f"{name}: unreachable ({str(exc).strip().splitlines()[0]})")
+            problems.append(f"{name}: unreachable ({db.error_line(exc)})")
     return problems
 
 

@@ -66,7 +66,7 @@ def _database_status(plan: Plan, name: str) -> DatabaseStatus:
                               applied=len(applied), steps=steps, checks=checks)
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
-                              error=f"connection lost ({str(exc).strip().splitlines()[0]})")
+                              error=f"connection lost ({db.error_line(exc)})")
     finally:
         db.close_quietly(conn)
 
