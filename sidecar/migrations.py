@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sqltext import SqlSyntaxError, split_statements
+from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, split_statements
 
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # A transactional file that provably needs no lexing: a statement first (after line comments),
@@ -24,8 +24,9 @@ FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # fullmatch proves every quote closes.
 _PLAIN_TEXT = re.compile(r"""\s*(?:--[^\n]*\n\s*)*[A-Za-z][^'"$\\/-]*"""
                          r"""(?:(?:'[^'\\]*'|"[^"\\]*"|--[^\n]*+|-(?!-)|/(?!\*))[^'"$\\/-]*)*""")
-# The words of transaction control; only where one appears can a statement end the transaction.
-_CONTROL_WORDS = ("BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT", "SAVEPOINT", "RELEASE", "PREPARE")
+# The first words of the lexer's transaction control; only where one appears can a statement
+# end the transaction. Taken from the lexer so the fast path can never lag behind it.
+_CONTROL_WORDS = tuple(sorted({words[0] for words in TRANSACTION_CONTROL}))
 _CONTROL_WORD = re.compile(rf"\b(?:{'|'.join(_CONTROL_WORDS)})\b", re.I)
 _NO_TRANSACTION = re.compile(r"^\s*--\s*sidecar:\s*no-transaction\s*$", re.M | re.I)
 

@@ -19,7 +19,7 @@ _DOUBLE = re.compile(r'(?:[^"]+|"")*"')
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 _NON_SPACE = re.compile(r"\S")
 _LEADING_WORDS = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)?\s*([A-Za-z_][A-Za-z0-9_$]*)?")
-_TRANSACTION_CONTROL = {
+TRANSACTION_CONTROL = {
     ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),
     ("ABORT",), ("SAVEPOINT",), ("RELEASE",), ("PREPARE", "TRANSACTION"),
 }
@@ -36,7 +36,7 @@ class Statement:
     def is_transaction_control(self) -> bool:
         if self.words[:1] == ("BEGIN",) and self.words[1:2] == ("ATOMIC",):
             return False
-        return self.words[:1] in _TRANSACTION_CONTROL or self.words[:2] in _TRANSACTION_CONTROL
+        return self.words[:1] in TRANSACTION_CONTROL or self.words[:2] in TRANSACTION_CONTROL
 
 
 class SqlSyntaxError(ValueError):
