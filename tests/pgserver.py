@@ -45,6 +45,31 @@ def _run_as() -> dict[str, object]:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                # /proc/N/stat: "N (comm) state ppid ..."; comm may hold spaces, so split after ')'.
+                if int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def _wait_gone(pids: list[int], timeout: float = 10) -> None:
+    """Until none of `pids` runs any more (a zombie holds no shared memory)."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                    break
+            except OSError:
+                break
+            time.sleep(0.01)
+
+
 def _chown(path: Path) -> None:
     if os.geteuid() == 0:
         user = pwd.getpwnam("postgres")
@@ -117,11 +142,23 @@ class PgServer:
             self.process.wait(30)
 
     def kill(self) -> None:
-        """SIGKILL the whole server, postmaster and backends, as a crash would."""
+        """SIGKILL the whole server, postmaster and backends, as a crash of its host would.
+
+        Backends call setsid(), so the postmaster's process group does not reach them: they
+        would outlive it for a moment, still attached to shared memory, and a restart then
+        fails ("pre-existing shared memory block is still in use"). So the postmaster is
+        stopped first (it forks nothing more), and it and every child are killed together.
+        """
         if self.process and self.process.poll() is None:
+            postmaster = self.process.pid
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.kill(postmaster, signal.SIGSTOP)
+            children = _children(postmaster)
+            for pid in (postmaster, *children):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.process.wait(30)
+            _wait_gone(children)
 
     def keywords(self, dbname: str) -> dict[str, object]:
         return {"host": "127.0.0.1", "port": self.port, "user": SUPERUSER, "password": PASSWORD,
