@@ -38,8 +38,6 @@ def probe(path: str | os.PathLike[str], now: float | None = None) -> tuple[bool,
     return True, f"healthy: plan {document.get('plan')} ready since {document.get('ready_at')}"
 
 
-
-
 def run(path: str | None) -> int:
     healthy, reason = probe(path or default_path())
     print(reason)
