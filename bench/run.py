@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import DATABASES, write_corpus  # noqa: E402
-from tests.pgserver import PASSWORD, SUPERUSER, PgServer, find_bindir, init_cluster  # noqa: E402
+from tests.pgserver import PASSWORD, SUPERUSER, PgServer, find_bindir, init_cluster, proc_stat  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the virtual environment: sidecar, dbmate, yoyo
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
@@ -209,7 +209,7 @@ def serve(bench: Bench, seconds: float) -> dict[str, float]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = proc_stat(pid)  # utime and stime, in clock ticks
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

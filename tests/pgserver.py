@@ -45,14 +45,18 @@ def _run_as() -> dict[str, object]:
     return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
 
 
+def proc_stat(pid: int | str) -> list[str]:
+    """/proc/N/stat's fields after "N (comm)": state, ppid, ... (comm may hold spaces, so split after ')')."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def _children(pid: int) -> list[int]:
     """The processes whose parent is `pid`."""
     found = []
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                # /proc/N/stat: "N (comm) state ppid ..."; comm may hold spaces, so split after ')'.
-                if int(Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                if int(proc_stat(entry.name)[1]) == pid:
                     found.append(int(entry.name))
     return found
 
@@ -63,7 +67,7 @@ def _wait_gone(pids: list[int], timeout: float = 10) -> None:
     for pid in pids:
         while time.monotonic() < deadline:
             try:
-                if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                if proc_stat(pid)[0] == "Z":
                     break
             except OSError:
                 break
