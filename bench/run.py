@@ -217,11 +217,10 @@ def compose(runs: int) -> dict[str, float]:
     """Ready line -> backend container started, on the real engine; image size over its base."""
     import docker
 
-    from tests.e2e.conftest import Stack, engine_time
+    from tests.e2e.conftest import Stack, engine_time, image_names
 
     client = docker.from_env()
-    names = dict(line.split("=", 1) for line in (ROOT / ".stamps/images.env").read_text().split())
-    images = {**names, "SIDECAR_IMAGE": "sidecar:latest", "SIDECAR_DJANGO_IMAGE": "sidecar-django:latest"}
+    images = image_names()
     delays = []
     for _ in range(runs):
         stack = Stack(client, images)
@@ -233,7 +232,8 @@ def compose(runs: int) -> dict[str, float]:
             delays.append((started - ready).total_seconds())
         finally:
             stack.down()
-    size = client.images.get("sidecar:latest").attrs["Size"] - client.images.get(names["PYTHON_IMAGE"]).attrs["Size"]
+    size = (client.images.get(images["SIDECAR_IMAGE"]).attrs["Size"]
+            - client.images.get(images["PYTHON_IMAGE"]).attrs["Size"])
     return {"ready -> backend started (s)": statistics.median(delays), "image layers added (MB)": size / 1e6}
 
 

@@ -56,6 +56,11 @@ def images(docker_client: Any) -> dict[str, str]:
     done = subprocess.run(["make", "--no-print-directory", "images"], cwd=ROOT, capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+    return image_names()
+
+
+def image_names() -> dict[str, str]:
+    """The names `make images` built: the base images (.stamps/images.env) and sidecar's own."""
     names = dict(line.split("=", 1) for line in (ROOT / ".stamps/images.env").read_text().split())
     return {**names, "SIDECAR_IMAGE": os.environ.get("SIDECAR_IMAGE", "sidecar:latest"),
             "SIDECAR_DJANGO_IMAGE": os.environ.get("SIDECAR_DJANGO_IMAGE", "sidecar-django:latest")}
