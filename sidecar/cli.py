@@ -15,16 +15,18 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the prob
 if TYPE_CHECKING:
     import argparse
 
-EXIT_CODES = """exit codes:
-  0  done (run --once), healthy (status, probe), or stopped by SIGTERM/SIGINT while serving
-  1  not healthy (status, probe)
-  2  invalid plan or settings; no database was touched
-  3  a database did not answer in time, refused us, a connection was lost, or the plan lock stayed taken
-  4  a migration or command step failed (it was rolled back), or an applied file was edited or deleted
-  5  the steps ran but verification failed
-  70  a bug in sidecar (the log says so)
-  128+N  interrupted by signal N during the plan (143 for SIGTERM)
-"""
+    from .errors import SidecarError
+    from .settings import Settings
+
+
+
+def exit_codes_help() -> str:
+    """The exit-code table (errors.EXIT_CODES) as plain text, for --help."""
+    from .errors import EXIT_CODES
+
+    width = max(len(code) for code, _ in EXIT_CODES)
+    return "exit codes:\n" + "".join(f"  {code.ljust(width)}  {meaning.replace('`', '')}\n"
+                                      for code, meaning in EXIT_CODES)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,15 +35,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="sidecar", description="Run an ordered migration plan across PostgreSQL databases,"
-        " verify it, and report healthy.", epilog=EXIT_CODES,
+        " verify it, and report healthy.", epilog=exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"sidecar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    plan_default = os.environ.get("SIDECAR_PLAN", "sidecar.toml")
 
     def add_plan(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("plan", nargs="?", type=Path, default=Path(plan_default),
-                         help=f"the plan file (default: $SIDECAR_PLAN or sidecar.toml; now {plan_default})")
+        sub.add_argument("plan", nargs="?", type=Path, default=None,
+                         help="the plan file (default: $SIDECAR_PLAN or sidecar.toml)")
 
     run = commands.add_parser("run", help="migrate, verify, report healthy and keep serving")
     add_plan(run)
@@ -79,89 +80,75 @@ def main(argv: list[str] | None = None) -> int:
 
 def _with_errors_reported(args: argparse.Namespace) -> int:
     from . import log, redact
-    from .errors import Interrupted, PlanError, SidecarError
+    from .errors import BUG, Interrupted, PlanError, SidecarError
+    from .settings import from_environment
 
-    log_format = os.environ.get("LOG_FORMAT", "console")
     # status --json owns stdout; its log lines (check commands' output) go to stderr.
     stream = sys.stderr if args.command == "status" else sys.stdout
-    log.configure(log_format if log_format in log.FORMATS else "console",
-                  os.environ.get("LOG_LEVEL", "info"), stream)
-    logger = log.get_logger()
     try:
-        return _dispatch(args)
+        settings = from_environment(os.environ)
+    except PlanError as exc:  # reported with the default log settings, since ours are what is wrong
+        log.configure("console", "info", stream)
+        return _report_failure(exc)
+    log.configure(settings.log_format, settings.log_level, stream)
+    try:
+        return _dispatch(args, settings)
     except SidecarError as exc:
-        hold = _failure_hold() if args.command == "run" and not args.once and not isinstance(exc, Interrupted) else 0
-        held = {"holding_s": hold} if hold else {}
-        if isinstance(exc, PlanError) and len(exc.problems) > 1:
-            for problem in exc.problems:
-                logger.error("plan.problem", reason=problem)
-            logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
-                         hint=exc.hint, exit_code=exc.exit_code, **held)
-        else:
-            logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **held)
+        holds = args.command == "run" and not args.once and not isinstance(exc, Interrupted)
+        hold = settings.failure_hold if holds else 0.0
+        code = _report_failure(exc, hold)
         if hold:
-            from . import health, service
+            from . import service
 
-            service.hold_after_failure(args.health_file or health.default_path(), exc.message, hold)
-        return exc.exit_code
+            service.hold_after_failure(args.health_file or settings.health_file, exc.message, hold)
+        return code
     except Exception as exc:  # a bug: say so plainly, still without a password
         import traceback
 
-        logger.error("sidecar.crashed", error=redact.redact(f"{type(exc).__name__}: {exc}"),
-                     traceback=redact.redact(traceback.format_exc()),
-                     hint="this is a bug in sidecar; please report it with this log")
-        return 70
+        log.get_logger().error("sidecar.crashed", error=redact.redact(f"{type(exc).__name__}: {exc}"),
+                               traceback=redact.redact(traceback.format_exc()),
+                               hint="this is a bug in sidecar; please report it with this log")
+        return BUG
 
 
-def _duration_setting(name: str, default: str) -> float:
-    """A duration from the environment; PlanError (exit 2) when it is not one."""
-    from .errors import PlanError
-    from .values import parse_duration
-
-    value = os.environ.get(name) or default
-    try:
-        return parse_duration(value)
-    except ValueError:
-        raise PlanError([f"{name}={value!r}: expected a duration like \"90s\" or \"500ms\""]) from None
-
-
-def _failure_hold() -> float:
-    """Seconds to stay alive after a failure: $SIDECAR_FAILURE_HOLD (validated before the run).
-
-    docker-compose 1.29 counts a `service_healthy` dependency that has exited as
-    healthy (it only inspects running containers), so a migrator that fails and
-    exits at once can let the backend start. Held longer than start_period +
-    retries x interval, Docker marks it unhealthy and Compose 1.29 stops there.
-    """
+def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
+    """The run's last line, `sidecar.failed`: what went wrong, where, and what to do; its exit code."""
+    from . import log
     from .errors import PlanError
 
-    try:
-        return _duration_setting("SIDECAR_FAILURE_HOLD", "0s")
-    except PlanError:
-        return 0.0
+    logger = log.get_logger()
+    held = {"holding_s": hold} if hold else {}
+    where = {"database": exc.database} if exc.database else {}
+    if isinstance(exc, PlanError) and len(exc.problems) > 1:
+        for problem in exc.problems:
+            logger.error("plan.problem", reason=problem)
+        logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
+                     hint=exc.hint, exit_code=exc.exit_code, **held)
+    else:
+        logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **where, **held)
+    return exc.exit_code
 
 
-def _dispatch(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from . import db
     from .plan import load_plan
+    from .redact import redact
 
-    plan = load_plan(args.plan)
-    if args.command in ("run", "status"):
-        from . import db
-
-        _duration_setting("SIDECAR_FAILURE_HOLD", "0s")
-        db.LIVENESS_INTERVAL = max(0.1, _duration_setting("SIDECAR_LIVENESS_INTERVAL", "10s"))
+    plan = load_plan(args.plan or settings.plan)
     if args.command == "validate":
         steps = ", ".join(s.name for s in plan.steps)
-        print(f"{args.plan}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"
-              f" {len(plan.steps)} steps ({steps}), digest {plan.digest}")
+        print(redact(f"{plan.path}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"
+                     f" {len(plan.steps)} steps ({steps}), digest {plan.digest}"))
         return 0
-    if args.command == "status":
-        from . import status
+    with db.session(liveness_interval=settings.liveness_interval):
+        if args.command == "status":
+            from . import status
+            from .errors import NOT_HEALTHY
 
-        report = status.collect(plan)
-        print(status.render_json(plan, report) if args.json else status.render_table(plan, report))
-        return 0 if all(d.healthy for d in report) else 1
-    from . import health, service
+            report = status.collect(plan)
+            print(redact(status.render_json(plan, report) if args.json else status.render_table(plan, report)))
+            return 0 if all(d.healthy for d in report) else NOT_HEALTHY
+        from . import service
 
-    service.run(plan, args.health_file or health.default_path(), once=args.once)
-    return 0
+        service.run(plan, args.health_file or settings.health_file, once=args.once)
+        return 0

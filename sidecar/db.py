@@ -3,7 +3,9 @@
 Every connection goes through one wait callback, which makes a running
 statement interruptible (a SIGTERM cancels it on the server instead of
 waiting for it) and enforces deadlines that libpq's asynchronous mode does
-not (it ignores connect_timeout).
+not (it ignores connect_timeout). psycopg2's wait callback is process-wide,
+so it is installed only inside `session()`, which the entry point opens with
+its settings and which puts back whatever was there before.
 """
 
 from __future__ import annotations
@@ -37,10 +39,11 @@ _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadli
 _connecting: contextvars.ContextVar[bool] = contextvars.ContextVar("connecting", default=False)
 _interrupted_connect: contextvars.ContextVar[Interrupted | None] = contextvars.ContextVar(
     "interrupted_connect", default=None)
-log = get_logger()
 # How long a statement may go without a byte from the server before _check_alive asks the server
-# whether it is still running it; set from $SIDECAR_LIVENESS_INTERVAL by the entry point.
-LIVENESS_INTERVAL = 10.0
+# whether it is still running it: the session's setting, None outside a session.
+_liveness: contextvars.ContextVar[float | None] = contextvars.ContextVar("liveness", default=None)
+log = get_logger()
+DEFAULT_LIVENESS_INTERVAL = 10.0
 
 
 class DeadlineExceeded(psycopg2.OperationalError):
@@ -58,14 +61,15 @@ def _wait(conn: Connection) -> None:
             deadline = _deadline.get()
             timeout = None if deadline is None or interrupted else max(0.0, deadline - time.monotonic())
             info = getattr(conn, "sidecar_info", None)  # None while connecting
+            liveness = _liveness.get() or DEFAULT_LIVENESS_INTERVAL
             if info is not None and not interrupted:
-                timeout = LIVENESS_INTERVAL if timeout is None else min(timeout, LIVENESS_INTERVAL)
+                timeout = liveness if timeout is None else min(timeout, liveness)
             fd = conn.fileno()
             readable, writable = ([fd], []) if state == psycopg2.extensions.POLL_READ else ([], [fd])
             if not any(select.select(readable, writable, [], timeout)[:2]) and timeout is not None:
                 if info is None or (deadline is not None and time.monotonic() >= deadline):
                     raise DeadlineExceeded("timeout expired")
-                _check_alive(conn, info)
+                _check_alive(conn, info, liveness)
         except Interrupted as exc:
             if _connecting.get():
                 # psycopg2 turns an error raised while connecting into a bare OperationalError;
@@ -84,8 +88,8 @@ def _wait(conn: Connection) -> None:
         raise interrupted
 
 
-def _check_alive(conn: Connection, info: ConnInfo) -> None:
-    """After LIVENESS_INTERVAL without a byte from the server, ask it over a second connection
+def _check_alive(conn: Connection, info: ConnInfo, liveness: float) -> None:
+    """After `liveness` seconds without a byte from the server, ask it over a second connection
     whether it is still working on our statement.
 
     Keepalives cannot tell a stalled link from a long migration when something
@@ -95,9 +99,9 @@ def _check_alive(conn: Connection, info: ConnInfo) -> None:
     """
     pid = conn.info.backend_pid
     try:
-        side = connect(info, timeout=LIVENESS_INTERVAL)
+        side = connect(info, timeout=liveness)
     except psycopg2.OperationalError as exc:
-        raise DeadlineExceeded(f"no answer from the server for {LIVENESS_INTERVAL:g}s and no new"
+        raise DeadlineExceeded(f"no answer from the server for {liveness:g}s and no new"
                                f" connection either ({str(exc).strip()})") from None
     try:
         with side.cursor() as cur:
@@ -106,7 +110,7 @@ def _check_alive(conn: Connection, info: ConnInfo) -> None:
     finally:
         close_quietly(side)
     if row is None or row[0] != "active" or row[1] == "Client":
-        raise DeadlineExceeded(f"no answer from the server for {LIVENESS_INTERVAL:g}s, and it is not"
+        raise DeadlineExceeded(f"no answer from the server for {liveness:g}s, and it is not"
                                f" running our statement (backend {pid}: {row[0] if row else 'gone'})")
 
 
@@ -116,7 +120,17 @@ class _Connection(psycopg2.extensions.connection):
     sidecar_info: ConnInfo | None = None
 
 
-psycopg2.extensions.set_wait_callback(_wait)
+@contextlib.contextmanager
+def session(*, liveness_interval: float = DEFAULT_LIVENESS_INTERVAL) -> Iterator[None]:
+    """The scope in which sidecar connects: our wait callback and liveness setting, undone on exit."""
+    previous = psycopg2.extensions.get_wait_callback()
+    token = _liveness.set(liveness_interval)
+    psycopg2.extensions.set_wait_callback(_wait)
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(previous)
+        _liveness.reset(token)
 
 
 @contextlib.contextmanager
@@ -131,6 +145,8 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 def connect(info: ConnInfo, *, timeout: float) -> Connection:
     """One autocommit connection, or psycopg2.OperationalError (classified by wait.py)."""
+    if _liveness.get() is None:
+        raise RuntimeError("sidecar.db.connect() called outside db.session()")
     keywords: dict[str, Any] = {**info.keywords(), **KEEPALIVES, "application_name": APPLICATION_NAME}
     token = _connecting.set(True)  # nothing to cancel yet: a signal just ends the attempt
     try:

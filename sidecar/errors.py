@@ -1,6 +1,24 @@
-"""One exception hierarchy; the exit code is a class attribute, mapped once in cli."""
+"""One exception hierarchy; the exit code is a class attribute, mapped once in cli.
+
+`EXIT_CODES` is the one table of what each code means: `sidecar --help`
+prints it and a test holds the README's table to it.
+"""
 
 from __future__ import annotations
+
+NOT_HEALTHY = 1
+BUG = 70
+EXIT_CODES: tuple[tuple[str, str], ...] = (
+    ("0", "done (`run --once`), healthy (`status`, `probe`), or stopped by SIGTERM/SIGINT while serving"),
+    ("1", "not healthy (`status`, `probe`)"),
+    ("2", "invalid plan or settings (including an unwritable health folder); no database was touched"),
+    ("3", "a database did not answer in time, refused the credentials, a connection was lost, or the"
+          " plan lock stayed taken"),
+    ("4", "a migration or command step failed (it was rolled back), or an applied file was edited or deleted"),
+    ("5", "the steps ran but verification failed"),
+    ("70", "a bug in sidecar (the log says so)"),
+    ("128+N", "interrupted by signal N during the plan (143 for SIGTERM)"),
+)
 
 
 class SidecarError(Exception):
@@ -8,10 +26,11 @@ class SidecarError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", database: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.database = database  # the plan's name of the database it concerns, when there is one
 
 
 class PlanError(SidecarError):

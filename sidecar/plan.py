@@ -25,6 +25,9 @@ from .values import expand, parse_duration
 _IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
+# The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
+# wait.timeout and lock.timeout may be 0: "try once, do not wait".
+MIN_INTERVAL = 0.1
 
 
 _KEYS: dict[str, frozenset[str]] = {
@@ -81,9 +84,7 @@ class _PlanReader:
         serve = self.table(doc, "serve", "serve")
         wait_timeout = self.duration(wait, "timeout", "wait.timeout", 60.0)
         lock_timeout = self.duration(lock, "timeout", "lock.timeout", 600.0)
-        interval = self.duration(serve, "interval", "serve.interval", 5.0)
-        if interval is not None and interval < 0.1:
-            self.problem("serve.interval", "must be at least 100ms")
+        interval = self.duration(serve, "interval", "serve.interval", 5.0, minimum=MIN_INTERVAL)
         databases = self.databases(doc.get("databases"))
         # Declared names, valid or not, so one bad URL does not make every step "unknown".
         names = list(doc["databases"]) if isinstance(doc.get("databases"), dict) else []
@@ -203,7 +204,7 @@ class _PlanReader:
         if not argv:
             self.problem(f"{key}.command", "expected a non-empty list of strings, e.g."
                          ' ["python", "manage.py", "migrate"] (no shell is used)')
-        timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0)
+        timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
         cwd = self.string(table, "cwd", f"{key}.cwd", default=".")
         env = self.environment(table.get("env", {}), f"{key}.env")
         skip_if = self.string(table, "skip_if", f"{key}.skip_if")
@@ -239,11 +240,14 @@ class _PlanReader:
                 self.problem(f"{key}.commands", "expected a list of argv lists, e.g."
                              ' [["python", "manage.py", "migrate", "--check"]]')
                 commands = []
-            command_timeout = self.duration(table, "command_timeout", f"{key}.command_timeout", 300.0)
+            command_timeout = self.duration(table, "command_timeout", f"{key}.command_timeout", 300.0,
+                                            minimum=MIN_INTERVAL)
+            if command_timeout is None:
+                continue
             specs.append(VerifySpec(
                 database, tables, min_tables, bool(no_pending), checks,
                 tuple(tuple(self.substitute(a, f"{key}.commands") for a in c) for c in commands),
-                command_timeout or 300.0))
+                command_timeout))
         return tuple(specs)
 
     def checks(self, value: object, key: str) -> tuple[SqlCheck, ...]:
@@ -315,14 +319,20 @@ class _PlanReader:
             return default
         return value
 
-    def duration(self, table: dict[str, Any], name: str, key: str, default: float) -> float | None:
+    def duration(self, table: dict[str, Any], name: str, key: str, default: float, *,
+                 minimum: float = 0.0) -> float | None:
+        """A duration of at least `minimum` seconds (0 allowed where it means "do not wait")."""
         if name not in table:
             return default
         try:
-            return parse_duration(table[name])
+            seconds = parse_duration(table[name])
         except ValueError:
             self.problem(key, f"expected a duration like \"30s\", \"10m\" or \"500ms\", got {table[name]!r}")
             return None
+        if seconds < minimum:
+            self.problem(key, f"{table[name]!r} is too short: it must be at least {minimum * 1000:g}ms")
+            return None
+        return seconds
 
     def environment(self, value: object, key: str) -> tuple[tuple[str, str], ...]:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):

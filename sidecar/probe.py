@@ -13,6 +13,8 @@ import time
 
 DEFAULT_PATH = "/run/sidecar/health.json"
 HEALTHY = "healthy"
+# The sidecar's own file is under 1 KiB a step; anything larger is not one, and is not read.
+MAX_BYTES = 1 << 20
 
 
 def default_path() -> str:
@@ -22,12 +24,13 @@ def default_path() -> str:
 def probe(path: str | os.PathLike[str], now: float | None = None) -> tuple[bool, str]:
     """(healthy, why): healthy only if the file says so and has not expired."""
     try:
-        with open(path, encoding="utf-8") as f:
-            document = json.load(f)
+        document = json.loads(_read(path))
     except FileNotFoundError:
         return False, f"no health file at {path} (still migrating, or stopped)"
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         return False, f"unreadable health file {path}: {exc}"
+    if not isinstance(document, dict):
+        return False, f"unreadable health file {path}: expected a JSON object"
     status = document.get("status")
     if status != HEALTHY:
         return False, f"{status}: {document.get('reason', 'no reason given')}"
@@ -38,7 +41,28 @@ def probe(path: str | os.PathLike[str], now: float | None = None) -> tuple[bool,
     return True, f"healthy: plan {document.get('plan')} ready since {document.get('ready_at')}"
 
 
+def _read(path: str | os.PathLike[str]) -> bytes:
+    """The file's bytes, if it is a regular file of at most MAX_BYTES; never blocks.
+
+    O_NONBLOCK keeps a FIFO from hanging the open; fstat on the open descriptor
+    then refuses anything but a regular file (no FIFO, device or socket).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if (info.st_mode & 0o170000) != 0o100000:  # stat.S_ISREG without importing stat
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > MAX_BYTES:
+            raise OSError(f"{path} is {info.st_size} bytes, more than a health file ({MAX_BYTES})")
+        return os.read(fd, MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+
+
 def run(path: str | None) -> int:
-    healthy, reason = probe(path or default_path())
-    print(reason)
+    try:
+        healthy, reason = probe(path or default_path())
+    except Exception as exc:  # whatever is at that path: one line and "unhealthy", never a traceback
+        healthy, reason = False, f"probe failed: {type(exc).__name__}: {exc}"
+    print(" ".join(reason.split()))  # one line, whatever the file held
     return 0 if healthy else 1

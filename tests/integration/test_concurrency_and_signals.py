@@ -163,3 +163,23 @@ def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project
     assert result.code == 3, result.out
     assert "database connection failed" in str(result.last["error"])
     assert project.query("results", "SELECT to_regclass('sidecar.migrations') IS NULL") == [(True,)]
+
+
+def test_lock_timeout_zero_means_do_not_wait(project: Project) -> None:
+    """lock.timeout = "0s": a plan lock held by someone else ends the run at once (exit 3)."""
+    ledger_plan(project, files=1, sleep=0)
+    project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[serve]'))
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
+    holder = project.server.connect(project.names["default"])
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))
+        started = time.monotonic()
+        result = project.run("run", "--once")
+        elapsed = time.monotonic() - started
+    finally:
+        holder.close()
+    assert result.code == 3, result.out
+    assert "held by another sidecar for 0s" in str(result.last["error"])
+    assert elapsed < 5  # the process's own start included; a wait would be lock.timeout's default, 10m
+    assert project.query("results", "SELECT to_regclass('ledger') IS NULL") == [(True,)]

@@ -82,7 +82,7 @@ def test_connection_errors_are_classified_from_a_real_server(pg: PgServer, case:
         "role": pg.url("postgres", user="no_such_role"),
         "database": pg.url("no_such_database"),
     }
-    with pytest.raises(psycopg2.OperationalError) as caught:
+    with db.session(), pytest.raises(psycopg2.OperationalError) as caught:
         db.connect(parse_url(urls[case]), timeout=5)
     assert classify(caught.value) == expected
 
@@ -94,7 +94,7 @@ def test_silent_server_times_out_instead_of_hanging() -> None:
         silent.listen()
         port = silent.getsockname()[1]
         started = time.monotonic()
-        with pytest.raises(psycopg2.OperationalError) as caught:
+        with db.session(), pytest.raises(psycopg2.OperationalError) as caught:
             db.connect(parse_url(f"postgresql://u:p@127.0.0.1:{port}/x"), timeout=0.5)
         assert time.monotonic() - started < 2
     assert classify(caught.value) == "timed out"

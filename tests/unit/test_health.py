@@ -56,3 +56,47 @@ def test_probe_imports_nothing_heavy(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.json")], capture_output=True,
                          text=True, check=True).stdout
     assert out.strip().endswith("[] 1")
+
+
+def _probe_process(path: Path) -> subprocess.CompletedProcess[str]:
+    """`sidecar probe PATH` as Docker runs it, in an address space too small to read 1 GiB into."""
+    import resource
+
+    def limit_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (256 << 20, 256 << 20))
+
+    return subprocess.run([sys.executable, "-m", "sidecar", "probe", str(path)], capture_output=True, text=True,
+                          timeout=3, preexec_fn=limit_memory, check=False)
+
+
+def _hostile(kind: str, path: Path) -> None:
+    import os
+
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody ever writes: a blocking open would hang forever
+    elif kind == "1 GiB":
+        with open(path, "wb") as f:
+            f.truncate(1 << 30)  # sparse: costs no disk, but a naive read allocates it all
+    elif kind == "deep nesting":
+        path.write_text("[" * 200_000)
+    elif kind == "a list":
+        path.write_text('[{"status": "healthy"}]')
+    elif kind == "a string":
+        path.write_text('"healthy"')
+    elif kind == "not UTF-8":
+        path.write_bytes(b'{"status": "\xff"}')
+    elif kind == "a folder":
+        path.mkdir()
+    elif kind == "a multi-line reason":
+        path.write_text(json.dumps({"status": "failed", "reason": "line one\nline two"}))
+
+
+@pytest.mark.parametrize("kind", ["fifo", "1 GiB", "deep nesting", "a list", "a string", "not UTF-8", "a folder",
+                                  "a multi-line reason"])
+def test_probe_answers_unhealthy_in_one_line_whatever_is_at_the_path(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "health.json"
+    _hostile(kind, path)
+    result = _probe_process(path)  # TimeoutExpired (3 s, the healthcheck's budget) fails the test
+    assert result.returncode == 1, result
+    assert result.stderr == "", result.stderr  # no traceback
+    assert len(result.stdout.splitlines()) == 1, result.stdout

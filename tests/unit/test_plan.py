@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -207,3 +210,37 @@ def test_durations(value: object, seconds: float) -> None:
 def test_bad_durations(value: object) -> None:
     with pytest.raises(ValueError):
         parse_duration(value)
+
+
+def _validate(tmp_path: Path, text: str) -> subprocess.CompletedProcess[str]:
+    """`sidecar validate` as a real process on a real plan file."""
+    path = write_plan(tmp_path, text)
+    return subprocess.run([sys.executable, "-m", "sidecar", "validate", str(path)], capture_output=True,
+                          text=True, env={**ENV, "PATH": os.environ["PATH"]}, timeout=30, check=False)
+
+
+@pytest.mark.parametrize(("where", "key"), [
+    ('[[steps]]\nname = "django results"', "steps[3].timeout"),
+    ("[verify.results]", "verify.results.command_timeout"),
+    ("[wait]", None),  # 0 means: try once, do not wait
+])
+@pytest.mark.parametrize("zero", ['"0s"', '"0ms"', "0", '"50ms"'])
+def test_a_duration_that_cannot_mean_anything_is_a_plan_error(tmp_path: Path, where: str, key: str | None,
+                                                             zero: str) -> None:
+    name = "timeout" if key is None or key.endswith(".timeout") else "command_timeout"
+    text = textwrap.dedent(DESIGN_EXAMPLE).replace('timeout = "10m"\n', "").replace('timeout = "60s"\n', "")
+    text = text.replace(f"{where}\n", f"{where}\n{name} = {zero}\n", 1)
+    result = _validate(tmp_path, text)
+    if key is None:
+        assert result.returncode == 0, result.stdout + result.stderr
+        return
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"sidecar.toml: {key}: " in result.stdout and "too short" in result.stdout, result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_lock_timeout_zero_means_do_not_wait_and_serve_interval_has_a_floor(tmp_path: Path) -> None:
+    text = textwrap.dedent(DESIGN_EXAMPLE) + '\n[lock]\ntimeout = "0s"\n'
+    assert _validate(tmp_path, text).returncode == 0
+    result = _validate(tmp_path, text + '[serve]\ninterval = "0s"\n')
+    assert result.returncode == 2 and "serve.interval: '0s' is too short" in result.stdout, result.stdout

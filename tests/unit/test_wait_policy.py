@@ -7,6 +7,7 @@ import socket
 import pytest
 from structlog.testing import capture_logs
 
+from sidecar import db
 from sidecar.conninfo import parse_url
 from sidecar.errors import UnavailableError
 from sidecar.wait import wait_for_server
@@ -21,7 +22,7 @@ def closed_port() -> int:
 def test_backoff_is_capped_jittered_and_stops_before_the_deadline() -> None:
     slept: list[float] = []
     info = parse_url(f"postgresql://u:p@127.0.0.1:{closed_port()}/db")
-    with capture_logs() as logs, pytest.raises(UnavailableError) as caught:
+    with db.session(), capture_logs() as logs, pytest.raises(UnavailableError) as caught:
         wait_for_server(info, timeout=0.5, database="default", sleep=slept.append)
     # Sleeping is injected and tenacity reads the real clock, so the policy runs until
     # refused attempts alone fill the half second: many attempts, no real sleeping.

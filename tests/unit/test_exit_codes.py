@@ -1,0 +1,38 @@
+"""One table of exit codes (errors.EXIT_CODES): the code, `--help` and the README say the same."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from sidecar import errors
+
+README = Path(__file__).parents[2] / "README.md"
+
+
+def readme_table() -> list[tuple[str, str]]:
+    section = README.read_text().split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+    return [(m[1], m[2]) for m in re.finditer(r"^\| (\S+) \| (.+) \|$", section, re.M) if m[1] not in ("code", "---")]
+
+
+def test_the_readme_table_is_the_code_table() -> None:
+    assert readme_table() == list(errors.EXIT_CODES)
+
+
+def test_help_prints_the_table() -> None:
+    out = subprocess.run([sys.executable, "-m", "sidecar", "--help"], capture_output=True, text=True,
+                         check=True).stdout
+    epilog = out.split("exit codes:", 1)[1]
+    for code, meaning in errors.EXIT_CODES:
+        assert re.search(rf"^  {re.escape(code)} +{re.escape(meaning.replace('`', ''))}$", epilog, re.M), code
+
+
+def test_every_error_class_has_a_code_in_the_table() -> None:
+    codes = {code for code, _ in errors.EXIT_CODES}
+    for cls in errors.SidecarError.__subclasses__():
+        if cls is not errors.Interrupted:
+            assert str(cls.exit_code) in codes, cls
+    assert str(errors.BUG) in codes and str(errors.NOT_HEALTHY) in codes
+    assert errors.Interrupted(15).exit_code == 143

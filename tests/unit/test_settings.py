@@ -1,0 +1,60 @@
+"""Settings are read once by the entry point and passed down; nothing leaks between runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg2.extensions
+import pytest
+
+from sidecar import db
+from sidecar.conninfo import parse_url
+from sidecar.errors import PlanError
+from sidecar.settings import from_environment
+
+
+def test_defaults_and_every_variable() -> None:
+    assert from_environment({}) == from_environment({"LOG_FORMAT": "", "SIDECAR_FAILURE_HOLD": ""})
+    settings = from_environment({"SIDECAR_PLAN": "/p/plan.toml", "SIDECAR_HEALTH_FILE": "/h.json",
+                                 "LOG_FORMAT": "JSON", "LOG_LEVEL": "debug", "SIDECAR_FAILURE_HOLD": "130s",
+                                 "SIDECAR_LIVENESS_INTERVAL": "500ms"})
+    assert (settings.plan, settings.health_file, settings.log_format, settings.log_level) == (
+        Path("/p/plan.toml"), Path("/h.json"), "json", "debug")
+    assert (settings.failure_hold, settings.liveness_interval) == (130.0, 0.5)
+
+
+def test_every_bad_variable_is_named_at_once() -> None:
+    with pytest.raises(PlanError) as caught:
+        from_environment({"LOG_FORMAT": "text", "LOG_LEVEL": "loud", "SIDECAR_FAILURE_HOLD": "soon",
+                          "SIDECAR_LIVENESS_INTERVAL": "0s"})
+    assert [p.split("=")[0] for p in caught.value.problems] == [
+        "LOG_FORMAT", "LOG_LEVEL", "SIDECAR_FAILURE_HOLD", "SIDECAR_LIVENESS_INTERVAL"]
+    assert caught.value.exit_code == 2
+
+
+def test_a_bad_setting_is_exit_2_with_one_clear_line(tmp_path: Path) -> None:
+    """Before, LIVENESS_INTERVAL=0 silently became 100 ms and a bad LOG_FORMAT silently became console."""
+    result = subprocess.run([sys.executable, "-m", "sidecar", "validate", str(tmp_path / "none.toml")],
+                            capture_output=True, text=True, timeout=30, check=False,
+                            env={"SIDECAR_LIVENESS_INTERVAL": "0s", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2, result
+    assert "SIDECAR_LIVENESS_INTERVAL='0s': must be at least 100ms" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_importing_sidecar_changes_nothing_in_psycopg2() -> None:
+    """A library user's own psycopg2 connections are not routed through sidecar's wait callback."""
+    code = "import psycopg2.extensions, sidecar.db, sidecar.service; print(psycopg2.extensions.get_wait_callback())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "None"
+
+
+def test_a_session_is_undone_on_exit() -> None:
+    before = psycopg2.extensions.get_wait_callback()
+    with db.session(liveness_interval=0.5):
+        assert psycopg2.extensions.get_wait_callback() is not before
+    assert psycopg2.extensions.get_wait_callback() is before
+    with pytest.raises(RuntimeError, match="outside db.session"):  # no setting left behind to connect with
+        db.connect(parse_url("postgresql://u@127.0.0.1:1/db"), timeout=1)
