@@ -64,12 +64,12 @@ def hold_after_failure(health_path: Path, reason: str, seconds: float) -> None:
 def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
     """Wait for every server, create missing databases, return one connection per database."""
     conns: dict[str, db.Connection] = {}
-    maintenance: dict[tuple[str, int, str], db.Connection] = {}
+    maintenance: dict[tuple[tuple[str, str], ...], db.Connection] = {}
     try:
         for database in plan.databases:
             info = database.conn
             if database.create:
-                server = (info.host, info.port, info.user)
+                server = info.server()
                 if server not in maintenance:
                     maintenance[server] = wait_for_server(
                         info.with_database(db.MAINTENANCE_DATABASE), database=database.name,

@@ -145,4 +145,4 @@ def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) 
                 "this does not heal by waiting; fix the connection settings")
     return UnavailableError(
         f"cannot connect to database {database!r} ({info.dbname} at {info.host}:{info.port}"
-        f" as user {info.user!r}): {message.removeprefix('FATAL:').strip()}", hint=hint)
+        f" as user {info.user or '(libpq default)'!r}): {message.removeprefix('FATAL:').strip()}", hint=hint)

@@ -1,8 +1,10 @@
-"""URL parsing and redaction: passwords stay out of reprs, errors and log text."""
+"""URL parsing (libpq's own parser) and redaction: passwords stay out of reprs, errors and log text."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sidecar import redact
 from sidecar.conninfo import parse_url
@@ -11,8 +13,8 @@ from sidecar.conninfo import parse_url
 def test_full_url() -> None:
     info = parse_url("postgresql://app:s%40cret@db.internal:6543/results?sslmode=require")
     assert (info.host, info.port, info.user, info.dbname, info.password) == (
-        "db.internal", 6543, "app", "results", "s@cret")
-    assert info.params == (("sslmode", "require"),)
+        "db.internal", "6543", "app", "results", "s@cret")
+    assert info.get("sslmode") == "require"
     assert "s@cret" not in repr(info)
     assert info.describe() == "app@db.internal:6543/results"
     assert info.pg_environment()["PGSSLMODE"] == "require"
@@ -26,16 +28,20 @@ def test_url_round_trips_with_awkward_characters() -> None:
 
 def test_password_key_overrides_and_query_host() -> None:
     info = parse_url("postgresql://u:old@/db?host=/var/run/postgresql", password="new")
-    assert (info.host, info.password, info.port) == ("/var/run/postgresql", "new", 5432)
+    assert (info.host, info.password, info.port) == ("/var/run/postgresql", "new", "5432")
 
 
 @pytest.mark.parametrize(("url", "message"), [
     ("mysql://u:pw@h/db", "expected a URL like postgresql://"),
     ("postgresql://u:pw@h:99999/db", "out of range"),
     ("postgresql://u:pw@h:x/db", "is not a number"),
-    ("postgresql://u:pw@h/db?sslmod=1", "unknown connection parameter 'sslmod'"),
+    ("postgresql://u:p@ssword@h/db", "percent-encode it"),
+    ("postgresql://u:pass/word@h/db", "percent-encode it"),
+    ("postgresql://u:pw@h/db?sslmod=1", 'invalid URI query parameter: "sslmod"'),
     ("postgresql://u:pw@h", "names no database"),
-    ("postgresql://:pw@h/db", "names no user"),
+    ("postgresql://u:pw@/db", "names no host"),
+    ("host=h1,h2,h3 port=1,2 user=u dbname=db password=pw", "2 ports for 3 hosts"),
+    ("postgresql://u:pw@h:5432:7/db", "a port is not a number"),
 ])
 def test_errors_never_contain_the_password(url: str, message: str) -> None:
     with pytest.raises(ValueError) as caught:
@@ -54,3 +60,42 @@ def test_redact_masks_registered_secrets_and_any_url_password() -> None:
     text = "auth hunter2-unit failed for postgresql://bob:other-secret@host/db password=xyz"
     assert redact.redact(text) == (
         "auth <SECRET> failed for postgresql://bob:<SECRET>@host/db password=<SECRET>")
+
+
+def test_libpq_parameters_and_multi_host_urls_are_accepted() -> None:
+    """What users of replicated PostgreSQL write; the hand-written parser refused all of these."""
+    url = ("postgresql://app@h1:5432,h2:5433,[::1]/db?target_session_attrs=read-write&hostaddr=10.0.0.1,10.0.0.2,::1"
+           "&passfile=/run/pgpass&sslpassword=key-pass-123&service=svc&load_balance_hosts=disable")
+    info = parse_url(url)
+    assert (info.host, info.port) == ("h1,h2,::1", "5432,5433,")
+    assert info.describe() == "app@h1:5432,h2:5433,::1:5432/db"
+    assert "key-pass-123" not in repr(info) and dict(info.secrets) == {"sslpassword": "key-pass-123"}
+    env = info.pg_environment()
+    assert (env["PGHOST"], env["PGPORT"], env["PGTARGETSESSIONATTRS"], env["PGPASSFILE"]) == (
+        "h1,h2,::1", "5432,5433,", "read-write", "/run/pgpass")
+    assert parse_url(info.url()) == info  # DATABASE_URL for command steps says the same
+    assert parse_url("host=h1,h2 port=5432,5432 user=u dbname=db") == parse_url("postgresql://u@h1:5432,h2:5432/db")
+
+
+def test_a_url_without_a_user_leaves_it_to_libpq() -> None:
+    info = parse_url("postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write")
+    assert info.user == "" and info.describe() == "h1:5432,h2:5432/db"
+
+
+SECRET = "zebra-Pw-7731"
+BREAKERS = ["%zz", "%00", "[", "]", "^", "/", " ", "'", '"', "?x", "?a=b=c", ":", "@", ",", "=", "\\", "#", "&"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(BREAKERS) | st.text(max_size=3), max_size=4),
+       st.sampled_from(["postgresql://u:{pw}@h:5432/db{x}", "postgresql://u:{pw}{x}@h/db", "postgresql://u:{x}{pw}@h/db",
+                        "postgresql://u:{pw}@h{x}/db", "postgresql://u:{pw}@[{x}/db", "postgres://u:{pw}@h/db?{x}",
+                        "host=h {x} password={pw}", "host=h password='{pw}{x}", "postgresql://u:{pw}@h/db?sslpassword={pw}{x}"]))
+def test_no_parse_error_ever_contains_the_password(breakers: list[str], template: str) -> None:
+    url = template.format(pw=SECRET, x="".join(breakers))
+    try:
+        info = parse_url(url)
+    except ValueError as exc:
+        assert SECRET not in str(exc), (url, str(exc))
+    else:  # what logs show of a connection
+        assert SECRET not in info.describe() + repr(info), url

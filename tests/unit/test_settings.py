@@ -56,5 +56,5 @@ def test_a_session_is_undone_on_exit() -> None:
     with db.session(liveness_interval=0.5):
         assert psycopg2.extensions.get_wait_callback() is not before
     assert psycopg2.extensions.get_wait_callback() is before
-    with pytest.raises(RuntimeError, match="outside db.session"):  # no setting left behind to connect with
+    with pytest.raises(RuntimeError, match=r"outside db\.session"):  # no setting left behind to connect with
         db.connect(parse_url("postgresql://u@127.0.0.1:1/db"), timeout=1)
