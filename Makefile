@@ -26,7 +26,7 @@ WITH_IMAGES = set -a && { ! test -f $(IMAGES_ENV) || . ./$(IMAGES_ENV); } && set
 
 .PHONY: help
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
 $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)

@@ -40,8 +40,8 @@ def run_command(
             argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)
     except OSError as exc:
-        raise StepError(f"step {step!r}: cannot start {argv[0]!r}: {exc.strerror}",
-                        hint="is the program installed in this image and on PATH?") from exc
+        raise StepError(f"step {step!r} on database {database!r}: cannot start {argv[0]!r}: {exc.strerror}",
+                        hint="is the program installed in this image and on PATH?", database=database) from exc
     reader = threading.Thread(target=_stream, args=(process, step), daemon=True)
     reader.start()
     try:
@@ -49,16 +49,17 @@ def run_command(
     except subprocess.TimeoutExpired:
         _terminate(process, TIMEOUT_GRACE)
         reader.join(1)
-        raise StepError(f"step {step!r}: {argv[0]} did not finish within {timeout:g}s and was"
-                        " stopped", hint="raise the step's timeout if it needs longer") from None
+        raise StepError(f"step {step!r} on database {database!r}: {argv[0]} did not finish within"
+                        f" {timeout:g}s and was stopped", hint="raise the step's timeout if it needs longer",
+                        database=database) from None
     except BaseException:  # interrupted by a signal: take the children down with us
         _terminate(process, INTERRUPT_GRACE)
         raise
     reader.join(5)  # a daemon it left behind may hold the pipe open; do not wait on it
     duration_ms = round((time.monotonic() - started) * 1000)
     if code != 0:
-        raise StepError(f"step {step!r}: {argv[0]} exited with code {code}",
-                        hint=f"its output is above, tagged step={step!r}")
+        raise StepError(f"step {step!r} on database {database!r}: {argv[0]} exited with code {code}",
+                        hint=f"its output is above, tagged step={step!r}", database=database)
     log.info("command.finished", step=step, database=database, duration_ms=duration_ms)
 
 

@@ -234,7 +234,8 @@ def acquire_lock(conn: Connection, key: int, *, timeout: float, database: str) -
             if elapsed >= timeout:
                 raise UnavailableError(
                     f"the plan lock on database {database!r} was held by another sidecar for"
-                    f" {timeout:.0f}s", hint="check `status`; raise lock.timeout if its plan is long")
+                    f" {timeout:.0f}s", hint="check `status`; raise lock.timeout if its plan is long",
+                    database=database)
             if elapsed - last_report >= 10:
                 log.info("lock.waiting", database=database, holder=_lock_holder(cur, key),
                          elapsed_s=round(elapsed, 1))

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import probe
+from . import probe, redact
 
 HEALTHY, UNHEALTHY, FAILED = probe.HEALTHY, "unhealthy", "failed"
 MISSED_BEATS = 3  # a file not refreshed for this many intervals counts as stale
@@ -42,7 +42,7 @@ def write(path: Path, status: str, interval: float, **fields: Any) -> None:
     """Replace the file atomically: a reader sees the old content or the new, never half."""
     now = time.time()
     document = {"status": status, "updated_at": iso(now), "expires_at": now + MISSED_BEATS * interval,
-                "interval_s": interval, **fields}
+                "interval_s": interval, **redact.redact_value(fields)}
     fd, temp = tempfile.mkstemp(prefix=".health-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -68,12 +68,13 @@ def check_drift(database: str, files: tuple[MigrationFile, ...], history: dict[i
             raise StepError(
                 f"database {database!r}: migration {row.version}_{row.name}.sql is recorded as"
                 " applied but its file is not in the plan",
-                hint="restore the file; applied migrations must stay (write a new one to undo)")
+                hint="restore the file; applied migrations must stay (write a new one to undo)",
+                database=database)
         if not row.baseline and migration.checksum != row.checksum:
             raise StepError(
                 f"database {database!r}: {migration.path.name} was edited after it was applied"
                 f" (checksum {migration.checksum[:12]} now, {row.checksum[:12]} when applied)",
-                hint="revert the edit and put the change in a new migration file")
+                hint="revert the edit and put the change in a new migration file", database=database)
 
 
 def pending(files: tuple[MigrationFile, ...], history: dict[int, Applied]) -> list[MigrationFile]:
@@ -189,7 +190,8 @@ def connection_gone(exc: psycopg2.Error) -> bool:
 def _connection_lost(exc: psycopg2.Error, database: str, step: str) -> UnavailableError:
     return UnavailableError(
         f"lost the connection to database {database!r} during step {step!r}: {error_line(exc)}",
-        hint="each migration commits with its history row or not at all; run again to continue")
+        hint="each migration commits with its history row or not at all; run again to continue",
+        database=database)
 
 
 def _step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, database: str,
@@ -201,4 +203,4 @@ def _step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, data
     return StepError(
         f"{m.path.name}{where}: {message}{detail} [SQLSTATE {exc.pgcode or '?'}]"
         f" in database {database!r}, step {step!r}",
-        hint=diag.message_hint or "fix the migration and run again; it was rolled back")
+        hint=diag.message_hint or "fix the migration and run again; it was rolled back", database=database)

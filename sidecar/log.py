@@ -47,16 +47,4 @@ def get_logger(**initial: Any) -> Any:
 
 
 def _redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> dict[str, Any]:
-    return {key: _redact_value(value) for key, value in event.items()}
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, str):
-        return redact.redact(value)
-    if isinstance(value, list | tuple):
-        return type(value)(_redact_value(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _redact_value(v) for k, v in value.items()}
-    if isinstance(value, BaseException):
-        return redact.redact(str(value))
-    return value
+    return {key: redact.redact_value(value) for key, value in event.items()}

@@ -1,13 +1,16 @@
-"""Keep passwords out of every line we print.
+"""Keep secrets out of every line we print.
 
-Secrets are registered where they are read (the plan's URLs, *_FILE contents)
-and scrubbed from every log event and from the one place errors are printed,
-so a library message that echoes a connection string still cannot leak one.
+Secrets are registered where they are read (passwords in the plan's URLs and
+`password` keys, every *_FILE's content) and scrubbed where output leaves the
+process: every log event (a command's output and every error included), what
+`validate` and `status` print, and the health file. So a library message that
+echoes a connection string, or a command that prints a token, cannot leak one.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 MASK = "<SECRET>"
 # Shorter secrets are masked only where they stand as a URL's or keyword's password:
@@ -32,3 +35,16 @@ def redact(text: str) -> str:
         text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)
+
+
+def redact_value(value: Any) -> Any:
+    """`value` with every string in it redacted: lists, tuples and dicts are walked."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, list | tuple):
+        return type(value)(redact_value(v) for v in value)
+    if isinstance(value, dict):
+        return {k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, BaseException):
+        return redact(str(value))
+    return value

@@ -94,8 +94,8 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
     except psycopg2.Error as exc:
         raise UnavailableError(
             f"cannot create database {dbname!r} ({name}): {db.server_message(exc)}",
-            hint="grant the user CREATEDB, or create the database beforehand and set create = false"
-        ) from exc
+            hint="grant the user CREATEDB, or create the database beforehand and set create = false",
+            database=name) from exc
 
 
 def _run_locked(plan: Plan, conns: dict[str, db.Connection]) -> list[StepResult]:

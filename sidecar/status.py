@@ -14,6 +14,7 @@ import psycopg2
 
 from . import db, history
 from .model import Plan
+from .redact import redact_value
 from .verify import CheckResult, check_database, count_tables
 from .wait import classify
 
@@ -72,9 +73,9 @@ def _database_status(plan: Plan, name: str) -> DatabaseStatus:
 
 
 def render_json(plan: Plan, report: list[DatabaseStatus]) -> str:
-    return json.dumps({
+    return json.dumps(redact_value({  # before escaping, which could hide a secret from a text search
         "plan": plan.name, "digest": plan.digest, "healthy": all(d.healthy for d in report),
-        "databases": [{**asdict(d), "healthy": d.healthy} for d in report]}, indent=2)
+        "databases": [{**asdict(d), "healthy": d.healthy} for d in report]}), indent=2)
 
 
 def render_table(plan: Plan, report: list[DatabaseStatus]) -> str:
@@ -88,9 +89,9 @@ def render_table(plan: Plan, report: list[DatabaseStatus]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    details = [f"  {d.database}: {s.step}: pending {', '.join(s.pending)}"
+    details = [f"  {d.database}: pending {', '.join(s.pending)} (step {s.step!r})"
                for d in report for s in d.steps if s.pending]
-    details += [f"  {c.database}: {c.check}: {c.detail}" for d in report for c in d.checks if not c.ok]
+    details += [f"  {c.database}: {c.check} failed ({c.detail})" for d in report for c in d.checks if not c.ok]
     if details:
         lines += ["", "problems:", *details]
     healthy = all(d.healthy for d in report)

@@ -90,7 +90,7 @@ def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applie
             f"step {step.name!r}: baseline {step.baseline} requires table(s) {', '.join(missing)}"
             f" in database {step.database!r}, which do not exist",
             hint="this database is not at the baseline version: remove `baseline` to run the"
-                 " migrations, or restore the database")
+                 " migrations, or restore the database", database=step.database)
     history.record_baseline(conn, files, step=step.name)
     for m in files:
         applied[m.number] = history.Applied(m.version, m.name, m.checksum, True)
@@ -108,8 +108,9 @@ def _nothing_to_do(conn: Connection, step: CommandStep) -> bool:
     except psycopg2.errors.UndefinedTable:
         return False
     except psycopg2.Error as exc:
-        raise StepError(f"step {step.name!r}: skip_if failed: {server_message(exc)}",
-                        hint="skip_if must be a query returning true or false") from exc
+        raise StepError(f"step {step.name!r} on database {step.database!r}: skip_if failed:"
+                        f" {server_message(exc)}", hint="skip_if must be a query returning true or false",
+                        database=step.database) from exc
 
 
 def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:

@@ -1,10 +1,16 @@
-"""Values in the plan: durations, and ${VAR} expansion with VAR_FILE for Docker secrets."""
+"""Values in the plan: durations, and ${VAR} expansion with VAR_FILE for Docker secrets.
+
+Every value read from a VAR_FILE is registered with `redact` as it is read, so
+it is masked in every line sidecar prints, wherever the plan uses it.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
 from pathlib import Path
+
+from . import redact
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -58,7 +64,9 @@ def _variable(name: str, environ: Mapping[str, str], problems: list[str]) -> str
     if file_name is None:
         return direct
     try:
-        return Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        value = Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{name}_FILE={file_name} cannot be read ({exc}); mount the secret or fix the path")
         return None
+    redact.register(value)  # whatever is kept in a secret file is a secret, wherever it is used
+    return value

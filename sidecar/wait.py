@@ -136,7 +136,7 @@ def _retry(attempt: Callable[[], Connection], first: Unreachable, info: ConnInfo
             f"database {database!r} at {info.host}:{info.port} did not answer within {budget or timeout:g}s"
             f" (last: {exc.reason})",
             hint="is the server running and reachable from here? raise wait.timeout if it is slow"
-                 " to start") from exc
+                 " to start", database=database) from exc
 
 
 def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) -> UnavailableError:
@@ -145,4 +145,5 @@ def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) 
                 "this does not heal by waiting; fix the connection settings")
     return UnavailableError(
         f"cannot connect to database {database!r} ({info.dbname} at {info.host}:{info.port}"
-        f" as user {info.user or '(libpq default)'!r}): {message.removeprefix('FATAL:').strip()}", hint=hint)
+        f" as user {info.user or '(libpq default)'!r}): {message.removeprefix('FATAL:').strip()}", hint=hint,
+        database=database)

@@ -45,10 +45,12 @@ def test_command_sees_its_database_and_its_output_is_logged_with_the_step(projec
 
 
 def test_non_zero_exit_stops_the_run_with_exit_4(project: Project) -> None:
+    """The last line names the step and the database it ran against (in words and as a key)."""
     command_plan(project, '["sh", "-c", "echo about to fail; exit 3"]')
     result = project.run("run", "--once")
     assert result.code == 4
-    assert "exited with code 3" in str(result.last["error"])
+    assert result.last["event"] == "sidecar.failed" and result.last["database"] == "results"
+    assert str(result.last["error"]) == "step 'django results' on database 'results': sh exited with code 3"
     assert result.event("command.output")[0]["output"] == "about to fail"
     assert result.event("sidecar.ready") == []
 
@@ -57,7 +59,7 @@ def test_missing_program_is_a_clear_step_error(project: Project) -> None:
     command_plan(project, '["no-such-program-here"]')
     result = project.run("run", "--once")
     assert result.code == 4
-    assert "cannot start 'no-such-program-here'" in str(result.last["error"])
+    assert "on database 'results': cannot start 'no-such-program-here'" in str(result.last["error"])
 
 
 def test_timeout_kills_the_command_and_its_children(project: Project) -> None:
@@ -67,7 +69,7 @@ def test_timeout_kills_the_command_and_its_children(project: Project) -> None:
     result = project.run("run", "--once")
     assert result.code == 4
     assert time.monotonic() - started < 10
-    assert "did not finish within 1s" in str(result.last["error"])
+    assert "on database 'results': sh did not finish within 1s" in str(result.last["error"])
     child = int(pidfile.read_text())
     wait_for(lambda: not os.path.exists(f"/proc/{child}") or _is_zombie(child), timeout=5)
 

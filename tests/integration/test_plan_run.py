@@ -159,6 +159,12 @@ def test_status_reports_every_database(project: Project) -> None:
     table = project.run("status")
     assert table.code == 0
     assert "results" in table.out and "healthy" in table.out
+    project.write("migrations/results/0009_new.sql", "CREATE TABLE new_one (id int);")
+    pending = project.run("status")
+    assert pending.code == 1
+    problems = pending.out.split("problems:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert problems == ["  results: pending 0009 (step 'results')",
+                        "  results: no_pending failed (pending: 0009)"], pending.out
 
 
 def test_status_reports_a_connection_lost_mid_report_as_unreachable(project: Project) -> None:

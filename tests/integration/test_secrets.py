@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.integration.conftest import Project
+from tests.integration.conftest import Project, wait_for
 from tests.pgserver import PASSWORD
 
 PLAN = """
@@ -66,3 +66,37 @@ def test_wrong_password_in_the_error_path_never_shows(project: Project) -> None:
     result = project.run("run", "--once")
     assert result.code == 3
     assert PASSWORD not in everything(project)
+
+
+TOKEN = "tok-Qx81-never-print-me"
+
+
+def test_every_value_read_from_a_file_is_masked_everywhere(project: Project) -> None:
+    """A token given only as API_TOKEN_FILE: printed by a command, echoed in a server error, in
+    status (table and JSON) and in the health file while a failed run holds. Before, only a
+    secret that ended up as a URL's password was masked."""
+    secret = project.root / "secrets" / "api_token"
+    secret.parent.mkdir()
+    secret.write_text(TOKEN + "\n")
+    project.one_database_plan("", """
+        [[steps]]
+        name = "uses the token"
+        database = "default"
+        command = ["sh", "-c", "echo token is $API_TOKEN; echo $API_TOKEN >&2"]
+        env = { API_TOKEN = "${API_TOKEN}" }
+        [verify.default]
+        checks = [{ name = "token check", sql = "SELECT \\"${API_TOKEN}\\" IS NULL" }]
+    """)
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
+    env = {"API_TOKEN_FILE": str(secret)}
+    process = project.start("run", SIDECAR_FAILURE_HOLD="30s", **env)
+    wait_for(lambda: project.health.exists() and "failed" in project.health.read_text(), timeout=60)
+    held = project.health.read_text()
+    project.stop(process)
+    table = project.run("status", **env)
+    as_json = project.run("status", "--json", **env)
+    assert table.code == as_json.code == 1
+    out = everything(project) + held
+    assert TOKEN not in out
+    assert out.count("token is <SECRET>") == 1  # the command ran and its output was masked, not dropped
+    assert "<SECRET>" in held and "<SECRET>" in table.out and "<SECRET>" in as_json.out
