@@ -47,8 +47,25 @@ postgres: ## install Debian's postgresql package when its server binaries are mi
 	else echo "PostgreSQL server binaries missing: run 'sudo apt-get install postgresql'" >&2; exit 1; fi
 
 .PHONY: test
-test: venv postgres images ## every test: unit, integration (real PostgreSQL), short fault campaigns, end-to-end (real Docker)
+test: venv postgres images ## every test: unit, integration (real PostgreSQL), short fault campaigns, end-to-end (real Docker), then test-lowest
 	$(WITH_IMAGES) $(BIN)/pytest
+	@$(MAKE) --no-print-directory test-lowest
+
+LOWEST_VENV := .venv-lowest
+
+# Its own environment with exactly the lowest version pyproject allows of each runtime dependency.
+$(STAMPS)/lowest-venv: pyproject.toml scripts/lowest-requirements.py
+	@mkdir -p $(STAMPS)
+	$(PYTHON) scripts/lowest-requirements.py > $(STAMPS)/lowest.txt
+	$(PYTHON) -m venv $(LOWEST_VENV)
+	$(LOWEST_VENV)/bin/pip install --quiet --upgrade pip
+	$(LOWEST_VENV)/bin/pip install --quiet -c $(STAMPS)/lowest.txt -e '.[test]'
+	@touch $@
+
+.PHONY: test-lowest
+test-lowest: $(STAMPS)/lowest-venv postgres ## unit and integration tests with the lowest allowed version of each runtime dependency
+	$(LOWEST_VENV)/bin/python scripts/lowest-requirements.py --check
+	$(LOWEST_VENV)/bin/pytest tests/unit tests/integration
 
 .PHONY: test-unit
 test-unit: venv ## unit tests only: no server needed
@@ -154,4 +171,4 @@ lint: venv ## ruff and mypy (strict)
 
 .PHONY: clean
 clean: ## remove the virtual environment, wheels and build stamps (images stay)
-	rm -rf $(VENV) $(BENCH_VENV) $(STAMPS) *.egg-info build wheelhouse/*.whl
+	rm -rf $(VENV) $(BENCH_VENV) $(LOWEST_VENV) $(STAMPS) *.egg-info build wheelhouse/*.whl

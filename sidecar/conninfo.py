@@ -80,6 +80,8 @@ class ConnInfo:
 
     def describe(self) -> str:
         """user@host:port/dbname (each host with its port), for logs and errors; never a password."""
+        if not self.get("host") and not self.get("hostaddr"):
+            return f"service {self.get('service')}" + (f" /{self.dbname}" if self.dbname else "")
         hosts, ports = self.host.split(","), self.port.split(",")
         if len(ports) == 1:
             ports *= len(hosts)

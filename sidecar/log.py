@@ -26,7 +26,7 @@ def configure(log_format: str = "console", level: str = "info", stream: TextIO |
         renderer = structlog.processors.JSONRenderer(sort_keys=False)
     else:
         # No colour without a TTY: Compose stores raw escape codes otherwise.
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty(), pad_event_to=24)
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

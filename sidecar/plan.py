@@ -130,6 +130,9 @@ class _PlanReader:
             except ValueError as exc:
                 self.problem(f"{key}.url", str(exc))
                 continue
+            if create and not conn.dbname:
+                self.problem(f"{key}.create", "needs the database name in the URL (/DBNAME) to create it")
+                continue
             if len(conn.dbname.encode()) > MAX_IDENTIFIER_BYTES:
                 self.problem(f"{key}.url", f"database name is over {MAX_IDENTIFIER_BYTES} bytes,"
                              " which PostgreSQL would silently truncate; choose a shorter name")

@@ -65,7 +65,7 @@ def test_redact_masks_registered_secrets_and_any_url_password() -> None:
 def test_libpq_parameters_and_multi_host_urls_are_accepted() -> None:
     """What users of replicated PostgreSQL write; the hand-written parser refused all of these."""
     url = ("postgresql://app@h1:5432,h2:5433,[::1]/db?target_session_attrs=read-write&hostaddr=10.0.0.1,10.0.0.2,::1"
-           "&passfile=/run/pgpass&sslpassword=key-pass-123&service=svc&load_balance_hosts=disable")
+           "&passfile=/run/pgpass&sslpassword=key-pass-123&service=svc&gssencmode=disable")
     info = parse_url(url)
     assert (info.host, info.port) == ("h1,h2,::1", "5432,5433,")
     assert info.describe() == "app@h1:5432,h2:5433,::1:5432/db"
@@ -80,6 +80,11 @@ def test_libpq_parameters_and_multi_host_urls_are_accepted() -> None:
 def test_a_url_without_a_user_leaves_it_to_libpq() -> None:
     info = parse_url("postgresql://h1:5432,h2:5432/db?target_session_attrs=read-write")
     assert info.user == "" and info.describe() == "h1:5432,h2:5432/db"
+
+
+def test_a_service_may_supply_host_and_database() -> None:
+    assert parse_url("postgresql://?service=epsm").describe() == "service epsm"
+    assert parse_url("service=epsm dbname=results").describe() == "service epsm /results"
 
 
 SECRET = "zebra-Pw-7731"

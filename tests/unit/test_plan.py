@@ -244,3 +244,10 @@ def test_lock_timeout_zero_means_do_not_wait_and_serve_interval_has_a_floor(tmp_
     assert _validate(tmp_path, text).returncode == 0
     result = _validate(tmp_path, text + '[serve]\ninterval = "0s"\n')
     assert result.returncode == 2 and "serve.interval: '0s' is too short" in result.stdout, result.stdout
+
+
+def test_create_needs_a_database_name_a_service_alone_does_not_give(tmp_path: Path) -> None:
+    env = {**ENV, "DATABASE_URL": "postgresql://?service=epsm"}
+    found = problems(tmp_path, DESIGN_EXAMPLE, env)
+    assert found == [f"{tmp_path / 'sidecar.toml'}: databases.default.create: needs the database name in the URL"
+                     " (/DBNAME) to create it"]
