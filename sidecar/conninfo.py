@@ -51,9 +51,8 @@ class ConnInfo:
 
     @property
     def host(self) -> str:
-        """One host, or libpq's comma-separated list; hostaddr or 'service NAME' when no host is named."""
-        service = self.get("service")
-        return self.get("host") or self.get("hostaddr") or (f"service {service}" if service else "")
+        """One host, or libpq's comma-separated list; hostaddr when no host is named."""
+        return self.get("host") or self.get("hostaddr")
 
     @property
     def port(self) -> str:
@@ -80,12 +79,9 @@ class ConnInfo:
 
     def describe(self) -> str:
         """user@host:port/dbname (each host with its port), for logs and errors; never a password."""
-        if not self.get("host") and not self.get("hostaddr"):
+        if not self.host:
             return f"service {self.get('service')}" + (f" /{self.dbname}" if self.dbname else "")
-        hosts, ports = self.host.split(","), self.port.split(",")
-        if len(ports) == 1:
-            ports *= len(hosts)
-        where = ",".join(f"{h}:{p or DEFAULT_PORT}" for h, p in zip(hosts, ports, strict=False))
+        where = ",".join(f"{h}:{p or DEFAULT_PORT}" for h, p in _pairs(self.host, self.port))
         return f"{self.user}@{where}/{self.dbname}" if self.user else f"{where}/{self.dbname}"
 
     def keywords(self) -> dict[str, str]:
@@ -97,15 +93,10 @@ class ConnInfo:
         user, password = keywords.pop("user", ""), keywords.pop("password", None)
         dbname = keywords.pop("dbname", "")
         auth = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "")
-        hosts = keywords.get("host", "").split(",")
         netloc = ""
-        if "host" in keywords and not any(h.startswith("/") for h in hosts):  # socket folders go in the query
-            del keywords["host"]
-            ports = keywords.pop("port", "").split(",")
-            if len(ports) == 1:
-                ports *= len(hosts)
+        if "host" in keywords and "/" not in keywords["host"]:  # socket folders go in the query
             netloc = ",".join((f"[{h}]" if ":" in h else quote(h, safe="")) + (f":{p}" if p else "")
-                              for h, p in zip(hosts, ports, strict=False))
+                              for h, p in _pairs(keywords.pop("host"), keywords.pop("port", "")))
         query = "&".join(f"{k}={quote(v, safe='')}" for k, v in sorted(keywords.items()))
         return (f"postgresql://{auth}@{netloc}/{quote(dbname, safe='')}" if auth else
                 f"postgresql://{netloc}/{quote(dbname, safe='')}") + (f"?{query}" if query else "")
@@ -113,6 +104,12 @@ class ConnInfo:
     def pg_environment(self) -> dict[str, str]:
         """libpq's PG* variables for every parameter, so `psql` or Django's settings find the same database."""
         return {ENVIRONMENT[k]: v for k, v in self.keywords().items() if k in ENVIRONMENT}
+
+
+def _pairs(hosts: str, ports: str) -> list[tuple[str, str]]:
+    """libpq's host and port lists side by side: one port applies to every host."""
+    host_list, port_list = hosts.split(","), ports.split(",")
+    return list(zip(host_list, port_list * len(host_list) if len(port_list) == 1 else port_list, strict=False))
 
 
 def parse_url(url: str, password: str | None = None) -> ConnInfo:
