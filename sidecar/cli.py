@@ -61,20 +61,31 @@ def build_parser() -> argparse.ArgumentParser:
                                 " healthy and fresh")
     probe.add_argument("path", nargs="?", type=Path, default=None,
                        help="health file (default: $SIDECAR_HEALTH_FILE or /run/sidecar/health.json)")
+    probe.add_argument("--wait", type=duration, default=0.0, metavar="DURATION",
+                       help="while there is no health file yet (the plan still running), keep looking for it"
+                            " this long, e.g. 2s; keep it under the healthcheck's timeout")
     return parser
+
+
+def duration(text: str) -> float:  # argparse names the type in its errors: "invalid duration value"
+    from .probe import parse_wait
+
+    return parse_wait(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["probe"] and len(argv) <= 2 and not any(a.startswith("-") for a in argv[1:]):
+    if argv[:1] == ["probe"]:
         from . import probe  # the healthcheck's fast path: no argparse, no pathlib
 
-        return probe.run(argv[1] if len(argv) == 2 else None)
+        simple = probe.parse_args(argv[1:])
+        if simple is not None:
+            return probe.run(*simple)
     args = build_parser().parse_args(argv)
     if args.command == "probe":
         from . import probe
 
-        return probe.run(str(args.path) if args.path else None)
+        return probe.run(str(args.path) if args.path else None, args.wait)
     return _with_errors_reported(args)
 
 

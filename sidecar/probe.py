@@ -15,20 +15,38 @@ DEFAULT_PATH = "/run/sidecar/health.json"
 HEALTHY = "healthy"
 # The sidecar's own file is under 1 KiB a step; anything larger is not one, and is not read.
 MAX_BYTES = 1 << 20
+POLL_S = 0.02  # how often --wait looks for the file again
+_UNITS = {"ms": 0.001, "s": 1.0}
 
 
 def default_path() -> str:
     return os.environ.get("SIDECAR_HEALTH_FILE") or DEFAULT_PATH
 
 
-def probe(path: str | os.PathLike[str], now: float | None = None) -> tuple[bool, str]:
-    """(healthy, why): healthy only if the file says so and has not expired."""
-    try:
-        document = json.loads(_read(path))
-    except FileNotFoundError:
-        return False, f"no health file at {path} (still migrating, or stopped)"
-    except (OSError, ValueError, RecursionError) as exc:
-        return False, f"unreadable health file {path}: {exc}"
+def probe(path: str | os.PathLike[str], now: float | None = None, wait: float = 0.0) -> tuple[bool, str]:
+    """(healthy, why): healthy only if the file says so and has not expired.
+
+    With `wait`, a missing file (the plan still running) is looked for again
+    until it appears or `wait` seconds have passed: Docker runs one check at a
+    time, so a check that is already waiting when the plan finishes answers
+    at once instead of at the next interval. Any file that is there is
+    answered at once, so a serving sidecar's checks cost the same.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            document = json.loads(_read(path))
+            break
+        except FileNotFoundError:
+            if time.monotonic() + POLL_S > deadline:
+                return False, f"no health file at {path} (still migrating, or stopped)"
+            time.sleep(POLL_S)
+        except (OSError, ValueError, RecursionError) as exc:
+            return False, f"unreadable health file {path}: {exc}"
+    return _verdict(path, document, now)
+
+
+def _verdict(path: str | os.PathLike[str], document: object, now: float | None) -> tuple[bool, str]:
     if not isinstance(document, dict):
         return False, f"unreadable health file {path}: expected a JSON object"
     status = document.get("status")
@@ -59,9 +77,35 @@ def _read(path: str | os.PathLike[str]) -> bytes:
         os.close(fd)
 
 
-def run(path: str | None) -> int:
+def parse_wait(text: str) -> float:
+    """'2s', '500ms' or a number of seconds; ValueError otherwise (argparse reports it)."""
+    number, unit = (text[:-2], "ms") if text.endswith("ms") else (text[:-1], "s") if text.endswith("s") else (text, "s")
+    seconds = float(number) * _UNITS[unit]
+    if not 0 <= seconds < 3600:
+        raise ValueError(text)
+    return seconds
+
+
+def parse_args(args: list[str]) -> tuple[str | None, float] | None:
+    """`[PATH] [--wait DURATION]` without argparse (the healthcheck's fast path); None for anything else."""
+    path, wait, rest = None, 0.0, list(args)
+    while rest:
+        arg = rest.pop(0)
+        if (arg == "--wait" and rest) or arg.startswith("--wait="):
+            try:
+                wait = parse_wait(rest.pop(0) if arg == "--wait" else arg.partition("=")[2])
+            except ValueError:
+                return None
+        elif path is None and not arg.startswith("-"):
+            path = arg
+        else:
+            return None
+    return path, wait
+
+
+def run(path: str | None, wait: float = 0.0) -> int:
     try:
-        healthy, reason = probe(path or default_path())
+        healthy, reason = probe(path or default_path(), wait=wait)
     except Exception as exc:  # whatever is at that path: one line and "unhealthy", never a traceback
         healthy, reason = False, f"probe failed: {type(exc).__name__}: {exc}"
     print(" ".join(reason.split()))  # one line, whatever the file held

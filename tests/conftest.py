@@ -26,3 +26,12 @@ def require(condition: bool, reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: a missing dependency is a failure, not a skip)")
     pytest.skip(reason)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Which Compose the end-to-end tests drive, in the header of every run that includes them."""
+    if not any("e2e" in str(arg) for arg in config.args) and config.args != [str(Path(__file__).parent)]:
+        return None
+    from tests.e2e.conftest import COMPOSE_VERSION, compose_command
+
+    return f"compose: {' '.join(compose_command() or ['none'])} (version {COMPOSE_VERSION})"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tempfile
@@ -22,7 +23,14 @@ DEV_PASSWORD = (ROOT / "examples/epsm/dev-secrets/db_password").read_text().stri
 
 
 def compose_command() -> list[str] | None:
-    for candidate in (["docker", "compose"], ["docker-compose"]):
+    """The Compose CLI to test: $COMPOSE (make sets it for each leg), else a Compose v2.
+
+    Without $COMPOSE this looks for v2 only, the user's plugin or the binary the venv installs,
+    and never falls back to docker-compose 1.29 on its own: a run must say which it tests.
+    """
+    if os.environ.get("COMPOSE"):
+        return shlex.split(os.environ["COMPOSE"])
+    for candidate in (["docker", "compose"], [str(ROOT / ".venv/bin/compose-v2")]):
         try:
             if subprocess.run([*candidate, "version"], capture_output=True, check=False).returncode == 0:
                 return candidate
@@ -31,10 +39,19 @@ def compose_command() -> list[str] | None:
     return None
 
 
+def compose_version() -> str:
+    command = compose_command()
+    if command is None:
+        return "none"
+    done = subprocess.run([*command, "version", "--short"], capture_output=True, text=True, check=False)
+    return done.stdout.strip().removeprefix("v") if done.returncode == 0 else f"unusable ({done.stderr.strip()})"
+
+
+COMPOSE_VERSION = compose_version()
+IS_V1 = COMPOSE_VERSION.startswith("1.")
 # A shorter start period than the example's 2m, so failures surface within the test's patience,
 # and (docker-compose 1.29 only, see docker-compose.yml) a failure hold that outlasts it.
-HEALTH_TIMING = {"MIGRATOR_START_PERIOD": "20s",
-                 "SIDECAR_FAILURE_HOLD": "30s" if compose_command() == ["docker-compose"] else "0s"}
+HEALTH_TIMING = {"MIGRATOR_START_PERIOD": "20s", "SIDECAR_FAILURE_HOLD": "30s" if IS_V1 else "0s"}
 
 
 @pytest.fixture(scope="session")
@@ -52,7 +69,8 @@ def docker_client() -> Any:
 @pytest.fixture(scope="session")
 def images(docker_client: Any) -> dict[str, str]:
     """Build the images the stack needs (idempotent) and return their names for Compose."""
-    require(compose_command() is not None, "neither `docker compose` nor `docker-compose` is installed")
+    require(compose_command() is not None and not COMPOSE_VERSION.startswith(("none", "unusable")),
+            f"no usable Compose ({COMPOSE_VERSION}): run `make venv` (it installs v2) or set COMPOSE")
     done = subprocess.run(["make", "--no-print-directory", "images"], cwd=ROOT, capture_output=True, text=True,
                           check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -70,10 +88,11 @@ class Stack:
     """One Compose project with a unique name, torn down with its volumes."""
 
     def __init__(self, client: Any, images: dict[str, str],
-                 files: tuple[str, ...] = ("docker-compose.yml", "docker-compose.test.yml"), **env: str) -> None:
+                 files: tuple[str, ...] = ("docker-compose.yml", "docker-compose.test.yml"), *,
+                 compose: list[str] | None = None, **env: str) -> None:
         self.client = client
         self.project = f"sidecar-e2e-{uuid.uuid4().hex[:8]}"
-        self.command = [*(compose_command() or []), "-p", self.project,
+        self.command = [*(compose or compose_command() or []), "-p", self.project,
                         *(arg for f in files for arg in ("-f", str(ROOT / f)))]
         self.env = {**os.environ, **images, **HEALTH_TIMING, **env}
         self.streams: list[Any] = []
@@ -83,7 +102,8 @@ class Stack:
                               timeout=timeout, check=False)
 
     def up(self) -> subprocess.CompletedProcess[str]:
-        return self.compose("up", "-d", "--no-build")
+        """How each version is used in scripts: v2 waits for health itself (--wait); 1.29 cannot."""
+        return self.compose("up", "-d", "--no-build", *(() if IS_V1 else ("--wait",)))
 
     def record_events(self) -> list[dict[str, Any]]:
         """Collect the project's container events live (the engine keeps only the last 256)."""
@@ -105,6 +125,10 @@ class Stack:
     def explain(self) -> str:
         """Everything worth attaching to a failed assertion."""
         return "\n".join(f"--- {s} ---\n{self.logs(s)}" for s in ("db", "migrator", "backend"))
+
+    def backend_never_started(self) -> bool:
+        backend = self.container("backend")
+        return backend is None or backend.attrs["State"]["StartedAt"].startswith("0001-")
 
     def down(self) -> None:
         for stream in self.streams:

@@ -100,3 +100,45 @@ def test_probe_answers_unhealthy_in_one_line_whatever_is_at_the_path(tmp_path: P
     assert result.returncode == 1, result
     assert result.stderr == "", result.stderr  # no traceback
     assert len(result.stdout.splitlines()) == 1, result.stdout
+
+
+def test_probe_wait_answers_as_soon_as_the_file_appears(tmp_path: Path) -> None:
+    """A check that is already running when the plan finishes answers then, not at the next interval."""
+    path = tmp_path / "health.json"
+    process = subprocess.Popen([sys.executable, "-m", "sidecar", "probe", str(path), "--wait", "5s"],
+                               stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    written = time.monotonic()
+    health.write(path, health.HEALTHY, 1.0, plan="p")
+    out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, out
+    assert time.monotonic() - written < 2  # well before the 5 s it was allowed to wait
+
+
+def test_probe_wait_gives_up_after_the_wait_and_never_waits_on_a_file_that_is_there(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    started = time.monotonic()
+    missing = subprocess.run([sys.executable, "-m", "sidecar", "probe", "--wait=300ms", str(path)],
+                             capture_output=True, text=True, check=False)
+    assert missing.returncode == 1 and "no health file" in missing.stdout
+    assert time.monotonic() - started >= 0.3
+    health.write(path, health.FAILED, 60.0, reason="step failed")
+    started = time.monotonic()
+    failed = subprocess.run([sys.executable, "-m", "sidecar", "probe", str(path), "--wait", "30s"],
+                            capture_output=True, text=True, check=False)
+    assert failed.returncode == 1 and failed.stdout == "failed: step failed\n"
+    assert time.monotonic() - started < 10  # answered at once, not after 30 s
+
+
+def test_probe_with_wait_imports_nothing_heavy(tmp_path: Path) -> None:
+    code = ("import sys; from sidecar.cli import main; rc = main(['probe', sys.argv[1], '--wait', '10ms']);"
+            " heavy = {'psycopg2', 'structlog', 'tenacity', 'argparse'} & set(sys.modules); print(sorted(heavy), rc)")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "none.json")], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip().endswith("[] 1")
+
+
+def test_probe_rejects_a_bad_wait() -> None:
+    done = subprocess.run([sys.executable, "-m", "sidecar", "probe", "--wait", "soon"], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 2 and "invalid duration value: 'soon'" in done.stderr
