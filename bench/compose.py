@@ -11,6 +11,7 @@ takes a turn, so drift on the machine hits them alike.
 
 from __future__ import annotations
 
+import random
 import statistics
 import subprocess
 import threading
@@ -28,7 +29,7 @@ VARIANTS: dict[str, tuple[tuple[str, ...], dict[str, str], str]] = {
     "service_healthy, plain probe": ((), {"MIGRATOR_PROBE_WAIT": "0s"}, "log"),
     "service_healthy floor (healthy at first check)": ((FLOOR,), {}, "healthy"),
     "one-shot (--once, service_completed_successfully)": ((ONCE,), {}, "log"),
-    "one-shot floor (exits at once)": ((ONCE, FLOOR), {"FLOOR_MIGRATOR": "exit 0"}, "die"),
+    "one-shot floor (exits after its delay)": ((ONCE, FLOOR), {"FLOOR_MIGRATOR": "sleep {delay_s}"}, "die"),
 }
 
 
@@ -44,7 +45,10 @@ MEASURES = ("ready -> dependency event", "dependency event -> backend started", 
 def measure(client: Any, images: dict[str, str], command: list[str], files: tuple[str, ...],
             env: dict[str, str], ready_from: str) -> dict[str, float]:
     """One fresh `up -d`, timed on the engine's clock (the host's: same machine)."""
-    stack = Stack(client, images, ("docker-compose.yml", *files), compose=command, **env)
+    delay = random.uniform(2.5, 3.5)  # the floor's, see compose-floor.yml
+    env = {k: v.format(delay_s=f"{delay:.3f}") for k, v in env.items()}
+    stack = Stack(client, images, ("docker-compose.yml", *files), compose=command, FLOOR_DELAY=f"{delay * 1000:.0f}ms",
+                  **env)
     events: list[dict[str, Any]] = []
     stream = client.events(decode=True, filters={"label": f"com.docker.compose.project={stack.project}"})
     threading.Thread(target=lambda: events.extend(stream), daemon=True).start()

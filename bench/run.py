@@ -246,9 +246,12 @@ def image_size() -> dict[str, float]:
     return {"image layers added (MB)": size / 1e6}
 
 
-def versions(bench: Bench) -> dict[str, str]:
+def versions(bench: Bench, composes: list[str]) -> dict[str, str]:
     def out(argv: list[str]) -> str:
-        done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+        except OSError:
+            return "not installed"
         return (done.stdout or done.stderr).strip().splitlines()[0] if done.returncode == 0 else "?"
 
     from importlib.metadata import version
@@ -257,7 +260,9 @@ def versions(bench: Bench) -> dict[str, str]:
             "PostgreSQL": bench.server.query("postgres", "SHOW server_version")[0][0],
             "Python": platform.python_version(), "sidecar": version("sidecar"),
             "dbmate": out([str(BIN / "dbmate"), "--version"]), "yoyo-migrations": version("yoyo-migrations"),
-            "psql": out([bench.psql, "--version"]), "docker": out(["docker", "--version"])}
+            "psql": out([bench.psql, "--version"]), "docker": out(["docker", "--version"]),
+            "Docker Engine": out(["docker", "version", "-f", "{{.Server.Version}}"]),
+            **{f"Compose ({command})": out([*shlex.split(command), "version", "--short"]) for command in composes}}
 
 
 def table(title: str, figures: dict[str, float], unit: str, ratios: dict[str, str]) -> str:
@@ -279,6 +284,9 @@ def main() -> int:
     parser.add_argument("--compose", action="append", default=[], metavar="COMMAND",
                         help="a Compose to measure, e.g. 'docker compose' or docker-compose (repeat for several)")
     parser.add_argument("--compose-runs", type=int, default=10, help="fresh stacks per Compose and variant")
+    parser.add_argument("--only", action="append", default=[], metavar="SECTION",
+                        help="run only these sections: cold, grouped, noop, wait, probe, probe_cpu, serve, image,"
+                             " compose (repeat for several)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
@@ -304,11 +312,12 @@ def main() -> int:
         ]
         if not args.no_compose:
             steps.append(("image", "7. Image", "value", image_size, {}))
+        steps = [step for step in steps if not args.only or step[0] in args.only]
         for key, title, unit, measure, ratios in steps:
             print(f"bench: {title}", file=sys.stderr, flush=True)
             raw[key] = measure()
             sections.append(table(title, raw[key], unit, ratios))
-        if not args.no_compose:
+        if not args.no_compose and (not args.only or "compose" in args.only):
             from bench.compose import compose_latency, render
 
             title = "8. Compose: ready -> backend started, v2 and 1.29 side by side (engine timestamps)"
@@ -316,7 +325,7 @@ def main() -> int:
             raw["compose"] = compose_latency([shlex.split(c) for c in args.compose or ["docker compose"]],
                                              args.compose_runs)
             sections.append(f"### {title}\n\n" + render(raw["compose"], args.compose_runs))
-        info = versions(bench)
+        info = versions(bench, args.compose if not args.no_compose else [])
     finally:
         bench.server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -79,8 +79,8 @@ def _read(path: str | os.PathLike[str]) -> bytes:
 
 def parse_wait(text: str) -> float:
     """'2s', '500ms' or a number of seconds; ValueError otherwise (argparse reports it)."""
-    number, unit = (text[:-2], "ms") if text.endswith("ms") else (text[:-1], "s") if text.endswith("s") else (text, "s")
-    seconds = float(number) * _UNITS[unit]
+    unit = "ms" if text.endswith("ms") else "s"
+    seconds = float(text.removesuffix(unit)) * _UNITS[unit]
     if not 0 <= seconds < 3600:
         raise ValueError(text)
     return seconds

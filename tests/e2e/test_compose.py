@@ -15,7 +15,8 @@ import pytest
 from tests.e2e.conftest import COMPOSE_VERSION, DEV_PASSWORD, IS_V1, ROOT, compose_command
 from tests.integration.conftest import wait_for
 
-ONCE = ("docker-compose.yml", "docker-compose.test.yml", "docker-compose.once.yml")
+STACKS = {"epsm": ("docker-compose.yml", "docker-compose.test.yml"), "django": ("docker-compose.django.yml",)}
+ONCE = "docker-compose.once.yml"
 # Failures surface sooner: the start period ends after 2 s, so Docker marks a failed migrator
 # unhealthy within ~5 s; 1.29 needs the hold to outlast that (see docker-compose.yml).
 FAST_FAILURE = {"MIGRATOR_START_PERIOD": "2s", "SIDECAR_FAILURE_HOLD": "10s" if IS_V1 else "0s"}
@@ -56,8 +57,9 @@ def test_bad_input_ends_up_non_zero_with_the_reason_last_and_no_backend(make_sta
     print(f"\n{COMPOSE_VERSION} up said: {up.stderr.strip().splitlines()[-1]}")
 
 
-def test_one_shot_pattern_starts_the_backend_after_the_migrator_exits_0(make_stack: Any) -> None:
-    stack = make_stack(*ONCE)
+@pytest.mark.parametrize("example", STACKS)
+def test_one_shot_pattern_starts_the_backend_after_the_migrator_exits_0(make_stack: Any, example: str) -> None:
+    stack = make_stack(*STACKS[example], ONCE)
     up = stack.up()
     assert up.returncode == 0, up.stdout + up.stderr + stack.explain()
     migrator = stack.container("migrator")
@@ -70,7 +72,7 @@ def test_one_shot_pattern_starts_the_backend_after_the_migrator_exits_0(make_sta
 def test_one_shot_pattern_with_a_broken_migration_never_starts_the_backend(make_stack: Any,
                                                                            plan_copy: Path) -> None:
     reason = break_plan(plan_copy, "broken migration")
-    stack = make_stack(*ONCE, E2E_PLAN_DIR=str(plan_copy))
+    stack = make_stack(*STACKS["epsm"], ONCE, E2E_PLAN_DIR=str(plan_copy))
     up = stack.up()  # no failure hold needed, with either version
     assert up.returncode != 0, up.stdout + up.stderr + stack.explain()
     assert stack.container("migrator").attrs["State"]["ExitCode"] == 4
@@ -78,9 +80,10 @@ def test_one_shot_pattern_with_a_broken_migration_never_starts_the_backend(make_
     assert reason in stack.logs("migrator").strip().splitlines()[-1]
 
 
-def test_status_through_compose_run(make_stack: Any) -> None:
+@pytest.mark.parametrize("example", STACKS)
+def test_status_through_compose_run(make_stack: Any, example: str) -> None:
     """`docker compose run --rm migrator status` (and --json) on the running stack."""
-    stack = make_stack()
+    stack = make_stack(*STACKS[example])
     assert stack.up().returncode == 0, stack.explain()
     table = stack.compose("run", "--rm", "--no-deps", "migrator", "status")
     assert table.returncode == 0, table.stdout + table.stderr
@@ -93,12 +96,14 @@ def test_status_through_compose_run(make_stack: Any) -> None:
     assert DEV_PASSWORD not in table.stdout + as_json.stdout
 
 
-def test_plain_compose_up_from_the_repository_reads_dot_env(docker_client: Any, images: dict[str, str]) -> None:
+@pytest.mark.parametrize("example", ["docker-compose.yml", "docker-compose.django.yml"])
+def test_plain_compose_up_from_the_repository_reads_dot_env(docker_client: Any, images: dict[str, str],
+                                                            example: str) -> None:
     """After `make images`, `docker compose up` needs no variables: .env names the local base images."""
     assert (ROOT / ".env").exists()
     project = f"sidecar-e2e-{uuid.uuid4().hex[:8]}"
     env = {k: v for k, v in os.environ.items() if k not in images and not k.startswith(("SIDECAR_", "MIGRATOR_"))}
-    command = [*(compose_command() or []), "-p", project]
+    command = [*(compose_command() or []), "-p", project, "-f", example]
     try:
         up = subprocess.run([*command, "up", "-d", "--no-build", *(() if IS_V1 else ("--wait",))], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=300, check=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.e2e.conftest import DEV_PASSWORD
@@ -22,3 +23,7 @@ def test_django_stack_comes_up_and_its_first_results_query_succeeds(make_stack: 
         ["psql", "-U", "epsm", "-d", "epsm_results", "-Atc", "SELECT count(*) FROM pg_tables WHERE tablename IN"
          " ('simulation_results', 'hourly_timeseries', 'zone_results', 'energy_use', 'simulation_runs')"])
     assert result.output.decode().strip() == "4"  # the four result tables, and not simulation_runs
+    started = time.monotonic()
+    assert stack.compose("stop", "backend").returncode == 0
+    assert time.monotonic() - started < 5  # SIGTERM stops it; no 10 s wait for SIGKILL
+    assert stack.container("backend").attrs["State"]["ExitCode"] == 143

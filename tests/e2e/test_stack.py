@@ -109,6 +109,16 @@ def test_restart_applies_nothing_and_is_healthy_again_quickly(stack: Stack) -> N
     assert elapsed < 30
 
 
+def test_backend_stops_promptly_on_sigterm(stack: Stack) -> None:
+    """`down` sends SIGTERM and kills after 10 s; the backend (PID 1 without a handler ignored it) stops at once."""
+    started = time.monotonic()
+    stop = stack.compose("stop", "backend")
+    elapsed = time.monotonic() - started
+    assert stop.returncode == 0, stop.stderr
+    assert elapsed < 5, f"stop took {elapsed:.1f}s"
+    assert stack.container("backend").attrs["State"]["ExitCode"] == 143  # SIGTERM, not SIGKILL (137)
+
+
 def test_hung_or_killed_migrator_turns_unhealthy(stack: Stack) -> None:
     migrator = stack.container("migrator")
     processes = migrator.top(ps_args="-eo pid,args")["Processes"]
