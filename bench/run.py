@@ -329,7 +329,7 @@ def main() -> int:
     finally:
         bench.server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    command = "make bench" if len(sys.argv) == 1 else "python -m bench.run " + " ".join(sys.argv[1:])
+    command = "make bench" if os.environ.get("MAKELEVEL") else "python -m bench.run " + " ".join(sys.argv[1:])
     header = [f"# Benchmark results\n\nMade by `{command}` on {datetime.now().strftime('%Y-%m-%d %H:%M')}, "
               f"medians of {args.runs} runs (more for the cheap scenarios; in each round the tools take turns), "
               "one PostgreSQL with default settings "
