@@ -101,7 +101,7 @@ say "PYTHON_IMAGE=$python_image POSTGRES_IMAGE=$postgres_image"
 
 # Compose reads .env beside the compose file, so a plain `docker compose up` uses the same images.
 # Only a .env this script wrote is replaced; a user's own is left as it is.
-ENV_FILE=.env
+ENV_FILE=${SIDECAR_ENV_FILE:-.env}  # another path for the tests
 MARK="# Written by scripts/base-images.sh (make images): the base images of this Docker engine."
 if [ ! -e "$ENV_FILE" ] || [ "$(head -n1 "$ENV_FILE")" = "$MARK" ]; then
 	printf '%s\n%s\n' "$MARK" "$new" > "$ENV_FILE"

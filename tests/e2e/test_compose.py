@@ -152,3 +152,24 @@ def test_make_up_after_a_failed_migration_ends_with_the_reason(docker_client: An
         assert "sidecar.failed" in last and reason in last, done.stdout + done.stderr
     finally:
         compose_down(env)
+
+
+def test_dot_env_is_written_but_a_users_own_is_left_alone(images: dict[str, str], tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env = {**os.environ, "SIDECAR_ENV_FILE": str(env_file), "SIDECAR_NO_PULL": "1"}
+
+    def base_images() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["scripts/base-images.sh"], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=600, check=True)
+
+    base_images()
+    ours = env_file.read_text()
+    assert ours.startswith("# Written by scripts/base-images.sh")
+    assert f"POSTGRES_IMAGE={images['POSTGRES_IMAGE']}" in ours
+    env_file.write_text(ours.replace(images["POSTGRES_IMAGE"], "stale:1"))
+    base_images()
+    assert env_file.read_text() == ours  # its own file is brought up to date
+    env_file.write_text("MY_SETTING=1\n")
+    done = base_images()
+    assert env_file.read_text() == "MY_SETTING=1\n"
+    assert "was not written by this script" in done.stderr and "POSTGRES_IMAGE=" in done.stderr
