@@ -40,6 +40,22 @@ _INSERT = (f"INSERT INTO {TABLE} (version, name, checksum, duration_ms, baseline
            " %s, %s)")
 
 
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+QUERY_SHOWN = 120  # characters of a blocking session's query in the log
+
+
+class LockTimedOut(Exception):
+    """A statement waited longer than lock_timeout; its transaction was rolled back.
+
+    `resume_at` is the statement to start again from: 0 for a transactional file
+    (it was all rolled back), the failed one for a no-transaction file.
+    """
+
+    def __init__(self, resume_at: int = 0) -> None:
+        super().__init__("lock timeout")
+        self.resume_at = resume_at
+
+
 @dataclass(frozen=True, slots=True)
 class Applied:
     version: str
@@ -97,6 +113,30 @@ def missing_tables(conn: Connection, tables: tuple[str, ...]) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
+def set_timeouts(conn: Connection, lock_timeout: float, statement_timeout: float) -> None:
+    """The session's lock_timeout and statement_timeout (0: none), for the migrations that follow."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+                    (f"{round(lock_timeout * 1000)}ms", f"{round(statement_timeout * 1000)}ms"))
+
+
+def lock_holders(conn: Connection, *, since: float) -> list[str]:
+    """Sessions of this database that hold table locks in a transaction older than `since` seconds:
+    those a migration's lock request queued behind. One line each, query shortened."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT a.pid, coalesce(nullif(a.application_name, ''), '-'), a.usename, a.state,
+                      extract(epoch FROM now() - a.xact_start), left(a.query, %s)
+                 FROM pg_stat_activity a
+                WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                  AND a.xact_start < now() - make_interval(secs => %s)
+                  AND EXISTS (SELECT 1 FROM pg_locks l
+                               WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted)
+                ORDER BY a.xact_start""", (QUERY_SHOWN, since))
+        return [f"pid {pid} ({app}, user {user}, {state}, transaction open {age:.1f}s): {' '.join(query.split())}"
+                for pid, app, user, state, age, query in cur.fetchall()]
+
+
 def set_synchronous_commit(conn: Connection, on: bool) -> None:
     with conn.cursor() as cur:
         cur.execute(f"SET synchronous_commit = {'on' if on else 'off'}")
@@ -118,6 +158,8 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, s
         except psycopg2.Error as exc:
             if connection_gone(exc):
                 raise _connection_lost(exc, database, step) from exc
+            if exc.pgcode == LOCK_NOT_AVAILABLE:  # rolled back whole: the guard tries again
+                raise LockTimedOut() from exc
             position = _position(exc)
             if position is not None:
                 index = max(i for i, s in enumerate(starts) if s <= position)
@@ -132,16 +174,21 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, s
                  file=m.path.name, duration_ms=ms if len(migrations) == 1 else None)
 
 
-def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: str, step: str) -> None:
-    """Run a `no-transaction` file statement by statement, then record it."""
+def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: str, step: str,
+                              resume_at: int = 0) -> None:
+    """Run a `no-transaction` file statement by statement from `resume_at`, then record it."""
     started = time.monotonic()
     with conn.cursor() as cur:
-        for statement in split_statements(m.sql):
+        for index, statement in enumerate(split_statements(m.sql)):
+            if index < resume_at:  # took effect in an earlier attempt
+                continue
             try:
                 cur.execute(statement.text)
             except psycopg2.Error as exc:
                 if connection_gone(exc):
                     raise _connection_lost(exc, database, step) from exc
+                if exc.pgcode == LOCK_NOT_AVAILABLE:  # the ones before it stay applied
+                    raise LockTimedOut(index) from exc
                 error = _step_error(exc, m, statement.line + _line_in(statement.text, exc) - 1,
                                     database=database, step=step)
                 error.hint = (f"this file runs outside a transaction: statements before line"

@@ -17,6 +17,16 @@ class Database:
 
 
 @dataclass(frozen=True, slots=True)
+class Guard:
+    """How a migration behaves on a database that is serving: bounded lock waits, retried."""
+
+    lock_timeout: float  # seconds a statement may wait for a lock; 0: no guard (wait forever)
+    retries: int  # attempts after the first, when the lock wait timed out
+    deadline: float  # seconds one migration may spend on attempts and the pauses between them
+    statement_timeout: float  # seconds a statement may run; 0: no limit
+
+
+@dataclass(frozen=True, slots=True)
 class SqlStep:
     name: str
     database: str
@@ -25,6 +35,7 @@ class SqlStep:
     baseline: str | None  # versions <= this are recorded as applied without running
     baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
     group: bool  # all pending files in one transaction
+    guard: Guard  # the plan's, with this step's lock_timeout and statement_timeout
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class Plan:
     databases: tuple[Database, ...]
     steps: tuple[Step, ...]
     verify: tuple[VerifySpec, ...]
+    guard: Guard
 
     def database(self, name: str) -> Database:
         return next(db for db in self.databases if db.name == name)

@@ -12,13 +12,14 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from .conninfo import parse_url
 from .errors import PlanError
 from .migrations import discover
-from .model import CommandStep, Database, Plan, SqlCheck, SqlStep, Step, VerifySpec
+from .model import CommandStep, Database, Guard, Plan, SqlCheck, SqlStep, Step, VerifySpec
 from .values import expand, parse_duration
 
 # A table name as SQL writes it: name or schema.name, each plain or "quoted".
@@ -28,15 +29,20 @@ MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse 
 # The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
 # wait.timeout and lock.timeout may be 0: "try once, do not wait".
 MIN_INTERVAL = 0.1
+# The live-database guard's defaults: a statement waits at most 3 s for a lock, so the queries
+# queued behind its lock request wait no longer; then it is rolled back and tried again.
+DEFAULT_GUARD = Guard(lock_timeout=3.0, retries=10, deadline=600.0, statement_timeout=0.0)
 
 
 _KEYS: dict[str, frozenset[str]] = {
-    "plan": frozenset({"name", "wait", "lock", "serve", "databases", "steps", "verify"}),
+    "plan": frozenset({"name", "wait", "lock", "serve", "guard", "databases", "steps", "verify"}),
+    "guard": frozenset({"lock_timeout", "retries", "deadline", "statement_timeout"}),
     "wait": frozenset({"timeout"}),
     "lock": frozenset({"timeout", "database"}),
     "serve": frozenset({"interval"}),
     "database": frozenset({"url", "password", "create"}),
-    "sql step": frozenset({"name", "database", "sql", "baseline", "baseline_requires", "group"}),
+    "sql step": frozenset({"name", "database", "sql", "baseline", "baseline_requires", "group", "lock_timeout",
+                           "statement_timeout"}),
     "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if"}),
     "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
                          "command_timeout"}),
@@ -72,6 +78,7 @@ class _PlanReader:
         self.base = path.parent
         self.environ = environ
         self.problems: list[str] = []
+        self.guard = DEFAULT_GUARD  # the [guard] table's, once read: sql steps start from it
 
     def problem(self, key: str, message: str) -> None:
         self.problems.append(f"{self.path}: {key}: {message}")
@@ -85,6 +92,7 @@ class _PlanReader:
         wait_timeout = self.duration(wait, "timeout", "wait.timeout", 60.0)
         lock_timeout = self.duration(lock, "timeout", "lock.timeout", 600.0)
         interval = self.duration(serve, "interval", "serve.interval", 5.0, minimum=MIN_INTERVAL)
+        self.guard = self.read_guard(self.table(doc, "guard", "guard"))
         databases = self.databases(doc.get("databases"))
         # Declared names, valid or not, so one bad URL does not make every step "unknown".
         names = list(doc["databases"]) if isinstance(doc.get("databases"), dict) else []
@@ -104,9 +112,26 @@ class _PlanReader:
                 for m in step.migrations:
                     digest.update(f"\n{step.database}:{m.version}:{m.checksum}".encode())
         return Plan(name, self.path, digest.hexdigest()[:16], wait_timeout, lock_timeout,
-                    lock_database, interval, databases, steps, verify)
+                    lock_database, interval, databases, steps, verify, self.guard)
 
     # -- sections -------------------------------------------------------------------
+
+    def read_guard(self, table: dict[str, Any]) -> Guard:
+        d = DEFAULT_GUARD
+        lock_timeout = self.duration(table, "lock_timeout", "guard.lock_timeout", d.lock_timeout)
+        deadline = self.duration(table, "deadline", "guard.deadline", d.deadline, minimum=MIN_INTERVAL)
+        statement_timeout = self.duration(table, "statement_timeout", "guard.statement_timeout",
+                                          d.statement_timeout)
+        retries = table.get("retries", d.retries)
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            self.problem("guard.retries", f"expected a whole number >= 0, got {retries!r}")
+            retries = d.retries
+        elif retries == 0 and lock_timeout:
+            self.problem("guard.retries", "0 with a lock_timeout would fail a migration at its first lock"
+                         " wait; allow retries, or set lock_timeout = \"0s\" to turn the guard off")
+        return Guard(d.lock_timeout if lock_timeout is None else lock_timeout, retries,
+                     d.deadline if deadline is None else deadline,
+                     d.statement_timeout if statement_timeout is None else statement_timeout)
 
     def databases(self, section: object) -> tuple[Database, ...]:
         if not isinstance(section, dict) or not section:
@@ -187,6 +212,11 @@ class _PlanReader:
         baseline = self.string(table, "baseline", f"{key}.baseline")
         requires = self.table_names(table, "baseline_requires", f"{key}.baseline_requires")
         group = self.boolean(table, "group", f"{key}.group", False)
+        lock_timeout = self.duration(table, "lock_timeout", f"{key}.lock_timeout", self.guard.lock_timeout)
+        statement_timeout = self.duration(table, "statement_timeout", f"{key}.statement_timeout",
+                                          self.guard.statement_timeout)
+        if lock_timeout and not self.guard.retries:
+            self.problem(f"{key}.lock_timeout", "needs guard.retries above 0")
         if baseline is not None and not baseline.isdigit():
             self.problem(f"{key}.baseline", f"expected a version number like \"0003\", got {baseline!r}")
         if requires and baseline is None:
@@ -200,7 +230,10 @@ class _PlanReader:
             self.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)});"
                          " move them to a step of their own")
         name = self.string(table, "name", f"{key}.name", default=f"{database}: {folder}")
-        return SqlStep(name or folder, database, directory, migrations, baseline, requires, group)
+        guard = replace(self.guard, lock_timeout=self.guard.lock_timeout if lock_timeout is None else lock_timeout,
+                        statement_timeout=self.guard.statement_timeout if statement_timeout is None
+                        else statement_timeout)
+        return SqlStep(name or folder, database, directory, migrations, baseline, requires, group, guard)
 
     def command_step(self, table: dict[str, Any], key: str, database: str | None) -> CommandStep | None:
         argv = self.strings(table, "command", f"{key}.command")

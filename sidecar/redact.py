@@ -21,6 +21,8 @@ _secrets: set[str] = set()
 # user:password@ in anything URL-shaped, even before its password was registered.
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/@:\s]*:)(?P<pw>[^@\s/]*)@", re.I)
 _KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+# SQL's PASSWORD 'literal' (CREATE/ALTER ROLE), as a blocking session's query may show it.
+_SQL_PASSWORD = re.compile(r"(?P<key>\bpassword\s+)(?P<pw>'(?:[^']|'')*'?)", re.I)
 
 
 def register(secret: str | None) -> None:
@@ -34,6 +36,7 @@ def redact(text: str) -> str:
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, MASK)
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{MASK}@", text)
+    text = _SQL_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import os
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psycopg2
@@ -14,9 +18,12 @@ from .commands import run_command
 from .db import Connection, first_row, server_message
 from .errors import StepError
 from .log import get_logger
+from .migrations import MigrationFile
 from .model import CommandStep, Plan, SqlStep
 
 log = get_logger()
+FIRST_PAUSE = 0.5  # seconds between a lock timeout and the next attempt, doubling
+MAX_PAUSE = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,8 +66,11 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
     if todo and applied and todo[0].number < max(applied):
         log.warning("migration.out_of_order", database=step.database, step=step.name,
                     version=todo[0].version, reason="a later version is already applied")
+    if todo:
+        history.set_timeouts(conn, step.guard.lock_timeout, step.guard.statement_timeout)
     if step.group and todo:
-        history.apply(conn, todo, database=step.database, step=step.name)
+        _guarded(conn, step, f"{len(todo)} files in one transaction",
+                 lambda _resume: history.apply(conn, todo, database=step.database, step=step.name))
     else:
         for i, m in enumerate(todo):
             # Every migration but the step's last commits without waiting for its WAL flush
@@ -68,13 +78,54 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
             # so flushes all before it. Once a step has finished, all of it is durable.
             if len(todo) > 1 and i in (0, len(todo) - 1):
                 history.set_synchronous_commit(conn, i != 0)
-            if m.transactional:
-                history.apply(conn, [m], database=step.database, step=step.name)
-            else:
-                history.apply_outside_transaction(conn, m, database=step.database, step=step.name)
+            _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m))
+    if todo:
+        history.set_timeouts(conn, 0, 0)  # the serving re-checks that follow wait as usual
     for m in todo:
         applied[m.number] = history.Applied(m.version, m.name, m.checksum, False)
     return len(todo), baselined
+
+
+def _apply_file(conn: Connection, step: SqlStep, m: MigrationFile, resume_at: int) -> None:
+    if m.transactional:
+        history.apply(conn, [m], database=step.database, step=step.name)
+    else:
+        history.apply_outside_transaction(conn, m, database=step.database, step=step.name, resume_at=resume_at)
+
+
+def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None], *,
+             sleep: Callable[[float], None] = time.sleep) -> None:
+    """Run `attempt` until it does not time out on a lock; StepError when the guard's budget is spent.
+
+    A lock_timeout rolls the attempt back (a no-transaction file keeps the statements before the
+    one that waited, and `attempt` gets that statement's index to start again from). Between
+    attempts the pause doubles from FIRST_PAUSE up to MAX_PAUSE, with jitter, so sidecars and
+    applications do not retry in lockstep.
+    """
+    guard, started, resume_at = step.guard, time.monotonic(), 0
+    for number in itertools.count(1):
+        attempt_started = time.monotonic()
+        try:
+            attempt(resume_at)
+            return
+        except history.LockTimedOut as exc:
+            resume_at = exc.resume_at
+        blockers = history.lock_holders(conn, since=time.monotonic() - attempt_started)
+        elapsed = time.monotonic() - started
+        pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
+        exhausted = number > guard.retries or elapsed + pause + guard.lock_timeout > guard.deadline
+        log.warning("migration.lock_timeout", database=step.database, step=step.name, file=what, attempt=number,
+                    lock_timeout_s=guard.lock_timeout, elapsed_s=round(elapsed, 2),
+                    wait_s=None if exhausted else round(pause, 2), blockers=blockers or ["none found any more"])
+        if exhausted:
+            raise StepError(
+                f"{what}: waited for a lock {number} times ({guard.lock_timeout:g}s each, {elapsed:.0f}s in all)"
+                f" in database {step.database!r}, step {step.name!r}; nothing was changed by the attempts"
+                + (f"; blocked by {blockers[0]}" if blockers else ""),
+                hint="a long transaction holds a lock this migration needs (blockers above): end it, or run"
+                     " again when it is done; guard.retries, guard.deadline and lock_timeout set the budget",
+                database=step.database)
+        sleep(pause)
 
 
 def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applied]) -> int:

@@ -104,3 +104,9 @@ def test_no_parse_error_ever_contains_the_password(breakers: list[str], template
         assert SECRET not in str(exc), (url, str(exc))
     else:  # what logs show of a connection
         assert SECRET not in info.describe() + repr(info), url
+
+
+def test_sql_password_literals_are_masked() -> None:
+    """A blocking session's query, as the guard logs it, may be an ALTER ROLE."""
+    assert redact.redact("ALTER ROLE app PASSWORD 'it''s-secret' VALID UNTIL 'x'") == (
+        "ALTER ROLE app PASSWORD <SECRET> VALID UNTIL 'x'")

@@ -251,3 +251,36 @@ def test_create_needs_a_database_name_a_service_alone_does_not_give(tmp_path: Pa
     found = problems(tmp_path, DESIGN_EXAMPLE, env)
     assert found == [f"{tmp_path / 'sidecar.toml'}: databases.default.create: needs the database name in the URL"
                      " (/DBNAME) to create it"]
+
+
+def test_guard_defaults_and_per_step_overrides(tmp_path: Path) -> None:
+    text = textwrap.dedent(DESIGN_EXAMPLE) + '\n[guard]\nlock_timeout = "5s"\nretries = 3\ndeadline = "2m"\n'
+    text = text.replace('sql = "migrations/default"\n', 'sql = "migrations/default"\nlock_timeout = "0s"\n'
+                        'statement_timeout = "1m"\n')
+    plan = load_plan(write_plan(tmp_path, text), ENV)
+    default, results = (s for s in plan.steps if isinstance(s, SqlStep))
+    assert (plan.guard.lock_timeout, plan.guard.retries, plan.guard.deadline) == (5.0, 3, 120.0)
+    assert (default.guard.lock_timeout, default.guard.statement_timeout, default.guard.retries) == (0.0, 60.0, 3)
+    assert (results.guard.lock_timeout, results.guard.statement_timeout) == (5.0, 0.0)
+    plain = load_plan(write_plan(tmp_path, DESIGN_EXAMPLE), ENV)
+    assert (plain.guard.lock_timeout, plain.guard.retries, plain.guard.statement_timeout) == (3.0, 10, 0.0)
+
+
+@pytest.mark.parametrize(("guard", "expected"), [
+    ('lock_timeout = "soon"', "guard.lock_timeout: expected a duration"),
+    ("lock_timeout = -1", "guard.lock_timeout: expected a duration"),
+    ("retries = -1", "guard.retries: expected a whole number >= 0"),
+    ('retries = "3"', "guard.retries: expected a whole number >= 0"),
+    ("retries = 0", "guard.retries: 0 with a lock_timeout would fail"),
+    ('deadline = "0s"', "guard.deadline: '0s' is too short"),
+    ('statement_timeout = "forever"', "guard.statement_timeout: expected a duration"),
+    ("lock_timout = 1", "guard.lock_timout: unknown key"),
+])
+def test_bad_guard_settings_are_plan_errors(tmp_path: Path, guard: str, expected: str) -> None:
+    found = problems(tmp_path, textwrap.dedent(DESIGN_EXAMPLE) + f"\n[guard]\n{guard}\n")
+    assert any(expected in p for p in found), found
+
+
+def test_retries_zero_is_fine_when_the_guard_is_off(tmp_path: Path) -> None:
+    load_plan(write_plan(tmp_path, textwrap.dedent(DESIGN_EXAMPLE) + '\n[guard]\nlock_timeout = "0s"\nretries = 0\n'),
+              ENV)

@@ -1,0 +1,181 @@
+"""The live-database guard: a migration that waits for a lock gives way, is retried, and says who blocks it."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import psycopg2
+import pytest
+
+from tests.integration.conftest import Project, Result, wait_for
+
+
+def blocked_table(project: Project, guard: str, migration: str = "ALTER TABLE t ADD COLUMN c int;") -> None:
+    """Table t, applied by a first run; then a pending migration that needs an exclusive lock on t."""
+    project.one_database_plan("", f"[guard]\n{guard}")
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int); INSERT INTO t VALUES (1);")
+    assert project.run("run", "--once").code == 0
+    project.write("migrations/0002_alter.sql", migration)
+
+
+def hold_lock(project: Project) -> psycopg2.extensions.connection:
+    """A report that read t and left its transaction open: it holds ACCESS SHARE on t."""
+    conn = psycopg2.connect(**project.server.keywords(project.names["default"]), application_name="monthly-report")
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM t")
+    return conn
+
+
+def reader_latencies(project: Project, seconds: float, statement_timeout_ms: int = 0) -> list[float | None]:
+    """Short reads on t, as the application makes them; None for a read that failed."""
+    conn = psycopg2.connect(**project.server.keywords(project.names["default"]))
+    conn.autocommit = True
+    latencies: list[float | None] = []
+    with conn.cursor() as cur:
+        cur.execute("SET statement_timeout = %s", (statement_timeout_ms,))
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            try:
+                cur.execute("SELECT count(*) FROM t")
+                latencies.append(time.monotonic() - started)
+            except psycopg2.errors.QueryCanceled:
+                latencies.append(None)
+            time.sleep(0.05)
+    conn.close()
+    return latencies
+
+
+def test_a_blocked_migration_gives_way_retries_names_its_blocker_and_lands(project: Project) -> None:
+    blocked_table(project, 'lock_timeout = "200ms"\nretries = 50\ndeadline = "60s"')
+    blocker = hold_lock(project)
+    process = project.start("run", "--once")
+    try:
+        wait_for(lambda: project.running("ALTER TABLE t"), timeout=20, interval=0.01)
+        latencies = reader_latencies(project, 2.0)  # while the migration waits, and retries
+    finally:
+        blocker.commit()  # the report ends
+        blocker.close()
+    result = project.finish(process)
+    assert result.code == 0, result.out
+    timeouts = result.event("migration.lock_timeout")
+    assert timeouts, result.out
+    first = timeouts[0]
+    assert (first["file"], first["attempt"], first["lock_timeout_s"]) == ("0002_alter.sql", 1, 0.2)
+    blocker_line = first["blockers"][0]  # type: ignore[index]
+    assert "monthly-report" in blocker_line and "idle in transaction" in blocker_line
+    assert "SELECT count(*) FROM t" in blocker_line and "user postgres" in blocker_line
+    assert project.history("default")[-1] == ("0002", "core", False)
+    assert project.query("default", "SELECT count(*) FROM information_schema.columns"
+                                    " WHERE table_name = 't' AND column_name = 'c'") == [(1,)]
+    # The application's reads queued behind the migration's lock request for at most its lock_timeout.
+    assert all(latency is not None and latency < 1.0 for latency in latencies), latencies
+
+
+def test_without_the_guard_reads_queue_behind_the_migration(project: Project) -> None:
+    """lock_timeout = "0s": the classic outage. A plain SELECT on t waits behind the ALTER as long as
+    the blocker lasts (here it gives up after its own 1 s statement_timeout)."""
+    blocked_table(project, 'lock_timeout = "0s"')
+    blocker = hold_lock(project)
+    process = project.start("run", "--once")
+    try:
+        wait_for(lambda: project.running("ALTER TABLE t"), timeout=20, interval=0.01)
+        latencies = reader_latencies(project, 2.5, statement_timeout_ms=1000)
+    finally:
+        blocker.commit()
+        blocker.close()
+    assert project.finish(process).code == 0
+    assert None in latencies, latencies  # reads failed while the migration waited
+
+
+def test_a_blocker_that_never_ends_stops_the_run_with_exit_4(project: Project) -> None:
+    blocked_table(project, 'lock_timeout = "100ms"\nretries = 2')
+    blocker = hold_lock(project)
+    try:
+        result = project.run("run", "--once", timeout=60)
+    finally:
+        blocker.close()
+    assert result.code == 4, result.out
+    timeouts = result.event("migration.lock_timeout")
+    assert [e["attempt"] for e in timeouts] == [1, 2, 3]
+    # Pauses double from 0.5 s, with jitter (x 0.5-1); none after the last attempt.
+    pauses = [e["wait_s"] for e in timeouts]
+    assert 0.25 <= pauses[0] <= 0.5 and 0.5 <= pauses[1] <= 1.0 and pauses[2] is None, pauses  # type: ignore[operator]
+    last = result.last
+    assert last["event"] == "sidecar.failed" and last["database"] == "default"
+    assert "0002_alter.sql: waited for a lock 3 times (0.1s each" in str(last["error"])
+    assert "monthly-report" in str(last["error"]) and "blockers above" in str(last["hint"])
+    assert project.history("default") == [("0001", "core", False)]  # nothing half-done
+
+
+def test_the_deadline_bounds_the_retries(project: Project) -> None:
+    blocked_table(project, 'lock_timeout = "200ms"\nretries = 1000\ndeadline = "2s"')
+    blocker = hold_lock(project)
+    started = time.monotonic()
+    try:
+        result = project.run("run", "--once", timeout=60)
+    finally:
+        blocker.close()
+    assert result.code == 4, result.out
+    assert time.monotonic() - started < 15  # the process's own start and the first run's included
+    assert len(result.event("migration.lock_timeout")) < 20
+
+
+def test_a_no_transaction_file_resumes_at_the_statement_that_waited(project: Project) -> None:
+    """Its first statement took effect before the lock wait; a retry must not run it again."""
+    blocked_table(project, 'lock_timeout = "200ms"\nretries = 50',
+                  "-- sidecar: no-transaction\nCREATE TABLE side (id int);\nALTER TABLE t ADD COLUMN c int;\n")
+    blocker = hold_lock(project)
+    process = project.start("run", "--once")
+    try:
+        wait_for(lambda: project.running("ALTER TABLE t"), timeout=20, interval=0.01)
+        time.sleep(1)  # a few attempts
+    finally:
+        blocker.commit()
+        blocker.close()
+    result = project.finish(process)
+    assert result.code == 0, result.out  # "relation side already exists" if the file ran again
+    assert result.event("migration.lock_timeout")
+    assert project.history("default")[-1] == ("0002", "core", False)
+
+
+@pytest.mark.parametrize("lock_timeout", ['"0s"', '"3s"'])
+def test_many_sidecars_still_wait_for_the_plan_lock_not_fail(project: Project, lock_timeout: str) -> None:
+    """The guard bounds the migrations' lock waits, never the wait for the plan's own lock."""
+    project.one_database_plan("", f"[guard]\nlock_timeout = {lock_timeout}")
+    project.write("migrations/0001_slow.sql", "SELECT pg_sleep(1.5); CREATE TABLE s (id int);")
+    processes = [project.start("run", "--once", SIDECAR_HEALTH_FILE=str(project.root / f"h{i}.json"))
+                 for i in range(3)]
+    results: list[Result] = [project.finish(p) for p in processes]
+    assert [r.code for r in results] == [0, 0, 0], [r.out for r in results]
+    assert project.history("default") == [("0001", "core", False)]
+    assert not any(r.event("migration.lock_timeout") for r in results)
+
+
+def test_statement_timeout_stops_a_statement_that_runs_too_long(project: Project) -> None:
+    project.one_database_plan('statement_timeout = "300ms"')
+    project.write("migrations/0001_slow.sql", "SELECT pg_sleep(5);")
+    started = time.monotonic()
+    result = project.run("run", "--once")
+    assert result.code == 4, result.out
+    assert time.monotonic() - started < 5
+    assert "canceling statement due to statement timeout" in str(result.last["error"])
+    assert project.history("default") == []
+
+
+def test_a_command_step_gets_lock_timeout_through_pgoptions(project: Project) -> None:
+    """The README's advice for command steps, until they are guarded: PGOPTIONS in the step's env."""
+    show = ("import psycopg2; k = psycopg2.connect('').cursor(); k.execute('SHOW lock_timeout');"
+            " print(k.fetchone()[0])")
+    project.one_database_plan("", f"""
+        [[steps]]
+        name = "tool"
+        database = "default"
+        command = ["{sys.executable}", "-c", "{show}"]
+        env = {{ PGOPTIONS = "-c lock_timeout=3s" }}
+    """)
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
+    result = project.run("run", "--once")
+    assert result.code == 0, result.out
+    assert [e["output"] for e in result.event("command.output")] == ["3s"]
