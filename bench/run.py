@@ -286,7 +286,7 @@ def main() -> int:
     parser.add_argument("--compose-runs", type=int, default=10, help="fresh stacks per Compose and variant")
     parser.add_argument("--only", action="append", default=[], metavar="SECTION",
                         help="run only these sections: cold, grouped, noop, wait, probe, probe_cpu, serve, image,"
-                             " compose (repeat for several)")
+                             " compose, live (repeat for several)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
@@ -325,6 +325,15 @@ def main() -> int:
             raw["compose"] = compose_latency([shlex.split(c) for c in args.compose or ["docker compose"]],
                                              args.compose_runs)
             sections.append(f"### {title}\n\n" + render(raw["compose"], args.compose_runs))
+        if not args.only or "live" in args.only:
+            from bench.live import BLOCKER_S, CLIENTS, live_migration
+            from bench.live import render as render_live
+
+            title = (f"9. A migration on a serving database: {CLIENTS} clients on t, a report holding a lock on t"
+                     f" for {BLOCKER_S:g} s")
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw["live"] = live_migration(bench, BIN / "sidecar")
+            sections.append(f"### {title}\n\n" + render_live(raw["live"]))
         info = versions(bench, args.compose if not args.no_compose else [])
     finally:
         bench.server.stop()
