@@ -93,8 +93,7 @@ def _apply_file(conn: Connection, step: SqlStep, m: MigrationFile, resume_at: in
         history.apply_outside_transaction(conn, m, database=step.database, step=step.name, resume_at=resume_at)
 
 
-def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None], *,
-             sleep: Callable[[float], None] = time.sleep) -> None:
+def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None]) -> None:
     """Run `attempt` until it does not time out on a lock; StepError when the guard's budget is spent.
 
     A lock_timeout rolls the attempt back (a no-transaction file keeps the statements before the
@@ -118,14 +117,16 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
                     lock_timeout_s=guard.lock_timeout, elapsed_s=round(elapsed, 2),
                     wait_s=None if exhausted else round(pause, 2), blockers=blockers or ["none found any more"])
         if exhausted:
+            changed = (f"its first {resume_at} statements took effect (a no-transaction file)" if resume_at
+                       else "the attempts changed nothing")
             raise StepError(
                 f"{what}: waited for a lock {number} times ({guard.lock_timeout:g}s each, {elapsed:.0f}s in all)"
-                f" in database {step.database!r}, step {step.name!r}; nothing was changed by the attempts"
+                f" in database {step.database!r}, step {step.name!r}; {changed}"
                 + (f"; blocked by {blockers[0]}" if blockers else ""),
                 hint="a long transaction holds a lock this migration needs (blockers above): end it, or run"
                      " again when it is done; guard.retries, guard.deadline and lock_timeout set the budget",
                 database=step.database)
-        sleep(pause)
+        time.sleep(pause)
 
 
 def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applied]) -> int:

@@ -179,3 +179,16 @@ def test_a_command_step_gets_lock_timeout_through_pgoptions(project: Project) ->
     result = project.run("run", "--once")
     assert result.code == 0, result.out
     assert [e["output"] for e in result.event("command.output")] == ["3s"]
+
+
+def test_an_exhausted_no_transaction_file_says_what_took_effect(project: Project) -> None:
+    blocked_table(project, 'lock_timeout = "100ms"\nretries = 1',
+                  "-- sidecar: no-transaction\nCREATE TABLE side (id int);\nALTER TABLE t ADD COLUMN c int;\n")
+    blocker = hold_lock(project)
+    try:
+        result = project.run("run", "--once", timeout=60)
+    finally:
+        blocker.close()
+    assert result.code == 4, result.out
+    assert "its first 1 statements took effect (a no-transaction file)" in str(result.last["error"])
+    assert project.query("default", "SELECT to_regclass('side') IS NOT NULL") == [(True,)]
