@@ -47,6 +47,7 @@ class CommandStep:
     cwd: Path
     env: tuple[tuple[str, str], ...]
     skip_if: str | None  # SQL on the step's database: true means there is nothing to do
+    guard: Guard | None  # its timeouts, passed to the command through PGOPTIONS; None: not asked for
 
 
 Step = SqlStep | CommandStep

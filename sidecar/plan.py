@@ -43,7 +43,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "database": frozenset({"url", "password", "create"}),
     "sql step": frozenset({"name", "database", "sql", "baseline", "baseline_requires", "group", "lock_timeout",
                            "statement_timeout"}),
-    "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if"}),
+    "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if", "guard"}),
     "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
                          "command_timeout"}),
     "check": frozenset({"name", "sql"}),
@@ -244,13 +244,15 @@ class _PlanReader:
         cwd = self.string(table, "cwd", f"{key}.cwd", default=".")
         env = self.environment(table.get("env", {}), f"{key}.env")
         skip_if = self.string(table, "skip_if", f"{key}.skip_if")
+        guarded = self.boolean(table, "guard", f"{key}.guard", False)
         if not argv or database is None or timeout is None or cwd is None:
             return None
         directory = (self.base / cwd).resolve()
         if not directory.is_dir():
             self.problem(f"{key}.cwd", f"folder {directory} does not exist")
         name = self.string(table, "name", f"{key}.name", default=" ".join(argv))
-        return CommandStep(name or argv[0], database, argv, timeout, directory, env, skip_if)
+        return CommandStep(name or argv[0], database, argv, timeout, directory, env, skip_if,
+                           self.guard if guarded else None)
 
     def verify(self, section: dict[str, Any], databases: list[str]) -> tuple[VerifySpec, ...]:
         specs = []

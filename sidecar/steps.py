@@ -175,5 +175,9 @@ def _run_command_step(plan: Plan, step: CommandStep, conn: Connection) -> None:
     if step.skip_if and _nothing_to_do(conn, step):
         log.info("step.skipped", step=step.name, database=step.database, reason="skip_if returned true")
         return
-    run_command(step.argv, env=command_environment(plan, step.database, step.env), cwd=step.cwd,
-                timeout=step.timeout, step=step.name, database=step.database)
+    env = command_environment(plan, step.database, step.env)
+    if step.guard is not None:  # libpq sends PGOPTIONS to the server: the tool's session gets the timeouts
+        timeouts = (f"-c lock_timeout={round(step.guard.lock_timeout * 1000)}ms"
+                    f" -c statement_timeout={round(step.guard.statement_timeout * 1000)}ms")
+        env["PGOPTIONS"] = f"{env['PGOPTIONS']} {timeouts}" if env.get("PGOPTIONS") else timeouts
+    run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)

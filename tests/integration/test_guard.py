@@ -164,21 +164,31 @@ def test_statement_timeout_stops_a_statement_that_runs_too_long(project: Project
     assert project.history("default") == []
 
 
-def test_a_command_step_gets_lock_timeout_through_pgoptions(project: Project) -> None:
-    """The README's advice for command steps, until they are guarded: PGOPTIONS in the step's env."""
-    show = ("import psycopg2; k = psycopg2.connect('').cursor(); k.execute('SHOW lock_timeout');"
-            " print(k.fetchone()[0])")
+def test_command_steps_get_the_guards_timeouts_through_pgoptions_when_asked(project: Project) -> None:
+    """guard = true adds the timeouts to PGOPTIONS (keeping the step's own), which libpq sends to the server."""
+    show = ("import psycopg2; k = psycopg2.connect('').cursor();"
+            " print(*(k.execute(f'SHOW {s}') or k.fetchone()[0] for s in ('lock_timeout', 'statement_timeout',"
+            " 'search_path')))")
     project.one_database_plan("", f"""
+        [guard]
+        lock_timeout = "2s"
+        statement_timeout = "1m"
         [[steps]]
-        name = "tool"
+        name = "guarded tool"
         database = "default"
         command = ["{sys.executable}", "-c", "{show}"]
-        env = {{ PGOPTIONS = "-c lock_timeout=3s" }}
+        guard = true
+        env = {{ PGOPTIONS = "-c search_path=public" }}
+        [[steps]]
+        name = "plain tool"
+        database = "default"
+        command = ["{sys.executable}", "-c", "{show}"]
     """)
     project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
     result = project.run("run", "--once")
     assert result.code == 0, result.out
-    assert [e["output"] for e in result.event("command.output")] == ["3s"]
+    assert [(e["step"], e["output"]) for e in result.event("command.output")] == [
+        ("guarded tool", "2s 1min public"), ("plain tool", '0 0 "$user", public')]
 
 
 def test_an_exhausted_no_transaction_file_says_what_took_effect(project: Project) -> None:
@@ -192,3 +202,27 @@ def test_an_exhausted_no_transaction_file_says_what_took_effect(project: Project
     assert result.code == 4, result.out
     assert "its first 1 statements took effect (a no-transaction file)" in str(result.last["error"])
     assert project.query("default", "SELECT to_regclass('side') IS NOT NULL") == [(True,)]
+
+
+def test_a_guarded_command_that_waits_for_a_lock_fails_the_step_and_is_not_retried(project: Project) -> None:
+    alter = ("import psycopg2; c = psycopg2.connect(''); c.cursor().execute('ALTER TABLE t ADD COLUMN c int');"
+             " c.commit()")
+    blocked_table(project, 'lock_timeout = "200ms"', "SELECT 1;")
+    project.plan(project.root.joinpath("sidecar.toml").read_text() + f"""
+[[steps]]
+name = "tool"
+database = "default"
+command = ["{sys.executable}", "-c", "{alter}"]
+guard = true
+""")
+    blocker = hold_lock(project)
+    started = time.monotonic()
+    try:
+        result = project.run("run", "--once", timeout=60)
+    finally:
+        blocker.close()
+    assert result.code == 4, result.out
+    assert time.monotonic() - started < 10
+    assert any("canceling statement due to lock timeout" in str(e["output"]) for e in result.event("command.output"))
+    assert result.event("command.started") and len(result.event("command.started")) == 1  # not retried
+    assert "step 'tool' on database 'default'" in str(result.last["error"])
