@@ -149,7 +149,7 @@ def _check(info: ConnInfo) -> None:
     named_elsewhere = info.get("service")  # a service file may name host and database
     if not info.dbname and not named_elsewhere:
         raise ValueError("the URL names no database: end it with /DBNAME")
-    if not info.get("host") and not info.get("hostaddr") and not named_elsewhere:
+    if not info.host and not named_elsewhere:
         raise ValueError("the URL names no host")
     hosts, ports = info.host.split(","), info.port.split(",")
     for port in filter(None, ports):  # an empty entry in a list is the default port

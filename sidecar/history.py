@@ -9,6 +9,7 @@ applied without being recorded (or recorded without being applied).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg2
@@ -113,11 +114,11 @@ def missing_tables(conn: Connection, tables: tuple[str, ...]) -> list[str]:
         return [row[0] for row in cur.fetchall()]
 
 
-def set_timeouts(conn: Connection, lock_timeout: float, statement_timeout: float) -> None:
-    """The session's lock_timeout and statement_timeout (0: none), for the migrations that follow."""
+def set_settings(conn: Connection, settings: Mapping[str, str]) -> None:
+    """Set these settings for the rest of the session, e.g. the guard's timeouts."""
     with conn.cursor() as cur:
-        cur.execute("SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
-                    (f"{round(lock_timeout * 1000)}ms", f"{round(statement_timeout * 1000)}ms"))
+        cur.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                    [part for item in settings.items() for part in item])
 
 
 def lock_holders(conn: Connection, *, since: float) -> list[str]:

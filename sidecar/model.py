@@ -25,6 +25,11 @@ class Guard:
     deadline: float  # seconds one migration may spend on attempts and the pauses between them
     statement_timeout: float  # seconds a statement may run; 0: no limit
 
+    def server_settings(self) -> dict[str, str]:
+        """The timeouts as PostgreSQL settings, for a session (SET) or a tool (PGOPTIONS); "0ms": none."""
+        return {"lock_timeout": f"{round(self.lock_timeout * 1000)}ms",
+                "statement_timeout": f"{round(self.statement_timeout * 1000)}ms"}
+
 
 @dataclass(frozen=True, slots=True)
 class SqlStep:

@@ -66,8 +66,9 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
     if todo and applied and todo[0].number < max(applied):
         log.warning("migration.out_of_order", database=step.database, step=step.name,
                     version=todo[0].version, reason="a later version is already applied")
+    timeouts = step.guard.server_settings()
     if todo:
-        history.set_timeouts(conn, step.guard.lock_timeout, step.guard.statement_timeout)
+        history.set_settings(conn, timeouts)
     if step.group and todo:
         _guarded(conn, step, f"{len(todo)} files in one transaction",
                  lambda _resume: history.apply(conn, todo, database=step.database, step=step.name))
@@ -80,7 +81,7 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
                 history.set_synchronous_commit(conn, i != 0)
             _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m))
     if todo:
-        history.set_timeouts(conn, 0, 0)  # the serving re-checks that follow wait as usual
+        history.set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
         applied[m.number] = history.Applied(m.version, m.name, m.checksum, False)
     return len(todo), baselined
@@ -177,7 +178,6 @@ def _run_command_step(plan: Plan, step: CommandStep, conn: Connection) -> None:
         return
     env = command_environment(plan, step.database, step.env)
     if step.guard is not None:  # libpq sends PGOPTIONS to the server: the tool's session gets the timeouts
-        timeouts = (f"-c lock_timeout={round(step.guard.lock_timeout * 1000)}ms"
-                    f" -c statement_timeout={round(step.guard.statement_timeout * 1000)}ms")
+        timeouts = " ".join(f"-c {name}={value}" for name, value in step.guard.server_settings().items())
         env["PGOPTIONS"] = f"{env['PGOPTIONS']} {timeouts}" if env.get("PGOPTIONS") else timeouts
     run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)

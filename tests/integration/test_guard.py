@@ -27,6 +27,17 @@ def hold_lock(project: Project) -> psycopg2.extensions.connection:
     return conn
 
 
+def run_while_blocked(project: Project) -> tuple[Result, float]:
+    """`run --once` while the report holds its lock for good; the result and the seconds it took."""
+    blocker = hold_lock(project)
+    started = time.monotonic()
+    try:
+        result = project.run("run", "--once", timeout=60)
+    finally:
+        blocker.close()
+    return result, time.monotonic() - started
+
+
 def reader_latencies(project: Project, seconds: float, statement_timeout_ms: int = 0) -> list[float | None]:
     """Short reads on t, as the application makes them; None for a read that failed."""
     conn = psycopg2.connect(**project.server.keywords(project.names["default"]))
@@ -91,11 +102,7 @@ def test_without_the_guard_reads_queue_behind_the_migration(project: Project) ->
 
 def test_a_blocker_that_never_ends_stops_the_run_with_exit_4(project: Project) -> None:
     blocked_table(project, 'lock_timeout = "100ms"\nretries = 2')
-    blocker = hold_lock(project)
-    try:
-        result = project.run("run", "--once", timeout=60)
-    finally:
-        blocker.close()
+    result, _ = run_while_blocked(project)
     assert result.code == 4, result.out
     timeouts = result.event("migration.lock_timeout")
     assert [e["attempt"] for e in timeouts] == [1, 2, 3]
@@ -111,14 +118,9 @@ def test_a_blocker_that_never_ends_stops_the_run_with_exit_4(project: Project) -
 
 def test_the_deadline_bounds_the_retries(project: Project) -> None:
     blocked_table(project, 'lock_timeout = "200ms"\nretries = 1000\ndeadline = "2s"')
-    blocker = hold_lock(project)
-    started = time.monotonic()
-    try:
-        result = project.run("run", "--once", timeout=60)
-    finally:
-        blocker.close()
+    result, seconds = run_while_blocked(project)
     assert result.code == 4, result.out
-    assert time.monotonic() - started < 15  # the process's own start and the first run's included
+    assert seconds < 15  # the process's own start included
     assert len(result.event("migration.lock_timeout")) < 20
 
 
@@ -194,11 +196,7 @@ def test_command_steps_get_the_guards_timeouts_through_pgoptions_when_asked(proj
 def test_an_exhausted_no_transaction_file_says_what_took_effect(project: Project) -> None:
     blocked_table(project, 'lock_timeout = "100ms"\nretries = 1',
                   "-- sidecar: no-transaction\nCREATE TABLE side (id int);\nALTER TABLE t ADD COLUMN c int;\n")
-    blocker = hold_lock(project)
-    try:
-        result = project.run("run", "--once", timeout=60)
-    finally:
-        blocker.close()
+    result, _ = run_while_blocked(project)
     assert result.code == 4, result.out
     assert "its first 1 statements took effect (a no-transaction file)" in str(result.last["error"])
     assert project.query("default", "SELECT to_regclass('side') IS NOT NULL") == [(True,)]
@@ -215,14 +213,9 @@ database = "default"
 command = ["{sys.executable}", "-c", "{alter}"]
 guard = true
 """)
-    blocker = hold_lock(project)
-    started = time.monotonic()
-    try:
-        result = project.run("run", "--once", timeout=60)
-    finally:
-        blocker.close()
+    result, seconds = run_while_blocked(project)
     assert result.code == 4, result.out
-    assert time.monotonic() - started < 10
+    assert seconds < 10
     assert any("canceling statement due to lock timeout" in str(e["output"]) for e in result.event("command.output"))
     assert result.event("command.started") and len(result.event("command.started")) == 1  # not retried
     assert "step 'tool' on database 'default'" in str(result.last["error"])
