@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     import argparse
     from pathlib import Path
 
+    from .errors import WORK_PENDING
+
     parser = argparse.ArgumentParser(
         prog="sidecar", description="Run an ordered migration plan across PostgreSQL databases,"
         " verify it, and report healthy.", epilog=exit_codes_help(),
@@ -57,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  " applied, pending, verification")
     add_plan(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    preview = commands.add_parser("plan", help="show what a run would do, in order; read-only, takes no lock"
+                                  f" (exit 0: nothing to do, {WORK_PENDING}: work pending)")
+    add_plan(preview)
+    preview.add_argument("--json", action="store_true", help="machine-readable output")
     probe = commands.add_parser("probe", help="healthcheck: exit 0 only if the health file is"
                                 " healthy and fresh")
     probe.add_argument("path", nargs="?", type=Path, default=None,
@@ -94,8 +100,8 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
     from .errors import BUG, Interrupted, PlanError, SidecarError
     from .settings import from_environment
 
-    # status --json owns stdout; its log lines (check commands' output) go to stderr.
-    stream = sys.stderr if args.command == "status" else sys.stdout
+    # status and plan own stdout; their log lines (check commands' output) go to stderr.
+    stream = sys.stderr if args.command in ("status", "plan") else sys.stdout
     try:
         settings = from_environment(os.environ)
     except PlanError as exc:  # reported with the default log settings, since ours are what is wrong
@@ -156,9 +162,19 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from . import status
             from .errors import NOT_HEALTHY
 
-            report = status.collect(plan)
+            report = status.collect(plan, settings.health_file)
             print(redact(status.render_json(plan, report) if args.json else status.render_table(plan, report)))
-            return 0 if all(d.healthy for d in report) else NOT_HEALTHY
+            return 0 if report.healthy else NOT_HEALTHY
+        if args.command == "plan":
+            from . import preview
+            from .errors import WORK_PENDING, StepError
+
+            found = preview.collect(plan)
+            print(redact(preview.render_json(plan, found) if args.json else preview.render_text(plan, found)))
+            if found.stops:
+                raise StepError("; ".join(found.stops), hint="a run would stop there (exit 4) before any step;"
+                                " the preview above says what it would do once that is fixed")
+            return WORK_PENDING if found.pending else 0
         from . import service
 
         service.run(plan, args.health_file or settings.health_file, once=args.once)

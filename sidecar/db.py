@@ -237,21 +237,26 @@ def acquire_lock(conn: Connection, key: int, *, timeout: float, database: str) -
                     f" {timeout:.0f}s", hint="check `status`; raise lock.timeout if its plan is long",
                     database=database)
             if elapsed - last_report >= 10:
-                log.info("lock.waiting", database=database, holder=_lock_holder(cur, key),
+                log.info("lock.waiting", database=database, holder=lock_holder(conn, key) or "unknown",
                          elapsed_s=round(elapsed, 1))
                 last_report = elapsed
             time.sleep(min(0.1, timeout - elapsed))
 
 
-def _lock_holder(cur: psycopg2.extensions.cursor, key: int) -> str:
-    cur.execute(
-        """SELECT a.pid, coalesce(a.client_addr::text, 'local'), a.application_name
-             FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE l.locktype = 'advisory' AND l.granted
-              AND l.classid = ((%(key)s >> 32) & 4294967295)::oid AND l.objid = (%(key)s & 4294967295)::oid""",
-        {"key": key})
-    row = cur.fetchone()
-    return f"pid {row[0]} from {row[1]} ({row[2]})" if row else "unknown"
+def lock_holder(conn: Connection, key: int) -> str | None:
+    """Who holds the plan lock `key`, in words; None when nobody does."""
+    with conn.cursor() as cur:
+        cur.execute(
+            """SELECT a.pid, coalesce(a.client_addr::text, 'local'), a.application_name,
+                      to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                WHERE l.locktype = 'advisory' AND l.granted
+                  AND l.classid = ((%(key)s >> 32) & 4294967295)::oid AND l.objid = (%(key)s & 4294967295)::oid""",
+            {"key": key})
+        row = cur.fetchone()
+    if row is None:
+        return None
+    return f"pid {row[0]} from {row[1]} ({row[2]}), connected since {row[3]}"
 
 
 def release_lock(conn: Connection, key: int) -> None:

@@ -7,14 +7,16 @@ prints it and a test holds the README's table to it.
 from __future__ import annotations
 
 NOT_HEALTHY = 1
+WORK_PENDING = 1  # `sidecar plan`: a run would change something
 BUG = 70
 EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("0", "done (`run --once`), healthy (`status`, `probe`), or stopped by SIGTERM/SIGINT while serving"),
-    ("1", "not healthy (`status`, `probe`)"),
+    ("1", "not healthy (`status`, `probe`); work pending (`plan`: a run would change something)"),
     ("2", "invalid plan or settings (including an unwritable health folder); no database was touched"),
     ("3", "a database did not answer in time, refused the credentials, a connection was lost, or the"
           " plan lock stayed taken"),
-    ("4", "a migration or command step failed (it was rolled back), or an applied file was edited or deleted"),
+    ("4", "a migration or command step failed (it was rolled back), or an applied file was edited or deleted"
+          " (`plan`: a run would stop on that)"),
     ("5", "the steps ran but verification failed"),
     ("70", "a bug in sidecar (the log says so)"),
     ("128+N", "interrupted by signal N during the plan (143 for SIGTERM)"),

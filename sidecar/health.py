@@ -1,4 +1,4 @@
-"""The health file: removed first thing, written atomically when ready, refreshed by the heartbeat.
+"""The health file: `starting` during the run, written atomically, refreshed by the heartbeat.
 
 The file carries its own expiry (`expires_at`), so the probe (probe.py) needs
 no configuration to tell a fresh file from one left behind by a hung or
@@ -17,7 +17,7 @@ from typing import Any
 
 from . import probe, redact
 
-HEALTHY, UNHEALTHY, FAILED = probe.HEALTHY, "unhealthy", "failed"
+HEALTHY, STARTING, UNHEALTHY, FAILED = probe.HEALTHY, probe.STARTING, "unhealthy", "failed"
 MISSED_BEATS = 3  # a file not refreshed for this many intervals counts as stale
 
 
@@ -55,6 +55,15 @@ def write(path: Path, status: str, interval: float, **fields: Any) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def read(path: Path) -> dict[str, Any] | None:
+    """The file's document, or None when there is none (or it is not one of ours)."""
+    try:
+        document = json.loads(probe.read(path))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
 
 
 def remove(path: Path) -> None:

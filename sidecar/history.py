@@ -42,7 +42,6 @@ _INSERT = (f"INSERT INTO {TABLE} (version, name, checksum, duration_ms, baseline
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
-QUERY_SHOWN = 120  # characters of a blocking session's query in the log
 
 
 class LockTimedOut(Exception):
@@ -119,23 +118,6 @@ def set_settings(conn: Connection, settings: Mapping[str, str]) -> None:
     with conn.cursor() as cur:
         cur.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
                     [part for item in settings.items() for part in item])
-
-
-def lock_holders(conn: Connection, *, since: float) -> list[str]:
-    """Sessions of this database that hold table locks in a transaction older than `since` seconds:
-    those a migration's lock request queued behind. One line each, query shortened."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """SELECT a.pid, coalesce(nullif(a.application_name, ''), '-'), a.usename, a.state,
-                      extract(epoch FROM now() - a.xact_start), left(a.query, %s)
-                 FROM pg_stat_activity a
-                WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
-                  AND a.xact_start < now() - make_interval(secs => %s)
-                  AND EXISTS (SELECT 1 FROM pg_locks l
-                               WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted)
-                ORDER BY a.xact_start""", (QUERY_SHOWN, since))
-        return [f"pid {pid} ({app}, user {user}, {state}, transaction open {age:.1f}s): {' '.join(query.split())}"
-                for pid, app, user, state, age, query in cur.fetchall()]
 
 
 def set_synchronous_commit(conn: Connection, on: bool) -> None:

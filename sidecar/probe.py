@@ -13,6 +13,7 @@ import time
 
 DEFAULT_PATH = "/run/sidecar/health.json"
 HEALTHY = "healthy"
+STARTING = "starting"  # the run is under way: not healthy yet, not failed
 # The sidecar's own file is under 1 KiB a step; anything larger is not one, and is not read.
 MAX_BYTES = 1 << 20
 POLL_S = 0.02  # how often --wait looks for the file again
@@ -26,23 +27,26 @@ def default_path() -> str:
 def probe(path: str | os.PathLike[str], now: float | None = None, wait: float = 0.0) -> tuple[bool, str]:
     """(healthy, why): healthy only if the file says so and has not expired.
 
-    With `wait`, a missing file (the plan still running) is looked for again
-    until it appears or `wait` seconds have passed: Docker runs one check at a
-    time, so a check that is already waiting when the plan finishes answers
-    at once instead of at the next interval. Any file that is there is
-    answered at once, so a serving sidecar's checks cost the same.
+    With `wait`, a missing file or one that says `starting` (the plan still
+    running) is read again until that changes or `wait` seconds have passed:
+    Docker runs one check at a time, so a check that is already waiting when
+    the plan finishes answers at once instead of at the next interval. A
+    serving sidecar's file is answered at once, so its checks cost the same.
     """
     deadline = time.monotonic() + wait
     while True:
         try:
-            document = json.loads(_read(path))
-            break
+            document = json.loads(read(path))
         except FileNotFoundError:
-            if time.monotonic() + POLL_S > deadline:
-                return False, f"no health file at {path} (still migrating, or stopped)"
-            time.sleep(POLL_S)
+            document = None
         except (OSError, ValueError, RecursionError) as exc:
             return False, f"unreadable health file {path}: {exc}"
+        starting = isinstance(document, dict) and document.get("status") == STARTING
+        if (document is not None and not starting) or time.monotonic() + POLL_S > deadline:
+            break
+        time.sleep(POLL_S)
+    if document is None:
+        return False, f"no health file at {path} (not started yet, or stopped)"
     return _verdict(path, document, now)
 
 
@@ -50,16 +54,16 @@ def _verdict(path: str | os.PathLike[str], document: object, now: float | None) 
     if not isinstance(document, dict):
         return False, f"unreadable health file {path}: expected a JSON object"
     status = document.get("status")
-    if status != HEALTHY:
-        return False, f"{status}: {document.get('reason', 'no reason given')}"
     expires_at = document.get("expires_at")
     now = time.time() if now is None else now
-    if not isinstance(expires_at, int | float) or now > expires_at:
+    if status in (HEALTHY, STARTING) and (not isinstance(expires_at, int | float) or now > expires_at):
         return False, f"stale: not refreshed since {document.get('updated_at')} (sidecar hung or killed?)"
+    if status != HEALTHY:
+        return False, f"{status}: {document.get('reason', 'no reason given')}"
     return True, f"healthy: plan {document.get('plan')} ready since {document.get('ready_at')}"
 
 
-def _read(path: str | os.PathLike[str]) -> bytes:
+def read(path: str | os.PathLike[str]) -> bytes:
     """The file's bytes, if it is a regular file of at most MAX_BYTES; never blocks.
 
     O_NONBLOCK keeps a FIFO from hanging the open; fstat on the open descriptor

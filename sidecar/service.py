@@ -16,6 +16,7 @@ from . import db, health
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
+from .progress import Progress
 from .steps import StepResult, run_steps
 from .verify import check_database, verify_plan
 from .wait import wait_for_server
@@ -37,8 +38,10 @@ def run(plan: Plan, health_path: Path, *, once: bool) -> None:
                  steps=len(plan.steps))
         conns: dict[str, db.Connection] = {}
         try:
-            conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
-            results = _run_locked(plan, conns)
+            with Progress(health_path, plan=plan.name, digest=plan.digest,
+                          started_at=health.iso(started)) as progress:
+                conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
+                results = _run_locked(plan, conns, progress)
             fields = {"plan": plan.name, "digest": plan.digest, "started_at": health.iso(started),
                       "ready_at": health.iso(time.time()), "steps": [asdict(r) for r in results]}
             health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
@@ -98,12 +101,12 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
             database=name) from exc
 
 
-def _run_locked(plan: Plan, conns: dict[str, db.Connection]) -> list[StepResult]:
+def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress) -> list[StepResult]:
     lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
     try:
         db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
         try:
-            results = run_steps(plan, conns)
+            results = run_steps(plan, conns, progress)
             verify_plan(plan, conns)
             return results
         finally:

@@ -1,18 +1,20 @@
 """`sidecar status`: the original deployment's health-check script, as a feature.
 
 Per database: reachable, table count, applied and pending migrations per
-step, and the plan's verification. Read-only, no lock, one connection
-attempt per database.
+step, and the plan's verification; and whether a run is in progress (another
+sidecar holds the plan lock). Read-only, no lock, one connection attempt per
+database.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import psycopg2
 
-from . import db, history
+from . import db, health, history
 from .model import Plan
 from .redact import redact_value
 from .verify import CheckResult, check_database, count_tables
@@ -45,8 +47,39 @@ class DatabaseStatus:
                 and all(c.ok for c in self.checks))
 
 
-def collect(plan: Plan) -> list[DatabaseStatus]:
-    return [_database_status(plan, database.name) for database in plan.databases]
+@dataclass(frozen=True, slots=True)
+class Report:
+    databases: tuple[DatabaseStatus, ...]
+    run_in_progress: str  # who holds the plan lock and, when this container runs it, what it does; "" if none
+
+    @property
+    def healthy(self) -> bool:
+        return all(d.healthy for d in self.databases)
+
+
+def collect(plan: Plan, health_path: Path) -> Report:
+    databases = tuple(_database_status(plan, database.name) for database in plan.databases)
+    return Report(databases, _run_in_progress(plan, health_path))
+
+
+def _run_in_progress(plan: Plan, health_path: Path) -> str:
+    """A run holds the plan lock from start to verification; its health file (when this container
+    has it, e.g. `docker compose exec`) says which step and file."""
+    try:
+        with db.deadline(CONNECT_TIMEOUT):
+            conn = db.connect(plan.database(plan.lock_database).conn, timeout=CONNECT_TIMEOUT)
+            try:
+                holder = db.lock_holder(conn, db.lock_key(plan.name))
+            finally:
+                db.close_quietly(conn)
+    except psycopg2.Error:
+        return ""  # the table already says the lock database is unreachable
+    if holder is None:
+        return ""
+    document = health.read(health_path)
+    if document and document.get("status") == health.STARTING and document.get("digest") == plan.digest:
+        return f"{document.get('reason')} (sidecar {holder})"
+    return f"by sidecar {holder}"
 
 
 def _database_status(plan: Plan, name: str) -> DatabaseStatus:
@@ -72,15 +105,16 @@ def _database_status(plan: Plan, name: str) -> DatabaseStatus:
         db.close_quietly(conn)
 
 
-def render_json(plan: Plan, report: list[DatabaseStatus]) -> str:
+def render_json(plan: Plan, report: Report) -> str:
     return json.dumps(redact_value({  # before escaping, which could hide a secret from a text search
-        "plan": plan.name, "digest": plan.digest, "healthy": all(d.healthy for d in report),
-        "databases": [{**asdict(d), "healthy": d.healthy} for d in report]}), indent=2)
+        "plan": plan.name, "digest": plan.digest, "healthy": report.healthy,
+        "run_in_progress": report.run_in_progress or None,
+        "databases": [{**asdict(d), "healthy": d.healthy} for d in report.databases]}), indent=2)
 
 
-def render_table(plan: Plan, report: list[DatabaseStatus]) -> str:
+def render_table(plan: Plan, report: Report) -> str:
     rows = [("DATABASE", "TARGET", "REACHABLE", "TABLES", "APPLIED", "PENDING", "VERIFY")]
-    for d in report:
+    for d in report.databases:
         pending = sum(len(s.pending) for s in d.steps)
         failed = [c for c in d.checks if not c.ok]
         rows.append((d.database, d.target, "yes" if d.reachable else f"no ({d.error})",
@@ -90,12 +124,17 @@ def render_table(plan: Plan, report: list[DatabaseStatus]) -> str:
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     details = [f"  {d.database}: pending {', '.join(s.pending)} (step {s.step!r})"
-               for d in report for s in d.steps if s.pending]
-    details += [f"  {c.database}: {c.check} failed ({c.detail})" for d in report for c in d.checks if not c.ok]
+               for d in report.databases for s in d.steps if s.pending]
+    details += [f"  {c.database}: {c.check} failed ({c.detail})"
+                for d in report.databases for c in d.checks if not c.ok]
     if details:
-        lines += ["", "problems:", *details]
-    healthy = all(d.healthy for d in report)
-    lines += ["", "healthy" if healthy else "NOT healthy"]
+        lines += ["", "problems:" if not report.run_in_progress else "not done yet:", *details]
+    if report.healthy:
+        lines += ["", "healthy"]
+    elif report.run_in_progress:
+        lines += ["", f"NOT healthy yet: a run is in progress, {report.run_in_progress}"]
+    else:
+        lines += ["", "NOT healthy"]
     return "\n".join(lines)
 
 

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import history
+from . import activity, history
 from .commands import run_command
 from .db import Connection, first_row, server_message
 from .errors import StepError
 from .log import get_logger
 from .migrations import MigrationFile
 from .model import CommandStep, Plan, SqlStep
+from .progress import Progress, Work
 
 log = get_logger()
 FIRST_PAUSE = 0.5  # seconds between a lock timeout and the next attempt, doubling
@@ -36,7 +37,7 @@ class StepResult:
     duration_ms: int
 
 
-def run_steps(plan: Plan, conns: dict[str, Connection]) -> list[StepResult]:
+def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> list[StepResult]:
     """Check every database's history first, then run each step; StepError stops the run."""
     histories: dict[str, dict[int, history.Applied]] = {}
     for db in plan.databases:
@@ -48,9 +49,9 @@ def run_steps(plan: Plan, conns: dict[str, Connection]) -> list[StepResult]:
     for step in plan.steps:
         started = time.monotonic()
         if isinstance(step, SqlStep):
-            applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database])
+            applied, baselined = _run_sql_step(plan, conns[step.database], step, histories[step.database], progress)
         else:
-            _run_command_step(plan, step, conns[step.database])
+            _run_command_step(plan, step, conns[step.database], progress)
             applied = baselined = 0
         result = StepResult(step.name, step.database, "sql" if isinstance(step, SqlStep) else "command",
                             applied, baselined, round((time.monotonic() - started) * 1000))
@@ -60,7 +61,8 @@ def run_steps(plan: Plan, conns: dict[str, Connection]) -> list[StepResult]:
     return results
 
 
-def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Applied]) -> tuple[int, int]:
+def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[int, history.Applied],
+                  progress: Progress) -> tuple[int, int]:
     baselined = _baseline(conn, step, applied)
     todo = history.pending(step.migrations, applied)
     if todo and applied and todo[0].number < max(applied):
@@ -71,7 +73,8 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
         history.set_settings(conn, timeouts)
     if step.group and todo:
         _guarded(conn, step, f"{len(todo)} files in one transaction",
-                 lambda _resume: history.apply(conn, todo, database=step.database, step=step.name))
+                 lambda _resume: history.apply(conn, todo, database=step.database, step=step.name),
+                 progress, plan)
     else:
         for i, m in enumerate(todo):
             # Every migration but the step's last commits without waiting for its WAL flush
@@ -79,7 +82,7 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[int, history.Ap
             # so flushes all before it. Once a step has finished, all of it is durable.
             if len(todo) > 1 and i in (0, len(todo) - 1):
                 history.set_synchronous_commit(conn, i != 0)
-            _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m))
+            _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m), progress, plan)
     if todo:
         history.set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
@@ -94,7 +97,8 @@ def _apply_file(conn: Connection, step: SqlStep, m: MigrationFile, resume_at: in
         history.apply_outside_transaction(conn, m, database=step.database, step=step.name, resume_at=resume_at)
 
 
-def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None]) -> None:
+def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None], progress: Progress,
+             plan: Plan) -> None:
     """Run `attempt` until it does not time out on a lock; StepError when the guard's budget is spent.
 
     A lock_timeout rolls the attempt back (a no-transaction file keeps the statements before the
@@ -105,12 +109,14 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
     guard, started, resume_at = step.guard, time.monotonic(), 0
     for number in itertools.count(1):
         attempt_started = time.monotonic()
+        work = Work(step.name, step.database, what, plan.database(step.database).conn, pid=conn.info.backend_pid)
         try:
-            attempt(resume_at)
+            with progress.working(work):
+                attempt(resume_at)
             return
         except history.LockTimedOut as exc:
             resume_at = exc.resume_at
-        blockers = history.lock_holders(conn, since=time.monotonic() - attempt_started)
+        blockers = activity.lock_holders(conn, since=time.monotonic() - attempt_started)
         elapsed = time.monotonic() - started
         pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
         exhausted = number > guard.retries or elapsed + pause + guard.lock_timeout > guard.deadline
@@ -152,7 +158,7 @@ def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applie
     return len(files)
 
 
-def _nothing_to_do(conn: Connection, step: CommandStep) -> bool:
+def nothing_to_do(conn: Connection, step: CommandStep) -> bool:
     """Evaluate `skip_if`; a table it reads that does not exist yet means false."""
     assert step.skip_if is not None
     try:
@@ -172,12 +178,23 @@ def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str],
     return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
 
 
-def _run_command_step(plan: Plan, step: CommandStep, conn: Connection) -> None:
-    if step.skip_if and _nothing_to_do(conn, step):
+def application_name(text: str) -> str:
+    """`text` as the server will store it: printable ASCII bytes only, at most 63 of them."""
+    return bytes(b if 32 <= b < 127 else ord("?") for b in text.encode())[:63].decode()
+
+
+def _run_command_step(plan: Plan, step: CommandStep, conn: Connection, progress: Progress) -> None:
+    if step.skip_if and nothing_to_do(conn, step):
         log.info("step.skipped", step=step.name, database=step.database, reason="skip_if returned true")
         return
     env = command_environment(plan, step.database, step.env)
     if step.guard is not None:  # libpq sends PGOPTIONS to the server: the tool's session gets the timeouts
         timeouts = " ".join(f"-c {name}={value}" for name, value in step.guard.server_settings().items())
         env["PGOPTIONS"] = f"{env['PGOPTIONS']} {timeouts}" if env.get("PGOPTIONS") else timeouts
-    run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)
+    # libpq names the command's sessions after the step (unless its URL names them), so the
+    # heartbeat can find them in pg_stat_activity.
+    env.setdefault("PGAPPNAME", application_name(f"sidecar step {step.name}"))
+    work = Work(step.name, step.database, " ".join(step.argv), plan.database(step.database).conn,
+                application_name=env["PGAPPNAME"])
+    with progress.working(work):
+        run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)

@@ -69,7 +69,7 @@ def test_stalled_network_mid_serve(project: Project, tmp_path: Path) -> None:
         proxy = Proxy(project.server.port)
         process = trial.start("run", **through(trial, proxy), SIDECAR_LIVENESS_INTERVAL=LIVENESS)
         try:
-            wait_for(trial.health.exists, timeout=20)
+            wait_for(trial.is_healthy, timeout=20)
             proxy.set("freeze")
             frozen = time.monotonic()
             seen_healthy_late = False

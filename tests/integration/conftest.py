@@ -169,6 +169,13 @@ class Project:
     def history(self, key: str) -> list[tuple[object, ...]]:
         return self.query(key, "SELECT version, step, baseline FROM sidecar.migrations ORDER BY version")
 
+    def is_healthy(self) -> bool:
+        """The health file says healthy (during the run it says starting)."""
+        try:
+            return bool(json.loads(self.health.read_text())["status"] == "healthy")
+        except (FileNotFoundError, ValueError):
+            return False
+
     def assert_no_password(self) -> None:
         for out in self.outputs:
             assert PASSWORD not in out

@@ -81,7 +81,7 @@ def test_sigterm_during_a_long_migration_cancels_rolls_back_and_releases_the_loc
 def test_sigterm_while_serving_removes_the_health_file_and_exits_0(project: Project) -> None:
     ledger_plan(project, files=1, sleep=0)
     process = project.start("run")
-    wait_for(project.health.exists)
+    wait_for(project.is_healthy)
     result, elapsed = project.stop(process)
     assert result.code == 0, result.out
     assert elapsed < 1

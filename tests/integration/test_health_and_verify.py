@@ -28,15 +28,15 @@ def status(project: Project) -> str:
     return str(json.loads(project.health.read_text())["status"])
 
 
-def test_health_file_appears_only_after_verify(project: Project) -> None:
+def test_health_file_says_healthy_only_after_verify(project: Project) -> None:
     plan(project)
     project.write("migrations/0002_slow.sql", "SELECT pg_sleep(1.5);")
     process = project.start("run")
     try:
         wait_for(lambda: project.running("pg_sleep(1.5)"))
-        assert not project.health.exists()
+        assert status(project) == "starting"
         assert probe(project) == 1
-        wait_for(project.health.exists, timeout=20)
+        wait_for(project.is_healthy, timeout=20)
         assert probe(project) == 0
     finally:
         result, _ = project.stop(process)
@@ -51,7 +51,7 @@ def test_stale_health_file_from_an_earlier_run_is_removed_first(project: Project
     project.write("migrations/0002_slow.sql", "SELECT pg_sleep(1);")
     process = project.start("run")
     try:
-        wait_for(lambda: not project.health.exists(), timeout=5)
+        wait_for(lambda: not project.is_healthy(), timeout=5)
     finally:
         project.stop(process)
 
@@ -59,7 +59,7 @@ def test_stale_health_file_from_an_earlier_run_is_removed_first(project: Project
 def test_heartbeat_refreshes_the_file_and_probe_sees_a_killed_sidecar_as_stale(project: Project) -> None:
     plan(project)
     process = project.start("run")
-    wait_for(project.health.exists)
+    wait_for(project.is_healthy)
     first = json.loads(project.health.read_text())
     wait_for(lambda: json.loads(project.health.read_text())["expires_at"] > first["expires_at"], timeout=3)
     process.send_signal(signal.SIGKILL)
@@ -73,7 +73,7 @@ def test_server_stopped_while_serving_turns_unhealthy_and_recovers(own_project: 
     plan(own_project)
     process = own_project.start("run")
     try:
-        wait_for(own_project.health.exists)
+        wait_for(own_project.is_healthy)
         assert probe(own_project) == 0
         own_pg.stop()
         stopped = time.monotonic()

@@ -31,6 +31,29 @@ def test_unhealthy_missing_and_garbage(tmp_path: Path) -> None:
     assert probe.probe(path)[0] is False
 
 
+def test_a_starting_file_is_not_healthy_not_failed_and_goes_stale_when_not_refreshed(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    health.write(path, health.STARTING, 5.0, reason="step 'core' on database 'default': 0005_slow.sql")
+    assert probe.probe(path) == (False, "starting: step 'core' on database 'default': 0005_slow.sql")
+    document = json.loads(path.read_text())
+    assert probe.probe(path, now=document["expires_at"] + 0.01)[1].startswith("stale: ")
+
+
+def test_probe_wait_keeps_waiting_while_the_run_is_starting(tmp_path: Path) -> None:
+    """A check that starts during the run answers the moment the run is healthy."""
+    path = tmp_path / "health.json"
+    health.write(path, health.STARTING, 5.0, reason="running")
+    process = subprocess.Popen([sys.executable, "-m", "sidecar", "probe", str(path), "--wait", "5s"],
+                               stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    assert process.poll() is None  # still waiting on `starting`
+    written = time.monotonic()
+    health.write(path, health.HEALTHY, 1.0, plan="p")
+    out, _ = process.communicate(timeout=10)
+    assert process.returncode == 0, out
+    assert time.monotonic() - written < 2
+
+
 def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
     path = tmp_path / "health.json"
     for _ in range(3):

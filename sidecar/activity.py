@@ -1,0 +1,62 @@
+"""What the server says sessions are doing, from pg_stat_activity: for the guard's blocker
+report and the heartbeat of long work. Read-only; every query is shortened (and, like
+every log value, masked)."""
+
+from __future__ import annotations
+
+from .db import Connection
+
+QUERY_SHOWN = 120  # characters of a session's query in the log
+
+_SESSION = """SELECT a.pid, coalesce(nullif(a.application_name, ''), '-'), a.usename, a.state,
+                     extract(epoch FROM now() - a.xact_start), left(a.query, %(shown)s)
+                FROM pg_stat_activity a"""
+
+
+def _describe(rows: list[tuple[object, ...]]) -> list[str]:
+    lines = []
+    for pid, app, user, state, age, query in rows:
+        open_for = f", transaction open {age:.1f}s" if age is not None else ""
+        lines.append(f"pid {pid} ({app}, user {user}, {state}{open_for}): {' '.join(str(query).split())}")
+    return lines
+
+
+def lock_holders(conn: Connection, *, since: float) -> list[str]:
+    """Sessions of this database that hold table locks in a transaction older than `since` seconds:
+    those a migration's lock request queued behind. One line each."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"""{_SESSION}
+                WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+                  AND a.xact_start < now() - make_interval(secs => %(since)s)
+                  AND EXISTS (SELECT 1 FROM pg_locks l
+                               WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted)
+                ORDER BY a.xact_start""", {"shown": QUERY_SHOWN, "since": since})
+        return _describe(cur.fetchall())
+
+
+def doing(conn: Connection, *, pid: int | None = None, application_name: str | None = None) -> str:
+    """One line on what the session `pid` (or the sessions named `application_name`) is doing:
+    running or idle for how long, what it waits on, and which sessions block it."""
+    with conn.cursor() as cur:
+        cur.execute("""SELECT pid, state, wait_event_type, wait_event,
+                              extract(epoch FROM now() - query_start), pg_blocking_pids(pid)
+                         FROM pg_stat_activity
+                        WHERE pid = %s OR application_name = %s ORDER BY backend_start""",
+                    (pid, application_name))
+        sessions = cur.fetchall()
+        if not sessions:
+            return "no session of this work on the server (between statements, or connecting)"
+        parts: list[str] = []
+        blockers: set[int] = set()
+        for spid, state, wait_type, wait_event, seconds, blocked_by in sessions:
+            waiting = f", waiting for {wait_type}:{wait_event}" if wait_type else ""
+            for_s = f" for {seconds:.1f}s" if seconds is not None else ""
+            parts.append(f"pid {spid} {state}{for_s}{waiting}")
+            blockers.update(blocked_by or ())
+        summary = "; ".join(parts)
+        if blockers:
+            cur.execute(f"{_SESSION} WHERE a.pid = ANY(%(pids)s) ORDER BY a.xact_start",
+                        {"shown": QUERY_SHOWN, "pids": sorted(blockers)})
+            summary += "; blocked by " + "; ".join(_describe(cur.fetchall()))
+        return summary

@@ -1,0 +1,170 @@
+"""`sidecar plan`: what a run would do, in order, without doing any of it.
+
+Each database gets one connection whose transactions are read-only
+(`default_transaction_read_only`); no plan lock is taken and nothing is
+created, not even the history table. Drift and a baseline whose tables are
+missing are found as a run would find them, and reported as what would stop it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import psycopg2
+import psycopg2.errors
+
+from . import db, history
+from .errors import StepError, UnavailableError
+from .model import CommandStep, Plan, SqlStep, VerifySpec
+from .redact import redact_value
+from .steps import nothing_to_do
+from .wait import wait_for_server
+
+CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class StepPreview:
+    step: str
+    database: str
+    kind: str  # "sql" or "command"
+    apply: tuple[str, ...] = ()  # files a run would apply, in order
+    baseline: tuple[str, ...] = ()  # files it would record as applied without running them
+    applied: int = 0  # files already applied
+    run: bool = False  # a command step: whether it would run
+    note: str = ""  # why a command would run or not; "(no transaction)" files and the like
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    create: tuple[str, ...]  # databases a run would create
+    steps: tuple[StepPreview, ...]
+    verify: tuple[str, ...]  # the checks a run ends with, one line per database
+    stops: tuple[str, ...]  # what would stop the run before its steps (exit 4)
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.create or any(s.apply or s.baseline or s.run for s in self.steps))
+
+
+def collect(plan: Plan) -> Preview:
+    conns: dict[str, db.Connection | None] = {}
+    try:
+        for database in plan.databases:
+            conns[database.name] = _connect_read_only(plan, database.name)
+        return _preview(plan, conns)
+    finally:
+        for conn in conns.values():
+            db.close_quietly(conn)
+
+
+def _connect_read_only(plan: Plan, name: str) -> db.Connection | None:
+    """A read-only connection; None for a database the run would create."""
+    database = plan.database(name)
+    try:
+        conn = wait_for_server(database.conn, database=name, timeout=CONNECT_TIMEOUT)
+    except UnavailableError as exc:
+        if database.create and f'database "{database.conn.dbname}" does not exist' in exc.message:
+            return None
+        raise
+    with conn.cursor() as cur:
+        cur.execute("SET default_transaction_read_only = on")
+    return conn
+
+
+def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
+    histories: dict[str, dict[int, history.Applied]] = {}
+    stops = []
+    for database in plan.databases:
+        conn = conns[database.name]
+        histories[database.name] = history.read(conn) if conn else {}
+        try:
+            history.check_drift(database.name, plan.migrations_for(database.name), histories[database.name])
+        except StepError as exc:
+            stops.append(exc.message)
+    steps = []
+    for step in plan.steps:
+        conn = conns[step.database]
+        if isinstance(step, SqlStep):
+            preview, stop = _sql_step(conn, step, histories[step.database])
+            stops += [stop] if stop else []
+        else:
+            preview = _command_step(conn, step)
+        steps.append(preview)
+    create = tuple(name for name, conn in conns.items() if conn is None)
+    return Preview(create, tuple(steps), tuple(_describe(spec) for spec in plan.verify), tuple(stops))
+
+
+def _sql_step(conn: db.Connection | None, step: SqlStep,
+              applied: dict[int, history.Applied]) -> tuple[StepPreview, str]:
+    baseline = [m for m in step.migrations if step.baseline is not None and m.number <= int(step.baseline)
+                and m.number not in applied]
+    stop = ""
+    if baseline and step.baseline_requires:
+        missing = history.missing_tables(conn, step.baseline_requires) if conn else list(step.baseline_requires)
+        if missing:
+            stop = (f"step {step.name!r}: baseline {step.baseline} requires table(s) {', '.join(missing)}"
+                    f" in database {step.database!r}, which do not exist")
+    todo = [m for m in history.pending(step.migrations, applied) if m not in baseline]
+    return StepPreview(step.name, step.database, "sql",
+                       apply=tuple(m.path.name + ("" if m.transactional else " (no transaction)") for m in todo),
+                       baseline=tuple(m.path.name for m in baseline),
+                       applied=sum(m.number in applied for m in step.migrations)), stop
+
+
+def _command_step(conn: db.Connection | None, step: CommandStep) -> StepPreview:
+    def preview(run: bool, note: str) -> StepPreview:
+        return StepPreview(step.name, step.database, "command", run=run, note=note)
+
+    if step.skip_if is None:
+        return preview(True, "no skip_if: runs on every run")
+    if conn is None:
+        return preview(True, "its database does not exist yet, so skip_if is false")
+    try:
+        skip = nothing_to_do(conn, step)
+    except StepError as exc:
+        if isinstance(exc.__cause__, psycopg2.errors.ReadOnlySqlTransaction):
+            return preview(True, "skip_if writes, so the preview did not evaluate it; a run will")
+        raise
+    return preview(not skip, f"skip_if returned {str(skip).lower()} now"
+                   " (steps before it may change that)")
+
+
+def _describe(spec: VerifySpec) -> str:
+    parts = [f"tables {', '.join(spec.tables)}"] if spec.tables else []
+    parts += [f"at least {spec.min_tables} tables"] if spec.min_tables else []
+    parts += ["nothing pending"] if spec.no_pending else []
+    parts += [f"check {check.name!r}" for check in spec.checks]
+    parts += [f"command {' '.join(argv)!r}" for argv in spec.commands]
+    return f"{spec.database}: {'; '.join(parts) or 'reachable'}"
+
+
+def render_json(plan: Plan, preview: Preview) -> str:
+    return json.dumps(redact_value({"plan": plan.name, "digest": plan.digest, "pending": preview.pending,
+                                    **asdict(preview)}), indent=2)
+
+
+def render_text(plan: Plan, preview: Preview) -> str:
+    counts = [f"apply {sum(len(s.apply) for s in preview.steps)} migrations",
+              f"record {sum(len(s.baseline) for s in preview.steps)} baselines",
+              f"run {sum(s.run for s in preview.steps)} commands"]
+    lines = [f"plan {plan.name} (digest {plan.digest}): a run would {', '.join(counts)}", ""]
+    lines += [f"  create database {name!r}" for name in preview.create]
+    for number, step in enumerate(preview.steps, start=1):
+        lines.append(f"  {number}. step {step.step!r} on database {step.database!r} ({step.kind})")
+        lines += [f"       record baseline {name} (not run)" for name in step.baseline]
+        lines += [f"       apply {name}" for name in step.apply]
+        if step.kind == "sql" and not step.apply and not step.baseline:
+            lines.append(f"       nothing to apply ({step.applied} applied)")
+        if step.kind == "command":
+            lines.append(f"       {'run' if step.run else 'skip'}: {step.note}")
+    lines += [f"  then verify {line}" for line in preview.verify]
+    lines.append("")
+    if preview.stops:
+        lines += [f"a run would stop before its steps: {stop}" for stop in preview.stops]
+    elif preview.pending:
+        lines.append("work pending: a run would change the databases")
+    else:
+        lines.append("nothing to do: a run would change nothing")
+    return "\n".join(lines)
