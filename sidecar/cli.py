@@ -152,6 +152,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     from .redact import redact
 
     plan = load_plan(args.plan or settings.plan)
+    if plan.lint is not None and args.command in ("run", "validate"):
+        from . import lint
+
+        lint.check(plan)  # before any database is touched
     if args.command == "validate":
         steps = ", ".join(s.name for s in plan.steps)
         print(redact(f"{plan.path}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"

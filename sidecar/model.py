@@ -76,6 +76,15 @@ class VerifySpec:
 
 
 @dataclass(frozen=True, slots=True)
+class Lint:
+    """[lint]: squawk over the plan's SQL files before anything runs."""
+
+    squawk: str  # the program, found on PATH when the plan was read
+    fail_on: tuple[str, ...]  # rules whose findings stop the run, like squawk's own errors
+    exclude: tuple[str, ...]  # rules not checked at all
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     name: str
     path: Path
@@ -88,6 +97,7 @@ class Plan:
     steps: tuple[Step, ...]
     verify: tuple[VerifySpec, ...]
     guard: Guard
+    lint: Lint | None  # None: no [lint] table, nothing is linted
 
     def database(self, name: str) -> Database:
         return next(db for db in self.databases if db.name == name)

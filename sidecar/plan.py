@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
@@ -19,12 +20,13 @@ from typing import Any
 from .conninfo import parse_url
 from .errors import PlanError
 from .migrations import discover
-from .model import CommandStep, Database, Guard, Plan, SqlCheck, SqlStep, Step, VerifySpec
+from .model import CommandStep, Database, Guard, Lint, Plan, SqlCheck, SqlStep, Step, VerifySpec
 from .values import expand, parse_duration
 
 # A table name as SQL writes it: name or schema.name, each plain or "quoted".
 _IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
+RULE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
 # The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
 # wait.timeout and lock.timeout may be 0: "try once, do not wait".
@@ -35,7 +37,8 @@ DEFAULT_GUARD = Guard(lock_timeout=3.0, retries=10, deadline=600.0, statement_ti
 
 
 _KEYS: dict[str, frozenset[str]] = {
-    "plan": frozenset({"name", "wait", "lock", "serve", "guard", "databases", "steps", "verify"}),
+    "plan": frozenset({"name", "wait", "lock", "serve", "guard", "lint", "databases", "steps", "verify"}),
+    "lint": frozenset({"squawk", "fail_on", "exclude"}),
     "guard": frozenset({"lock_timeout", "retries", "deadline", "statement_timeout"}),
     "wait": frozenset({"timeout"}),
     "lock": frozenset({"timeout", "database"}),
@@ -93,6 +96,7 @@ class _PlanReader:
         lock_timeout = self.duration(lock, "timeout", "lock.timeout", 600.0)
         interval = self.duration(serve, "interval", "serve.interval", 5.0, minimum=MIN_INTERVAL)
         self.guard = self.read_guard(self.table(doc, "guard", "guard"))
+        lint = self.read_lint(doc["lint"]) if "lint" in doc else None
         databases = self.databases(doc.get("databases"))
         # Declared names, valid or not, so one bad URL does not make every step "unknown".
         names = list(doc["databases"]) if isinstance(doc.get("databases"), dict) else []
@@ -112,7 +116,7 @@ class _PlanReader:
                 for m in step.migrations:
                     digest.update(f"\n{step.database}:{m.version}:{m.checksum}".encode())
         return Plan(name, self.path, digest.hexdigest()[:16], wait_timeout, lock_timeout,
-                    lock_database, interval, databases, steps, verify, self.guard)
+                    lock_database, interval, databases, steps, verify, self.guard, lint)
 
     # -- sections -------------------------------------------------------------------
 
@@ -132,6 +136,27 @@ class _PlanReader:
         return Guard(d.lock_timeout if lock_timeout is None else lock_timeout, retries,
                      d.deadline if deadline is None else deadline,
                      d.statement_timeout if statement_timeout is None else statement_timeout)
+
+    def read_lint(self, section: object) -> Lint | None:
+        if not isinstance(section, dict):
+            self.problem("lint", "expected a table [lint]")
+            return None
+        self.check_keys(section, "lint", "lint")
+        program = self.string(section, "squawk", "lint.squawk", default="squawk")
+        rules = {key: self.strings(section, key, f"lint.{key}") for key in ("fail_on", "exclude")}
+        for key, names in rules.items():
+            for bad in (n for n in names if not RULE_NAME.fullmatch(n)):
+                self.problem(f"lint.{key}", f"{bad!r} is not a squawk rule name (e.g. \"changing-column-type\")")
+        if program is None:
+            return None
+        if os.sep in program:  # a path, relative to the plan's folder like every other path in it
+            program = str(self.base / program)
+        found = shutil.which(program, path=self.environ.get("PATH", os.defpath))
+        if found is None:
+            self.problem("lint.squawk", f"no program {program!r} found (on PATH or at that path): install"
+                         " squawk-cli (pip install squawk-cli, or sidecar[lint]), or remove [lint]")
+            return None
+        return Lint(found, rules["fail_on"], rules["exclude"])
 
     def databases(self, section: object) -> tuple[Database, ...]:
         if not isinstance(section, dict) or not section:
