@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,8 +50,23 @@ def check(plan: Plan) -> None:
     log.info("lint.passed", files=files, warnings=len(findings))
 
 
+def _config_exclusions(plan: Plan) -> set[str]:
+    """`excluded_rules` of a .squawk.toml in the plan's folder: squawk reads the file itself, but
+    the --exclude we pass would replace that list instead of adding to it."""
+    config = plan.path.parent / ".squawk.toml"
+    try:
+        rules = tomllib.loads(config.read_text(encoding="utf-8")).get("excluded_rules", [])
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PlanError([f"{config}: cannot read it: {exc}"]) from exc
+    if not isinstance(rules, list) or not all(isinstance(rule, str) for rule in rules):
+        raise PlanError([f"{config}: excluded_rules: expected a list of rule names"])
+    return set(rules)
+
+
 def _lint_step(plan: Plan, lint: Lint, step: SqlStep) -> list[Finding]:
-    exclude = set(lint.exclude)
+    exclude = set(lint.exclude) | _config_exclusions(plan)
     if step.guard.lock_timeout:
         exclude.add("require-lock-timeout")
     if step.guard.statement_timeout:
@@ -66,7 +82,7 @@ def _lint_step(plan: Plan, lint: Lint, step: SqlStep) -> list[Finding]:
 
 
 def _squawk(plan: Plan, lint: Lint, options: list[str], files: list[str]) -> list[Finding]:
-    # From the plan's folder, so a .squawk.toml beside the plan applies.
+    # From the plan's folder, so a .squawk.toml there applies.
     argv = [lint.squawk, "--reporter", "json", *options, *files]
     try:
         done = subprocess.run(argv, cwd=plan.path.parent, capture_output=True, timeout=TIMEOUT, check=False)

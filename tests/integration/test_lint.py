@@ -33,6 +33,12 @@ def test_a_rule_in_fail_on_stops_the_run_before_any_database_is_touched(project:
     assert project.run("validate").code == 2  # validate lints too: the check for CI
 
 
+def test_a_squawk_toml_beside_the_plan_applies(project: Project) -> None:
+    lint_plan(project, 'fail_on = ["changing-column-type"]')
+    project.write(".squawk.toml", 'excluded_rules = ["changing-column-type"]')
+    assert project.run("validate").code == 0
+
+
 def test_warnings_are_logged_with_file_and_line_and_the_run_goes_on(project: Project) -> None:
     lint_plan(project, "")
     result = project.run("run", "--once")
@@ -44,6 +50,8 @@ def test_warnings_are_logged_with_file_and_line_and_the_run_goes_on(project: Pro
     assert result.event("lint.passed")[0]["files"] == 2
     # Linted as run: each file in a transaction (squawk warns "Missing transaction" otherwise).
     assert "Missing transaction" not in result.out
+    again = project.run("run", "--once")  # applied files are linted on every run
+    assert again.code == 0 and len(again.event("lint.finding")) == len(result.event("lint.finding"))
 
 
 def test_without_the_guard_squawk_asks_for_a_lock_timeout(project: Project) -> None:
