@@ -211,13 +211,15 @@ def probe_cpu(bench: Bench, runs: int) -> dict[str, float]:
 
 def serve(bench: Bench, seconds: float) -> dict[str, float]:
     """RSS and CPU of `sidecar run` while it serves (5 s heartbeats) over `seconds`."""
+    from sidecar import probe
+
     bench.reset(("bench_wait",))
     health_file = bench.work / "serve.json"
     process = subprocess.Popen([str(BIN / "sidecar"), "run", str(bench.work / "wait" / "plan.toml")],
                                env={**bench.env, "SIDECAR_HEALTH_FILE": str(health_file)}, **QUIET)  # type: ignore[call-overload]
     try:
         deadline = time.monotonic() + 30
-        while not health_file.exists() and time.monotonic() < deadline:
+        while not probe.probe(health_file)[0] and time.monotonic() < deadline:  # `starting` until ready
             time.sleep(0.05)
         cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
         time.sleep(seconds)
