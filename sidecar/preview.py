@@ -25,12 +25,19 @@ CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
+class File:
+    version: str
+    file: str
+    transaction: bool  # False: a `-- sidecar: no-transaction` file
+
+
+@dataclass(frozen=True, slots=True)
 class StepPreview:
     step: str
     database: str
     kind: str  # "sql" or "command"
-    apply: tuple[str, ...] = ()  # files a run would apply, in order
-    baseline: tuple[str, ...] = ()  # files it would record as applied without running them
+    apply: tuple[File, ...] = ()  # files a run would apply, in order
+    baseline: tuple[File, ...] = ()  # files it would record as applied without running them
     applied: int = 0  # files already applied
     run: bool = False  # a command step: whether it would run
     note: str = ""  # why a command would run or not; "(no transaction)" files and the like
@@ -108,8 +115,8 @@ def _sql_step(conn: db.Connection | None, step: SqlStep,
                     f" in database {step.database!r}, which do not exist")
     todo = [m for m in history.pending(step.migrations, applied) if m not in baseline]
     return StepPreview(step.name, step.database, "sql",
-                       apply=tuple(m.path.name + ("" if m.transactional else " (no transaction)") for m in todo),
-                       baseline=tuple(m.path.name for m in baseline),
+                       apply=tuple(File(m.version, m.path.name, m.transactional) for m in todo),
+                       baseline=tuple(File(m.version, m.path.name, m.transactional) for m in baseline),
                        applied=sum(m.number in applied for m in step.migrations)), stop
 
 
@@ -153,8 +160,8 @@ def render_text(plan: Plan, preview: Preview) -> str:
     lines += [f"  create database {name!r}" for name in preview.create]
     for number, step in enumerate(preview.steps, start=1):
         lines.append(f"  {number}. step {step.step!r} on database {step.database!r} ({step.kind})")
-        lines += [f"       record baseline {name} (not run)" for name in step.baseline]
-        lines += [f"       apply {name}" for name in step.apply]
+        lines += [f"       record baseline {f.file} (not run)" for f in step.baseline]
+        lines += [f"       apply {f.file}{'' if f.transaction else ' (no transaction)'}" for f in step.apply]
         if step.kind == "sql" and not step.apply and not step.baseline:
             lines.append(f"       nothing to apply ({step.applied} applied)")
         if step.kind == "command":

@@ -119,13 +119,14 @@ def render_table(plan: Plan, report: Report) -> str:
         failed = [c for c in d.checks if not c.ok]
         rows.append((d.database, d.target, "yes" if d.reachable else f"no ({d.error})",
                      _dash(d.tables), _dash(d.applied), _dash(pending if d.reachable else None),
-                     ("failed" if failed else "ok" if d.checks else "-") if d.reachable else "-"))
+                     (("not yet" if report.run_in_progress else "failed") if failed
+                      else "ok" if d.checks else "-") if d.reachable else "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     details = [f"  {d.database}: pending {', '.join(s.pending)} (step {s.step!r})"
                for d in report.databases for s in d.steps if s.pending]
-    details += [f"  {c.database}: {c.check} failed ({c.detail})"
+    details += [f"  {c.database}: {c.check} {'not yet' if report.run_in_progress else 'failed'} ({c.detail})"
                 for d in report.databases for c in d.checks if not c.ok]
     if details:
         lines += ["", "problems:" if not report.run_in_progress else "not done yet:", *details]

@@ -59,7 +59,8 @@ def test_the_preview_lists_what_a_run_would_do_and_changes_nothing(project: Proj
     project.write("migrations/0003_more.sql", "ALTER TABLE t ADD COLUMN c int;")
     document = json.loads(project.run("plan", "--json", LOG_LEVEL="warning").out)  # logs go to stderr
     assert document["pending"] is True and document["create"] == []
-    assert document["steps"][0]["apply"] == ["0003_more.sql"] and document["steps"][0]["applied"] == 2
+    assert document["steps"][0]["apply"] == [{"version": "0003", "file": "0003_more.sql", "transaction": True}]
+    assert document["steps"][0]["applied"] == 2
     assert document["steps"][1]["run"] is False
     assert len(project.history("default")) == 2  # the preview applied nothing
 
