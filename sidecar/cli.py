@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("path", nargs="?", type=Path, default=None,
                        help="health file (default: $SIDECAR_HEALTH_FILE or /run/sidecar/health.json)")
     probe.add_argument("--wait", type=duration, default=0.0, metavar="DURATION",
-                       help="while the plan is still running (the file says starting, or is not there yet), keep reading it"
-                            " this long, e.g. 2s; keep it under the healthcheck's timeout")
+                       help="while the plan is still running (the file says starting, or is not there yet),"
+                            " keep reading it this long, e.g. 2s; keep it under the healthcheck's timeout")
     return parser
 
 

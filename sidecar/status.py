@@ -59,7 +59,8 @@ class Report:
 
 def collect(plan: Plan, health_path: Path) -> Report:
     databases = tuple(_database_status(plan, database.name) for database in plan.databases)
-    return Report(databases, _run_in_progress(plan, health_path))
+    lock_database_reachable = any(d.reachable for d in databases if d.database == plan.lock_database)
+    return Report(databases, _run_in_progress(plan, health_path) if lock_database_reachable else "")
 
 
 def _run_in_progress(plan: Plan, health_path: Path) -> str:
@@ -73,7 +74,7 @@ def _run_in_progress(plan: Plan, health_path: Path) -> str:
             finally:
                 db.close_quietly(conn)
     except psycopg2.Error:
-        return ""  # the table already says the lock database is unreachable
+        return ""  # gone since its row of the table was made; that row says so
     if holder is None:
         return ""
     document = health.read(health_path)

@@ -96,6 +96,30 @@ def test_status_through_compose_run(make_stack: Any, example: str) -> None:
     assert DEV_PASSWORD not in table.stdout + as_json.stdout
 
 
+def test_a_long_migration_is_visible_in_logs_ps_status_and_probe_while_it_runs(make_stack: Any,
+                                                                               plan_copy: Path) -> None:
+    """What a user sees during a slow migration: a heartbeat, `health: starting`, a run in progress."""
+    (plan_copy / "migrations/results/0005_slow.sql").write_text("SELECT pg_sleep(12);\n")
+    stack = make_stack(E2E_PLAN_DIR=str(plan_copy))
+    up = subprocess.Popen([*stack.command, "up", "-d", "--no-build"], cwd=ROOT, env=stack.env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # waits for healthy
+    wait_for(lambda: "step.progress" in stack.logs("migrator"), timeout=60)
+    beat = next(line for line in stack.logs("migrator").splitlines() if "step.progress" in line)
+    assert "file=0005_slow.sql" in beat and "Timeout:PgSleep" in beat, beat
+    ps = stack.compose("ps", "migrator").stdout
+    assert "health: starting" in ps, ps
+    status = stack.compose("exec", "-T", "migrator", "sidecar", "status")
+    assert status.returncode == 1, status.stdout + status.stderr
+    assert "NOT healthy yet: a run is in progress, step 'results' on database 'results': 0005_slow.sql" \
+        in status.stdout, status.stdout
+    probe = stack.compose("exec", "-T", "migrator", "sidecar", "probe")
+    assert probe.returncode == 1 and probe.stdout.startswith("starting: step 'results'"), probe.stdout
+    assert stack.backend_never_started()
+    out, _ = up.communicate(timeout=120)
+    assert up.returncode == 0, out + stack.explain()
+    wait_for(lambda: "first query ok" in stack.logs("backend"), timeout=60)
+
+
 @pytest.mark.parametrize("example", ["docker-compose.yml", "docker-compose.django.yml"])
 def test_plain_compose_up_from_the_repository_reads_dot_env(docker_client: Any, images: dict[str, str],
                                                             example: str) -> None:
