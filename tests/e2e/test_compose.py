@@ -82,7 +82,7 @@ def test_one_shot_pattern_with_a_broken_migration_never_starts_the_backend(make_
 
 @pytest.mark.parametrize("example", STACKS)
 def test_status_through_compose_run(make_stack: Any, example: str) -> None:
-    """`docker compose run --rm migrator status` (and --json) on the running stack."""
+    """`docker compose run --rm migrator status` (and --json, and `plan`) on the running stack."""
     stack = make_stack(*STACKS[example])
     assert stack.up().returncode == 0, stack.explain()
     table = stack.compose("run", "--rm", "--no-deps", "migrator", "status")
@@ -94,6 +94,10 @@ def test_status_through_compose_run(make_stack: Any, example: str) -> None:
     assert report["healthy"] is True and {d["database"] for d in report["databases"]} == {
         "default", "materials", "results"}
     assert DEV_PASSWORD not in table.stdout + as_json.stdout
+    if example == "epsm":  # SQL steps only: once applied, a run would change nothing
+        preview = stack.compose("run", "--rm", "--no-deps", "-T", "migrator", "plan")
+        assert preview.returncode == 0, preview.stdout + preview.stderr
+        assert preview.stdout.rstrip().endswith("nothing to do: a run would change nothing")
 
 
 def test_a_long_migration_is_visible_in_logs_ps_status_and_probe_while_it_runs(make_stack: Any,

@@ -169,6 +169,10 @@ class Project:
     def history(self, key: str) -> list[tuple[object, ...]]:
         return self.query(key, "SELECT version, step, baseline FROM sidecar.migrations ORDER BY version")
 
+    def database_exists(self, key: str = "default") -> bool:
+        return bool(self.server.query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
+                                      (self.names[key],)))
+
     def is_healthy(self) -> bool:
         """The health file says healthy (during the run it says starting)."""
         try:

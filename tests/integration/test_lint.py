@@ -18,18 +18,13 @@ def lint_plan(project: Project, lint: str, guard: str = "") -> None:
     project.write("migrations/0002_widen.sql", "-- a comment first\nALTER TABLE t ALTER COLUMN id TYPE text;")
 
 
-def database_exists(project: Project) -> bool:
-    return bool(project.server.query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
-                                     (project.names["default"],)))
-
-
 def test_a_rule_in_fail_on_stops_the_run_before_any_database_is_touched(project: Project) -> None:
     lint_plan(project, 'fail_on = ["changing-column-type"]')
     result = project.run("run", "--once")
     assert result.code == 2, result.out
     assert str(result.last["error"]).startswith(
         "migrations/0002_widen.sql, line 2: changing-column-type: Changing a column type requires")
-    assert not database_exists(project)
+    assert not project.database_exists()
     assert project.run("validate").code == 2  # validate lints too: the check for CI
 
 
@@ -72,7 +67,7 @@ def test_a_syntax_error_stops_the_run_and_no_transaction_files_are_linted_as_suc
     project.write("migrations/0004_typo.sql", "SELEC 1;")
     bad = project.run("run", "--once")
     assert bad.code == 2 and "migrations/0004_typo.sql, line 1: syntax-error" in bad.out
-    assert not database_exists(project)
+    assert not project.database_exists()
 
 
 def test_a_plan_without_lint_never_runs_squawk(project: Project, tmp_path: Path) -> None:
@@ -100,4 +95,4 @@ def test_a_bad_lint_configuration_is_a_plan_error(project: Project, lint: str, e
     result = project.run("run", "--once")
     assert result.code == 2 and expected in result.out, result.out
     assert "sidecar.toml: lint" in result.out  # names the file and the key
-    assert not database_exists(project)
+    assert not project.database_exists()

@@ -25,11 +25,6 @@ PLAN = """
     """
 
 
-def database_exists(project: Project) -> bool:
-    return bool(project.server.query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
-                                     (project.names["default"],)))
-
-
 def test_the_preview_lists_what_a_run_would_do_and_changes_nothing(project: Project) -> None:
     project.plan(PLAN)
     project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
@@ -47,7 +42,7 @@ def test_the_preview_lists_what_a_run_would_do_and_changes_nothing(project: Proj
                  "  then verify default: tables t; nothing pending",
                  "work pending: a run would change the databases"):
         assert line in fresh.out.splitlines(), (line, fresh.out)
-    assert not database_exists(project)  # not even created
+    assert not project.database_exists()  # not even created
 
     assert project.run("run", "--once").code == 0
     done = project.run("plan")
