@@ -247,7 +247,7 @@ def lock_holder(conn: Connection, key: int) -> str | None:
     """Who holds the plan lock `key`, in words; None when nobody does."""
     with conn.cursor() as cur:
         cur.execute(
-            """SELECT a.pid, coalesce(a.client_addr::text, 'local'), a.application_name,
+            """SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name,
                       to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
                  FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                 WHERE l.locktype = 'advisory' AND l.granted

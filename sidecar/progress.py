@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -80,11 +81,15 @@ class Progress:
 
     def _beat(self) -> None:
         beats, work_seen = 0, None
-        while not self._stop.wait(TICK):
-            now, work = time.time(), self._work
+        while True:
+            work = self._work
             if work is not work_seen:
                 beats, work_seen = 0, work
-            if work is not None and now - work.started >= (beats + 1) * self.interval:
+            next_beat = work.started + (beats + 1) * self.interval if work else math.inf
+            if self._stop.wait(max(0.0, min(TICK, next_beat - time.time()))):
+                return
+            now = time.time()
+            if work is not None and work is self._work and now >= next_beat:
                 beats += 1
                 log.info("step.progress", step=work.step, database=work.database, file=work.what,
                          elapsed_s=round(now - work.started, 1), server=self._ask(work))

@@ -79,8 +79,8 @@ def _run_in_progress(plan: Plan, health_path: Path) -> str:
         return ""
     document = health.read(health_path)
     if document and document.get("status") == health.STARTING and document.get("digest") == plan.digest:
-        return f"{document.get('reason')} (sidecar {holder})"
-    return f"by sidecar {holder}"
+        return f"{document.get('reason')}; the plan lock is held by {holder}"
+    return f"the plan lock is held by {holder}"
 
 
 def _database_status(plan: Plan, name: str) -> DatabaseStatus:
