@@ -107,19 +107,21 @@ def test_a_long_migration_is_visible_in_logs_ps_status_and_probe_while_it_runs(m
     stack = make_stack(E2E_PLAN_DIR=str(plan_copy))
     up = subprocess.Popen([*stack.command, "up", "-d", "--no-build"], cwd=ROOT, env=stack.env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # waits for healthy
-    wait_for(lambda: "step.progress" in stack.logs("migrator"), timeout=60)
-    beat = next(line for line in stack.logs("migrator").splitlines() if "step.progress" in line)
-    assert "file=0005_slow.sql" in beat and "Timeout:PgSleep" in beat, beat
-    ps = stack.compose("ps", "migrator").stdout
-    assert "health: starting" in ps, ps
-    status = stack.compose("exec", "-T", "migrator", "sidecar", "status")
-    assert status.returncode == 1, status.stdout + status.stderr
-    assert "NOT healthy yet: a run is in progress, step 'results' on database 'results': 0005_slow.sql" \
-        in status.stdout, status.stdout
-    probe = stack.compose("exec", "-T", "migrator", "sidecar", "probe")
-    assert probe.returncode == 1 and probe.stdout.startswith("starting: step 'results'"), probe.stdout
-    assert stack.backend_never_started()
-    out, _ = up.communicate(timeout=120)
+    try:
+        wait_for(lambda: "step.progress" in stack.logs("migrator"), timeout=60)
+        beat = next(line for line in stack.logs("migrator").splitlines() if "step.progress" in line)
+        assert "file=0005_slow.sql" in beat and "Timeout:PgSleep" in beat, beat
+        ps = stack.compose("ps", "migrator").stdout
+        assert "health: starting" in ps, ps
+        status = stack.compose("exec", "-T", "migrator", "sidecar", "status")
+        assert status.returncode == 1, status.stdout + status.stderr
+        assert "NOT healthy yet: a run is in progress, step 'results' on database 'results': 0005_slow.sql" \
+            in status.stdout, status.stdout
+        probe = stack.compose("exec", "-T", "migrator", "sidecar", "probe")
+        assert probe.returncode == 1 and probe.stdout.startswith("starting: step 'results'"), probe.stdout
+        assert stack.backend_never_started()
+    finally:
+        out, _ = up.communicate(timeout=120)
     assert up.returncode == 0, out + stack.explain()
     wait_for(lambda: "first query ok" in stack.logs("backend"), timeout=60)
 
