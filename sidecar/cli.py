@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--wait", type=duration, default=0.0, metavar="DURATION",
                        help="while the plan is still running (the file says starting, or is not there yet),"
                             " keep reading it this long, e.g. 2s; keep it under the healthcheck's timeout")
+    probe.add_argument("--alive", action="store_true",
+                       help="liveness: exit 0 while the sidecar keeps its file fresh, healthy or not"
+                            " (a database outage must not restart it)")
     return parser
 
 
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "probe":
         from . import probe
 
-        return probe.run(str(args.path) if args.path else None, args.wait)
+        return probe.run(str(args.path) if args.path else None, args.wait, args.alive)
     return _with_errors_reported(args)
 
 

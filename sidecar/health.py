@@ -17,7 +17,7 @@ from typing import Any
 
 from . import probe, redact
 
-HEALTHY, STARTING, UNHEALTHY, FAILED = probe.HEALTHY, probe.STARTING, "unhealthy", "failed"
+HEALTHY, STARTING, UNHEALTHY, FAILED = probe.HEALTHY, probe.STARTING, probe.UNHEALTHY, "failed"
 MISSED_BEATS = 3  # a file not refreshed for this many intervals counts as stale
 
 

@@ -14,6 +14,7 @@ import time
 DEFAULT_PATH = "/run/sidecar/health.json"
 HEALTHY = "healthy"
 STARTING = "starting"  # the run is under way: not healthy yet, not failed
+UNHEALTHY = "unhealthy"  # serving, but a re-check failed
 # The sidecar's own file is under 1 KiB a step; anything larger is not one, and is not read.
 MAX_BYTES = 1 << 20
 POLL_S = 0.02  # how often --wait looks for the file again
@@ -24,7 +25,8 @@ def default_path() -> str:
     return os.environ.get("SIDECAR_HEALTH_FILE") or DEFAULT_PATH
 
 
-def probe(path: str | os.PathLike[str], now: float | None = None, wait: float = 0.0) -> tuple[bool, str]:
+def probe(path: str | os.PathLike[str], now: float | None = None, wait: float = 0.0,
+          alive: bool = False) -> tuple[bool, str]:
     """(healthy, why): healthy only if the file says so and has not expired.
 
     With `wait`, a missing file or one that says `starting` (the plan still
@@ -47,17 +49,22 @@ def probe(path: str | os.PathLike[str], now: float | None = None, wait: float = 
         time.sleep(POLL_S)
     if document is None:
         return False, f"no health file at {path} (not started yet, or stopped)"
-    return _verdict(path, document, now)
+    return _verdict(path, document, now, alive)
 
 
-def _verdict(path: str | os.PathLike[str], document: object, now: float | None) -> tuple[bool, str]:
+def _verdict(path: str | os.PathLike[str], document: object, now: float | None,
+             alive: bool = False) -> tuple[bool, str]:
+    """With `alive`, any fresh file of a process that keeps refreshing it passes: a liveness check,
+    which must not restart a sidecar because its database is down."""
     if not isinstance(document, dict):
         return False, f"unreadable health file {path}: expected a JSON object"
     status = document.get("status")
     expires_at = document.get("expires_at")
     now = time.time() if now is None else now
-    if status in (HEALTHY, STARTING) and (not isinstance(expires_at, int | float) or now > expires_at):
+    if status in (HEALTHY, STARTING, UNHEALTHY) and (not isinstance(expires_at, int | float) or now > expires_at):
         return False, f"stale: not refreshed since {document.get('updated_at')} (sidecar hung or killed?)"
+    if alive and status in (HEALTHY, STARTING, UNHEALTHY):
+        return True, f"alive: {status}, refreshed at {document.get('updated_at')}"
     if status != HEALTHY:
         return False, f"{status}: {document.get('reason', 'no reason given')}"
     return True, f"healthy: plan {document.get('plan')} ready since {document.get('ready_at')}"
@@ -90,9 +97,9 @@ def parse_wait(text: str) -> float:
     return seconds
 
 
-def parse_args(args: list[str]) -> tuple[str | None, float] | None:
-    """`[PATH] [--wait DURATION]` without argparse (the healthcheck's fast path); None for anything else."""
-    path, wait, rest = None, 0.0, list(args)
+def parse_args(args: list[str]) -> tuple[str | None, float, bool] | None:
+    """`[PATH] [--wait DURATION] [--alive]` without argparse (the healthcheck's fast path); None otherwise."""
+    path, wait, alive, rest = None, 0.0, False, list(args)
     while rest:
         arg = rest.pop(0)
         if (arg == "--wait" and rest) or arg.startswith("--wait="):
@@ -100,16 +107,18 @@ def parse_args(args: list[str]) -> tuple[str | None, float] | None:
                 wait = parse_wait(rest.pop(0) if arg == "--wait" else arg.partition("=")[2])
             except ValueError:
                 return None
+        elif arg == "--alive":
+            alive = True
         elif path is None and not arg.startswith("-"):
             path = arg
         else:
             return None
-    return path, wait
+    return path, wait, alive
 
 
-def run(path: str | None, wait: float = 0.0) -> int:
+def run(path: str | None, wait: float = 0.0, alive: bool = False) -> int:
     try:
-        healthy, reason = probe(path or default_path(), wait=wait)
+        healthy, reason = probe(path or default_path(), wait=wait, alive=alive)
     except Exception as exc:  # whatever is at that path: one line and "unhealthy", never a traceback
         healthy, reason = False, f"probe failed: {type(exc).__name__}: {exc}"
     print(" ".join(reason.split()))  # one line, whatever the file held

@@ -39,6 +39,27 @@ def test_a_starting_file_is_not_healthy_not_failed_and_goes_stale_when_not_refre
     assert probe.probe(path, now=document["expires_at"] + 0.01)[1].startswith("stale: ")
 
 
+def test_alive_passes_while_the_file_is_fresh_whatever_the_database_says(tmp_path: Path) -> None:
+    """Kubernetes' livenessProbe: restart a hung sidecar, never one whose database is down."""
+    path = tmp_path / "health.json"
+
+    def probe_cli(*args: str) -> tuple[int, str]:
+        done = subprocess.run([sys.executable, "-m", "sidecar", "probe", str(path), *args],
+                              capture_output=True, text=True, check=False)
+        return done.returncode, done.stdout
+
+    for status in (health.HEALTHY, health.STARTING, health.UNHEALTHY):
+        health.write(path, status, 5.0, reason="app: unreachable")
+        assert probe_cli("--alive")[0] == 0, status
+        assert probe.probe(path, now=json.loads(path.read_text())["expires_at"] + 1, alive=True)[1].startswith(
+            "stale: ")
+    assert probe_cli()[0] == 1  # unhealthy: not ready, but alive
+    health.write(path, health.FAILED, 5.0, reason="step failed")
+    assert probe_cli("--alive") == (1, "failed: step failed\n")
+    path.unlink()
+    assert probe_cli("--alive")[0] == 1
+
+
 def test_probe_wait_keeps_waiting_while_the_run_is_starting(tmp_path: Path) -> None:
     """A check that starts during the run answers the moment the run is healthy."""
     path = tmp_path / "health.json"
