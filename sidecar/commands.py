@@ -43,8 +43,8 @@ def run_command(
         raise StepError(f"step {step!r} on database {database!r}: cannot start {argv[0]!r}: {exc.strerror}",
                         hint="is the program installed in this image and on PATH?", database=database) from exc
     reader = threading.Thread(target=_stream, args=(process, step), daemon=True)
-    reader.start()
-    try:
+    try:  # from here on, a signal takes the command down with us (starting the reader takes a while)
+        reader.start()
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _terminate(process, TIMEOUT_GRACE)

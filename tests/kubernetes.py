@@ -58,7 +58,7 @@ def write_mounted_config_map(config_map: dict[str, Any], folder: Path) -> None:
 def mount_plan(docs: list[dict[str, Any]], root: Path) -> Path:
     """The migrator's ConfigMap volumes under `root`, at the manifest's mount paths; the plan's path."""
     config_maps = {d["metadata"]["name"]: d for d in docs if d["kind"] == "ConfigMap"}
-    deployment = next(spec for _, spec in pod_specs(docs))
+    deployment = next(spec for where, spec in pod_specs(docs) if where.startswith("Deployment/"))
     migrator = sidecar_containers(deployment)[0]
     volumes = {v["name"]: v for v in deployment["volumes"]}
     for mount in migrator["volumeMounts"]:

@@ -31,7 +31,8 @@ def docs() -> list[dict[str, Any]]:
 
 
 def migrator(docs: list[dict[str, Any]]) -> dict[str, Any]:
-    (_, spec), = pod_specs(docs)
+    """The sidecar container of the application's pods."""
+    (_, spec), = [(where, spec) for where, spec in pod_specs(docs) if where.startswith("Deployment/")]
     return sidecar_containers(spec)[0]
 
 
@@ -116,8 +117,9 @@ def test_replicas_starting_at_once_and_killed_at_random_start_their_apps_only_af
 
     def kill_at_random() -> None:
         """First the replica that is migrating, mid-file; then any replica not started yet."""
-        for number, at in enumerate((rng.uniform(1.0, 3.0), rng.uniform(1.0, 5.0))):
-            time.sleep(max(0.0, at - (time.monotonic() - began)) if number == 0 else at)
+        first = rng.uniform(1.0, 3.0)
+        for number, at in enumerate((first, rng.uniform(first + 0.2, 5.0))):  # all before the 6 s file ends
+            time.sleep(max(0.0, at - (time.monotonic() - began)))
             migrating = [p for p in pods if '"work": {' in health_text(p)]
             if number == 0:  # the health file names its work within a second
                 migrating = wait_for(lambda: [p for p in pods if '"work": {' in health_text(p)], timeout=5)
@@ -182,3 +184,23 @@ def test_replicas_starting_at_once_and_killed_at_random_start_their_apps_only_af
     logs = [line for p in pods for out in p.outputs for line in out.splitlines()]
     assert not [line for line in logs if '"migration.applied"' in line and "0003_backfill.sql" in line], report
     print(f"\n{report}")
+
+
+def test_the_job_variants_pods_wait_until_the_job_has_migrated(project: Project, tmp_path: Path) -> None:
+    docs = render(KUBERNETES / "overlays" / "job")
+    job = next(d for d in docs if d["kind"] == "Job")["spec"]["template"]["spec"]["containers"][0]
+    waiter = migrator(docs)
+    root = tmp_path / "pod"
+    mount_everything(docs, root, project)
+    env = pod_environment(docs, root, project, tmp_path / "health.json")
+    waiting = subprocess.Popen(waiter["command"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(3)
+        assert waiting.poll() is None  # nothing migrated yet: the application does not start
+        run = subprocess.run([sys.executable, "-m", "sidecar", *job["args"]], env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+        project.outputs.append(run.stdout + run.stderr)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert waiting.wait(timeout=10) == 0  # the Job is done: the application starts
+    finally:
+        waiting.kill()
