@@ -40,7 +40,7 @@ class StepPreview:
     baseline: tuple[File, ...] = ()  # files it would record as applied without running them
     applied: int = 0  # files already applied
     run: bool = False  # a command step: whether it would run
-    note: str = ""  # why a command would run or not; "(no transaction)" files and the like
+    note: str = ""  # a command step: why it would run or be skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +113,8 @@ def _sql_step(conn: db.Connection | None, step: SqlStep,
         if missing:
             stop = (f"step {step.name!r}: baseline {step.baseline} requires table(s) {', '.join(missing)}"
                     f" in database {step.database!r}, which do not exist")
-    todo = [m for m in history.pending(step.migrations, applied) if m not in baseline]
+    recorded = {m.number for m in baseline}
+    todo = [m for m in history.pending(step.migrations, applied) if m.number not in recorded]
     return StepPreview(step.name, step.database, "sql",
                        apply=tuple(File(m.version, m.path.name, m.transactional) for m in todo),
                        baseline=tuple(File(m.version, m.path.name, m.transactional) for m in baseline),
