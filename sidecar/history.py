@@ -17,7 +17,7 @@ import psycopg2
 from .db import Connection, error_line, scalar, server_message
 from .errors import StepError, UnavailableError
 from .log import get_logger
-from .migrations import MigrationFile
+from .migrations import MigrationFile, version_key
 from .sqltext import line_of, split_statements
 
 log = get_logger()
@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
 _INSERT = (f"INSERT INTO {TABLE} (version, name, checksum, duration_ms, baseline, step) VALUES"
            " (%s, %s, %s, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int,"
            " %s, %s)")
+# A repeatable (Flyway's R__ files) is run again when it changes: its row is replaced.
+_UPSERT = _INSERT + (" ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,"
+                     " applied_at = EXCLUDED.applied_at, duration_ms = EXCLUDED.duration_ms, baseline = false,"
+                     " step = EXCLUDED.step")
+
+
+def _row(m: MigrationFile) -> str:
+    """The statement that records `m` as applied (by running it)."""
+    return _UPSERT if m.repeatable else _INSERT
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
@@ -64,22 +73,30 @@ class Applied:
     baseline: bool
 
 
-def read(conn: Connection, *, create: bool = False) -> dict[int, Applied]:
-    """Applied versions by number; empty when there is no history table (made if `create`)."""
+Ident = tuple[int, ...] | str  # MigrationFile.ident: a version's key, or a repeatable's "R__name"
+
+
+def ident(version: str) -> Ident:
+    return version if version.startswith("R__") else version_key(version)
+
+
+def read(conn: Connection, *, create: bool = False) -> dict[Ident, Applied]:
+    """Applied versions by ident; empty when there is no history table (made if `create`)."""
     with conn.cursor() as cur:
         if not scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,)):
             if create:  # only when missing: a re-run should not take DDL locks for nothing
                 cur.execute(CREATE_TABLE)
             return {}
         cur.execute(f"SELECT version, name, checksum, baseline FROM {TABLE}")
-        return {int(row[0]): Applied(*row) for row in cur.fetchall()}
+        return {ident(row[0]): Applied(*row) for row in cur.fetchall()}
 
 
-def check_drift(database: str, files: tuple[MigrationFile, ...], history: dict[int, Applied]) -> None:
-    """Stop before anything runs if an applied file was edited or is gone."""
-    by_number = {m.number: m for m in files}
-    for number, row in sorted(history.items()):
-        migration = by_number.get(number)
+def check_drift(database: str, files: tuple[MigrationFile, ...], history: dict[Ident, Applied]) -> None:
+    """Stop before anything runs if an applied file was edited or is gone (a repeatable is simply
+    run again when it changes)."""
+    by_ident = {m.ident: m for m in files}
+    for key, row in sorted((key, row) for key, row in history.items() if isinstance(key, tuple)):
+        migration = by_ident.get(key)
         if migration is None:
             raise StepError(
                 f"database {database!r}: migration {row.version}_{row.name}.sql is recorded as"
@@ -93,16 +110,19 @@ def check_drift(database: str, files: tuple[MigrationFile, ...], history: dict[i
                 hint="revert the edit and put the change in a new migration file", database=database)
 
 
-def pending(files: tuple[MigrationFile, ...], history: dict[int, Applied]) -> list[MigrationFile]:
-    return [m for m in files if m.number not in history]
+def pending(files: tuple[MigrationFile, ...], history: dict[Ident, Applied]) -> list[MigrationFile]:
+    """Versions not applied yet, then repeatables that are new or changed."""
+    return [m for m in files if m.ident not in history
+            or (m.repeatable and history[m.ident].checksum != m.checksum)]
 
 
-def record_baseline(conn: Connection, files: list[MigrationFile], *, step: str) -> None:
-    """Record `files` as applied without running them, in one transaction."""
+def record_baseline(conn: Connection, files: list[MigrationFile], *, step: str, baseline: bool = True) -> None:
+    """Record `files` as applied without running them, in one transaction. `baseline=False` for files
+    another tool ran (adopted): their checksums are then held to the files like any applied one's."""
     if not files:
         return
     with conn.cursor() as cur:
-        rows = b";".join(cur.mogrify(_INSERT, (m.version, m.name, m.checksum, True, step))
+        rows = b";".join(cur.mogrify(_INSERT, (m.version, m.name, m.checksum, baseline, step))
                          for m in files)
         cur.execute(rows)
 
@@ -132,7 +152,7 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, s
         body = ""
         for m in migrations:
             starts.append(len(body))
-            insert = cur.mogrify(_INSERT, (m.version, m.name, m.checksum, False, step)).decode()
+            insert = cur.mogrify(_row(m), (m.version, m.name, m.checksum, False, step)).decode()
             # The newline ends a trailing `--` comment; the ';' a last statement without one.
             body += f"{m.sql}\n;\n{insert};\n"
         started = time.monotonic()
@@ -178,7 +198,7 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: s
                               f" {statement.line} took effect; make it safe to re-run"
                               " (IF NOT EXISTS) and run again")
                 raise error from exc
-        cur.execute(_INSERT, (m.version, m.name, m.checksum, False, step))
+        cur.execute(_row(m), (m.version, m.name, m.checksum, False, step))
     log.info("migration.applied", database=database, step=step, version=m.version,
              file=m.path.name, transaction=False,
              duration_ms=round((time.monotonic() - started) * 1000))

@@ -33,16 +33,34 @@ _NO_TRANSACTION = re.compile(r"^\s*--\s*sidecar:\s*no-transaction\s*$", re.M | r
 
 @dataclass(frozen=True, slots=True)
 class MigrationFile:
-    version: str
+    version: str  # as the history table stores it: "0001", "20250101093000", Flyway's "1.1", "R__views"
     name: str
     path: Path
-    checksum: str  # sha256 of the file's bytes, as stored in the history table
+    checksum: str  # sha256 of what runs (the whole file in sidecar's format), as stored in the history table
     sql: str = field(repr=False)
     transactional: bool = True
+    key: tuple[int, ...] = ()  # order and identity: "0001" -> (1,), "1.1" -> (1, 1); () for a repeatable
+    repeatable: bool = False  # Flyway's R__ files: run again whenever they change, after the versioned ones
 
     @property
-    def number(self) -> int:
-        return int(self.version)
+    def ident(self) -> tuple[int, ...] | str:
+        """What identifies it in the history: its version's key, or a repeatable's version text."""
+        return self.version if self.repeatable else self.key
+
+
+def order(m: MigrationFile) -> tuple[bool, tuple[int, ...], str]:
+    """Versions in order, then repeatables by name (as Flyway runs them)."""
+    return m.repeatable, m.key, m.version
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    """"0001" -> (1,); "2.0.3" and "2_0_3" -> (2, 0, 3); trailing zeros do not count ("1.0" is "1")."""
+    if version.isdigit():  # sidecar's, dbmate's and golang-migrate's: every file of a large plan
+        return (int(version),)
+    parts = [int(part) for part in re.split(r"[._]", version)]
+    while len(parts) > 1 and parts[-1] == 0:
+        parts.pop()
+    return tuple(parts)
 
 
 def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], list[str]]:
@@ -54,7 +72,7 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
         return (), [f"{label}: folder {directory} does not exist; create it or fix the path"]
     found: list[MigrationFile] = []
     problems: list[str] = []
-    by_number: dict[int, Path] = {}
+    by_number: dict[tuple[int, ...], Path] = {}
     # os.scandir and plain names: a plan re-checks every file on each run, and pathlib's
     # per-entry objects cost more than reading the files.
     for file_name in sorted(entry.name for entry in os.scandir(directory)):
@@ -67,7 +85,7 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
                 f"{path}: name does not follow <version>_<name>.sql (e.g. 0001_create_users.sql)"
             )
             continue
-        number = int(match["version"])
+        number = version_key(match["version"])
         if number in by_number:
             problems.append(
                 f"{path}: version {match['version']} is also used by {by_number[number].name};"
@@ -80,7 +98,7 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
             problems.append(problem)
         elif migration:
             found.append(migration)
-    found.sort(key=lambda m: m.number)
+    found.sort(key=order)
     return tuple(found), problems
 
 
@@ -91,11 +109,18 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
         sql = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return None, f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8"
+    return migration(path, version, name, sql, hashlib.sha256(raw).hexdigest())
+
+
+def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, transactional: bool = True,
+              repeatable: bool = False) -> tuple[MigrationFile | None, str]:
+    """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem."""
     upper = sql.upper()  # substring tests on it are far cheaper than a case-blind regex
-    transactional = "NO-TRANSACTION" not in upper or not _NO_TRANSACTION.search(_leading_comments(sql))
-    checksum = hashlib.sha256(raw).hexdigest()
+    transactional = transactional and ("NO-TRANSACTION" not in upper
+                                       or not _NO_TRANSACTION.search(_leading_comments(sql)))
+    key = () if repeatable else version_key(version)
     if transactional and needs_no_lexing(sql, upper):
-        return MigrationFile(version, name, path, checksum, sql, transactional), ""
+        return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable), ""
     try:
         statements = split_statements(sql)
     except SqlSyntaxError as exc:
@@ -111,7 +136,7 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
                     " transaction with its history row) or mark the file"
                     " `-- sidecar: no-transaction`"
                 )
-    return MigrationFile(version, name, path, checksum, sql, transactional), ""
+    return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable), ""
 
 
 def needs_no_lexing(sql: str, upper: str) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .conninfo import ConnInfo
-from .migrations import MigrationFile
+from .migrations import MigrationFile, order
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,7 @@ class SqlStep:
     baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
     group: bool  # all pending files in one transaction
     guard: Guard  # the plan's, with this step's lock_timeout and statement_timeout
+    format: str = "sidecar"  # the folder's tool: "sidecar", "dbmate", "flyway" or "golang-migrate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +106,7 @@ class Plan:
     def migrations_for(self, database: str) -> tuple[MigrationFile, ...]:
         """Every migration the plan keeps in `database`, across its sql steps, in order."""
         files = [m for s in self.sql_steps(database) for m in s.migrations]
-        return tuple(sorted(files, key=lambda m: m.number))
+        return tuple(sorted(files, key=order))
 
     def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
         return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)

@@ -17,8 +17,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from . import formats
 from .conninfo import parse_url
 from .errors import PlanError
+from .formats import FORMATS
 from .migrations import discover
 from .model import CommandStep, Database, Guard, Lint, Plan, SqlCheck, SqlStep, Step, VerifySpec
 from .values import expand, parse_duration
@@ -27,6 +29,7 @@ from .values import expand, parse_duration
 _IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
 RULE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+VERSION = re.compile(r"\d+(?:[._]\d+)*")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
 # The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
 # wait.timeout and lock.timeout may be 0: "try once, do not wait".
@@ -44,8 +47,8 @@ _KEYS: dict[str, frozenset[str]] = {
     "lock": frozenset({"timeout", "database"}),
     "serve": frozenset({"interval"}),
     "database": frozenset({"url", "password", "create"}),
-    "sql step": frozenset({"name", "database", "sql", "baseline", "baseline_requires", "group", "lock_timeout",
-                           "statement_timeout"}),
+    "sql step": frozenset({"name", "database", "sql", "format", "baseline", "baseline_requires", "group",
+                           "lock_timeout", "statement_timeout"}),
     "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if", "guard"}),
     "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
                          "command_timeout"}),
@@ -196,7 +199,7 @@ class _PlanReader:
             return ()
         steps: list[Step] = []
         seen: dict[str, str] = {}
-        versions: dict[tuple[str, int], str] = {}
+        versions: dict[tuple[str, tuple[int, ...] | str], str] = {}
         for index, table in enumerate(section, start=1):
             key = f"steps[{index}]"
             if not isinstance(table, dict):
@@ -211,7 +214,7 @@ class _PlanReader:
             seen[step.name] = key
             if isinstance(step, SqlStep):
                 for m in step.migrations:
-                    other = versions.setdefault((step.database, m.number), step.name)
+                    other = versions.setdefault((step.database, m.ident), step.name)
                     if other != step.name:
                         self.problem(f"{key}.sql", f"version {m.version} is also used by step"
                                      f" {other!r} on database {step.database!r}")
@@ -234,6 +237,11 @@ class _PlanReader:
 
     def sql_step(self, table: dict[str, Any], key: str, database: str | None) -> SqlStep | None:
         folder = self.string(table, "sql", f"{key}.sql", required=True)
+        tool = self.string(table, "format", f"{key}.format", default="sidecar")
+        if tool is not None and tool not in FORMATS:
+            self.problem(f"{key}.format", f"{tool!r} is not a format sidecar reads; expected one of:"
+                         f" {', '.join(FORMATS)}")
+            tool = None
         baseline = self.string(table, "baseline", f"{key}.baseline")
         requires = self.table_names(table, "baseline_requires", f"{key}.baseline_requires")
         group = self.boolean(table, "group", f"{key}.group", False)
@@ -242,14 +250,16 @@ class _PlanReader:
                                           self.guard.statement_timeout)
         if lock_timeout and not self.guard.retries:
             self.problem(f"{key}.lock_timeout", "needs guard.retries above 0")
-        if baseline is not None and not baseline.isdigit():
-            self.problem(f"{key}.baseline", f"expected a version number like \"0003\", got {baseline!r}")
+        if baseline is not None and not VERSION.fullmatch(baseline):
+            self.problem(f"{key}.baseline", f"expected a version like \"0003\" or \"1.2\", got {baseline!r}")
         if requires and baseline is None:
             self.problem(f"{key}.baseline_requires", "only makes sense with baseline")
-        if folder is None or database is None:
+        if folder is None or database is None or tool is None:
             return None
         directory = (self.base / folder).resolve()
-        migrations, problems = discover(directory, f"{self.path}: {key}.sql")
+        label = f"{self.path}: {key}.sql"
+        migrations, problems = (discover(directory, label) if tool == "sidecar"
+                                else formats.discover(directory, label, tool))
         self.problems.extend(problems)
         if group and (loose := [m.path.name for m in migrations if not m.transactional]):
             self.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)});"
@@ -258,7 +268,7 @@ class _PlanReader:
         guard = replace(self.guard, lock_timeout=self.guard.lock_timeout if lock_timeout is None else lock_timeout,
                         statement_timeout=self.guard.statement_timeout if statement_timeout is None
                         else statement_timeout)
-        return SqlStep(name or folder, database, directory, migrations, baseline, requires, group, guard)
+        return SqlStep(name or folder, database, directory, migrations, baseline, requires, group, guard, tool)
 
     def command_step(self, table: dict[str, Any], key: str, database: str | None) -> CommandStep | None:
         argv = self.strings(table, "command", f"{key}.command")

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import db, history
+from . import adopt, db, history
 from .errors import StepError, UnavailableError
 from .model import CommandStep, Plan, SqlStep, VerifySpec
 from .redact import redact_value
-from .steps import nothing_to_do
+from .steps import baseline_files, nothing_to_do
 from .wait import wait_for_server
 
 CONNECT_TIMEOUT = 5.0
@@ -38,6 +38,8 @@ class StepPreview:
     kind: str  # "sql" or "command"
     apply: tuple[File, ...] = ()  # files a run would apply, in order
     baseline: tuple[File, ...] = ()  # files it would record as applied without running them
+    adopt: tuple[File, ...] = ()  # files the folder's own tool applied, which it would record as applied
+    adopted_from: str = ""  # that tool's table, e.g. "dbmate's schema_migrations"
     applied: int = 0  # files already applied
     run: bool = False  # a command step: whether it would run
     note: str = ""  # a command step: why it would run or be skipped
@@ -52,7 +54,7 @@ class Preview:
 
     @property
     def pending(self) -> bool:
-        return bool(self.create or any(s.apply or s.baseline or s.run for s in self.steps))
+        return bool(self.create or any(s.apply or s.baseline or s.adopt or s.run for s in self.steps))
 
 
 def collect(plan: Plan) -> Preview:
@@ -81,7 +83,7 @@ def _connect_read_only(plan: Plan, name: str) -> db.Connection | None:
 
 
 def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
-    histories: dict[str, dict[int, history.Applied]] = {}
+    histories: dict[str, dict[history.Ident, history.Applied]] = {}
     stops = []
     for database in plan.databases:
         conn = conns[database.name]
@@ -104,21 +106,29 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
 
 
 def _sql_step(conn: db.Connection | None, step: SqlStep,
-              applied: dict[int, history.Applied]) -> tuple[StepPreview, str]:
-    baseline = [m for m in step.migrations if step.baseline is not None and m.number <= int(step.baseline)
-                and m.number not in applied]
-    stop = ""
+              applied: dict[history.Ident, history.Applied]) -> tuple[StepPreview, str]:
+    stop, adoption = "", None
+    if conn is not None:
+        try:
+            adoption = adopt.find(conn, step, applied)
+        except StepError as exc:
+            stop = exc.message
+    adopted = list(adoption.files) if adoption else []
+    applied = {**applied, **{m.ident: history.Applied(m.version, m.name, m.checksum, False) for m in adopted}}
+    baseline = baseline_files(step, applied)
     if baseline and step.baseline_requires:
         missing = history.missing_tables(conn, step.baseline_requires) if conn else list(step.baseline_requires)
-        if missing:
+        if missing and not stop:
             stop = (f"step {step.name!r}: baseline {step.baseline} requires table(s) {', '.join(missing)}"
                     f" in database {step.database!r}, which do not exist")
-    recorded = {m.number for m in baseline}
-    todo = [m for m in history.pending(step.migrations, applied) if m.number not in recorded]
+    recorded = {m.ident for m in baseline}
+    todo = [m for m in history.pending(step.migrations, applied) if m.ident not in recorded]
     return StepPreview(step.name, step.database, "sql",
                        apply=tuple(File(m.version, m.path.name, m.transactional) for m in todo),
                        baseline=tuple(File(m.version, m.path.name, m.transactional) for m in baseline),
-                       applied=sum(m.number in applied for m in step.migrations)), stop
+                       adopt=tuple(File(m.version, m.path.name, m.transactional) for m in adopted),
+                       adopted_from=adoption.source if adoption else "",
+                       applied=sum(m.ident in applied for m in step.migrations) - len(adopted)), stop
 
 
 def _command_step(conn: db.Connection | None, step: CommandStep) -> StepPreview:
@@ -154,16 +164,19 @@ def render_json(plan: Plan, preview: Preview) -> str:
 
 
 def render_text(plan: Plan, preview: Preview) -> str:
+    adopted = sum(len(s.adopt) for s in preview.steps)
     counts = [f"apply {sum(len(s.apply) for s in preview.steps)} migrations",
               f"record {sum(len(s.baseline) for s in preview.steps)} baselines",
+              *([f"adopt {adopted} applied by another tool"] if adopted else []),
               f"run {sum(s.run for s in preview.steps)} commands"]
     lines = [f"plan {plan.name} (digest {plan.digest}): a run would {', '.join(counts)}", ""]
     lines += [f"  create database {name!r}" for name in preview.create]
     for number, step in enumerate(preview.steps, start=1):
         lines.append(f"  {number}. step {step.step!r} on database {step.database!r} ({step.kind})")
+        lines += [f"       record {f.file} as applied (adopted from {step.adopted_from})" for f in step.adopt]
         lines += [f"       record baseline {f.file} (not run)" for f in step.baseline]
         lines += [f"       apply {f.file}{'' if f.transaction else ' (no transaction)'}" for f in step.apply]
-        if step.kind == "sql" and not step.apply and not step.baseline:
+        if step.kind == "sql" and not step.apply and not step.baseline and not step.adopt:
             lines.append(f"       nothing to apply ({step.applied} applied)")
         if step.kind == "command":
             lines.append(f"       {'run' if step.run else 'skip'}: {step.note}")

@@ -92,7 +92,7 @@ def _database_status(plan: Plan, name: str) -> DatabaseStatus:
         return DatabaseStatus(name, info.describe(), False, error=reason)
     try:
         applied = history.read(conn)
-        steps = tuple(StepStatus(s.name, sum(m.number in applied for m in s.migrations),
+        steps = tuple(StepStatus(s.name, sum(m.ident in applied for m in s.migrations),
                                  tuple(m.version for m in history.pending(s.migrations, applied)))
                       for s in plan.sql_steps(name))
         checks = tuple(r for spec in plan.verify if spec.database == name

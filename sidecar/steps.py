@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import activity, history
+from . import activity, adopt, history
 from .commands import run_command
 from .db import Connection, first_row, server_message
 from .errors import StepError
 from .log import get_logger
-from .migrations import MigrationFile
+from .migrations import MigrationFile, version_key
 from .model import CommandStep, Plan, SqlStep
 from .progress import Progress, Work
 
@@ -39,7 +39,7 @@ class StepResult:
 
 def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> list[StepResult]:
     """Check every database's history first, then run each step; StepError stops the run."""
-    histories: dict[str, dict[int, history.Applied]] = {}
+    histories: dict[str, dict[history.Ident, history.Applied]] = {}
     for db in plan.databases:
         if plan.sql_steps(db.name):
             histories[db.name] = history.read(conns[db.name], create=True)
@@ -61,11 +61,12 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> l
     return results
 
 
-def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[int, history.Applied],
+def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
                   progress: Progress) -> tuple[int, int]:
-    baselined = _baseline(conn, step, applied)
+    baselined = _adopt(conn, step, applied) + _baseline(conn, step, applied)
     todo = history.pending(step.migrations, applied)
-    if todo and applied and todo[0].number < max(applied):
+    versions = [key for key in applied if isinstance(key, tuple)]
+    if todo and versions and not todo[0].repeatable and todo[0].key < max(versions):
         log.warning("migration.out_of_order", database=step.database, step=step.name,
                     version=todo[0].version, reason="a later version is already applied")
     timeouts = step.guard.server_settings()
@@ -86,7 +87,7 @@ def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[int
     if todo:
         history.set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
-        applied[m.number] = history.Applied(m.version, m.name, m.checksum, False)
+        applied[m.ident] = history.Applied(m.version, m.name, m.checksum, False)
     return len(todo), baselined
 
 
@@ -136,11 +137,31 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
         time.sleep(pause)
 
 
-def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applied]) -> int:
-    """Record versions up to the baseline as applied, but only if what they claim exists."""
-    if step.baseline is None:
+def _adopt(conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied]) -> int:
+    """Record what the folder's own tool applied, as sidecar's history (once)."""
+    adoption = adopt.find(conn, step, applied)
+    if adoption is None:
         return 0
-    files = [m for m in step.migrations if m.number <= int(step.baseline) and m.number not in applied]
+    history.record_baseline(conn, list(adoption.files), step=f"{step.name} (adopted from {adoption.source})",
+                            baseline=False)
+    for m in adoption.files:
+        applied[m.ident] = history.Applied(m.version, m.name, m.checksum, False)
+        log.info("migration.adopted", database=step.database, step=step.name, version=m.version,
+                 file=m.path.name, source=adoption.source)
+    return len(adoption.files)
+
+
+def baseline_files(step: SqlStep, applied: dict[history.Ident, history.Applied]) -> list[MigrationFile]:
+    """The files up to the step's baseline that are not in the history yet."""
+    if step.baseline is None:
+        return []
+    top = version_key(step.baseline)
+    return [m for m in step.migrations if not m.repeatable and m.key <= top and m.ident not in applied]
+
+
+def _baseline(conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied]) -> int:
+    """Record versions up to the baseline as applied, but only if what they claim exists."""
+    files = baseline_files(step, applied)
     if not files:
         return 0
     missing = history.missing_tables(conn, step.baseline_requires) if step.baseline_requires else []
@@ -152,7 +173,7 @@ def _baseline(conn: Connection, step: SqlStep, applied: dict[int, history.Applie
                  " migrations, or restore the database", database=step.database)
     history.record_baseline(conn, files, step=step.name)
     for m in files:
-        applied[m.number] = history.Applied(m.version, m.name, m.checksum, True)
+        applied[m.ident] = history.Applied(m.version, m.name, m.checksum, True)
         log.info("migration.baselined", database=step.database, step=step.name, version=m.version,
                  file=m.path.name)
     return len(files)

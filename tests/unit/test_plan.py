@@ -123,7 +123,7 @@ def test_all_problems_are_reported_together_with_file_and_key(tmp_path: Path) ->
     ('[databases.d]\nurl = "postgresql://u@h/' + "n" * 64 + '"\n[[steps]]\ndatabase = "d"\ncommand = ["x"]\n',
      "over 63 bytes"),
     ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\nsql = "m"\nbaseline = "three"\n',
-     'steps[1].baseline: expected a version number like "0003"'),
+     'steps[1].baseline: expected a version like "0003" or "1.2"'),
     ("this is = not [toml", "not valid TOML"),
 ])
 def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) -> None:

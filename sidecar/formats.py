@@ -1,0 +1,130 @@
+"""Migration folders written for other tools, read as they are: dbmate, Flyway and golang-migrate.
+
+Each reader returns the same MigrationFile sidecar's own format gives, so
+everything after reading (ordering, history, drift, the guard) is shared.
+What runs is only the "up" part; the checksum is of that part, so editing a
+dbmate file's down section is not drift. Problems name the file, as for
+sidecar's own format.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from .log import get_logger
+from .migrations import MigrationFile, migration, order
+
+log = get_logger()
+
+Found = tuple[tuple[MigrationFile, ...], list[str]]
+
+_DBMATE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.sql$")
+_DBMATE_MARKER = re.compile(r"^--\s*migrate:(?P<section>up|down)\b(?P<options>[^\n]*)$", re.M)
+_GOLANG_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.(?P<direction>up|down)\.sql$")
+_FLYWAY_NAME = re.compile(r"^(?:(?P<kind>[VU])(?P<version>\d+(?:[._]\d+)*)|(?P<repeatable>R))__(?P<name>.+)\.sql$")
+
+
+def discover(directory: Path, label: str, tool: str) -> Found:
+    """Read `directory` in `tool`'s own format; the files in order and the problems found."""
+    if not directory.is_dir():
+        return (), [f"{label}: folder {directory} does not exist; create it or fix the path"]
+    found: list[MigrationFile] = []
+    problems: list[str] = []
+    seen: dict[tuple[int, ...] | str, Path] = {}
+    for file_name in sorted(entry.name for entry in os.scandir(directory)):
+        if not file_name.endswith(".sql"):
+            continue
+        path = directory / file_name
+        try:
+            text = path.read_bytes().decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            problems.append(f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
+            continue
+        file, problem = READERS[tool](path, text)
+        if problem:
+            problems.append(problem)
+        if file is None:
+            continue
+        if file.ident in seen:
+            problems.append(f"{path}: version {file.version} is also used by {seen[file.ident].name};"
+                            " give each migration its own version")
+            continue
+        seen[file.ident] = path
+        found.append(file)
+    found.sort(key=order)
+    return tuple(found), problems
+
+
+def _checked(path: Path, version: str, name: str, up: str, **kwargs: bool) -> tuple[MigrationFile | None, str]:
+    return migration(path, version, name, up, hashlib.sha256(up.encode()).hexdigest(), **kwargs)
+
+
+def _dbmate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
+    """`<version>_<name>.sql` with `-- migrate:up [transaction:false]` and `-- migrate:down` sections."""
+    match = _DBMATE_NAME.match(path.name)
+    if not match:
+        return None, f"{path}: name does not follow dbmate's <version>_<name>.sql (e.g. 20250101093000_users.sql)"
+    markers = list(_DBMATE_MARKER.finditer(text))
+    ups = [m for m in markers if m["section"] == "up"]
+    if len(ups) != 1:
+        return None, (f"{path}: {'no' if not ups else 'more than one'} `-- migrate:up` line; dbmate runs"
+                      " what follows it, up to `-- migrate:down`")
+    up = ups[0]
+    end = next((m.start() for m in markers if m.start() > up.start()), len(text))
+    options = up["options"].split()
+    unknown = [o for o in options if o not in ("transaction:false", "transaction:true")]
+    if unknown:
+        return None, f"{path}: unknown dbmate option {unknown[0]!r} on the `-- migrate:up` line"
+    # Blank lines in place of what comes before keep line numbers in errors the file's own.
+    section = "\n" * text.count("\n", 0, up.end()) + text[up.end():end]
+    return _checked(path, match["version"], match["name"], section,
+                    transactional="transaction:false" not in options)
+
+
+def _golang_migrate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
+    """`<version>_<title>.up.sql` runs; `.down.sql` is left alone."""
+    match = _GOLANG_NAME.match(path.name)
+    if not match:
+        return None, (f"{path}: name does not follow golang-migrate's <version>_<title>.up.sql or .down.sql"
+                      " (e.g. 000001_create_users.up.sql)")
+    if match["direction"] == "down":
+        return None, ""
+    return _checked(path, match["version"], match["name"], text)
+
+
+def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:
+    """`V<version>__<description>.sql` in version order, then `R__<description>.sql` whenever it changes;
+    `U<version>__` (undo) files are not run."""
+    match = _FLYWAY_NAME.match(path.name)
+    if not match:
+        return None, (f"{path}: name does not follow Flyway's V<version>__<description>.sql,"
+                      " R__<description>.sql or U<version>__<description>.sql (e.g. V1.2__add_users.sql)")
+    if match["kind"] == "U":
+        log.info("migration.ignored", file=str(path), reason="a Flyway undo migration; sidecar runs only versioned"
+                 " and repeatable ones")
+        return None, ""
+    if match["repeatable"]:
+        return _checked(path, f"R__{match['name']}", match["name"], text, repeatable=True)
+    version = ".".join(match["version"].replace("_", ".").split("."))
+    return _checked(path, version, match["name"], text)
+
+
+READERS: dict[str, Callable[[Path, str], tuple[MigrationFile | None, str]]] = {
+    "dbmate": _dbmate, "flyway": _flyway, "golang-migrate": _golang_migrate}
+FORMATS = ("sidecar", *READERS)
+
+
+def flyway_checksum(text: str) -> int:
+    """Flyway's checksum of a file: CRC-32 over its lines without their line breaks (as Java's
+    BufferedReader.readLine splits them: \\n, \\r\\n or \\r), BOM removed, as a signed 32-bit int."""
+    import zlib
+
+    lines = re.split(r"\r\n|\r|\n", text.removeprefix("\ufeff"))
+    if lines and lines[-1] == "":
+        lines.pop()  # readLine does not return an empty last line after a final line break
+    crc = zlib.crc32("".join(lines).encode("utf-8"))
+    return crc - (1 << 32) if crc >= 1 << 31 else crc

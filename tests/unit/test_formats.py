@@ -1,0 +1,133 @@
+"""Folders written for dbmate, Flyway and golang-migrate, read as they are."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sidecar.formats import discover, flyway_checksum
+from tests.conftest import require
+
+
+def folder(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "migrations"
+    root.mkdir()
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+def read(tmp_path: Path, tool: str, files: dict[str, str]) -> tuple[list[tuple[str, str, bool]], list[str]]:
+    found, problems = discover(folder(tmp_path, files), "plan.toml: steps[1].sql", tool)
+    return [(m.version, m.path.name, m.transactional) for m in found], problems
+
+
+def test_dbmate_runs_only_the_up_section_with_its_transaction_option(tmp_path: Path) -> None:
+    files, problems = read(tmp_path, "dbmate", {
+        "20250101000002_index.sql": """
+            -- migrate:up transaction:false
+            CREATE INDEX CONCURRENTLY i ON t (id);
+            -- migrate:down
+            DROP INDEX i;
+            """,
+        "20250101000001_t.sql": "-- migrate:up\nCREATE TABLE t (id int);\n-- migrate:down\nDROP TABLE t;\n",
+        "README.md": "not a migration"})
+    assert problems == []
+    assert files == [("20250101000001", "20250101000001_t.sql", True),
+                     ("20250101000002", "20250101000002_index.sql", False)]
+    found, _ = discover(tmp_path / "migrations", "x", "dbmate")
+    assert "DROP TABLE" not in found[0].sql and "CREATE TABLE t" in found[0].sql
+    assert found[0].sql.splitlines()[1].startswith("CREATE TABLE t")  # line 2, as in the file
+
+
+def test_editing_a_dbmate_down_section_is_not_drift(tmp_path: Path) -> None:
+    before, _ = discover(folder(tmp_path, {"1_t.sql": "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n"}),
+                         "x", "dbmate")
+    (tmp_path / "migrations/1_t.sql").write_text("-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 3;\n")
+    after, _ = discover(tmp_path / "migrations", "x", "dbmate")
+    assert before[0].checksum == after[0].checksum
+
+
+def test_golang_migrate_runs_up_files_only(tmp_path: Path) -> None:
+    files, problems = read(tmp_path, "golang-migrate", {
+        "000002_orders.up.sql": "CREATE TABLE orders (id int);",
+        "000002_orders.down.sql": "DROP TABLE orders;",
+        "000001_users.up.sql": "CREATE TABLE users (id int);",
+        "000001_users.down.sql": "DROP TABLE users;"})
+    assert problems == [] and [f[:2] for f in files] == [("000001", "000001_users.up.sql"),
+                                                         ("000002", "000002_orders.up.sql")]
+
+
+def test_flyway_orders_versions_as_flyway_does_then_repeatables_and_skips_undo(tmp_path: Path) -> None:
+    files, problems = read(tmp_path, "flyway", {
+        "V2.0.3__c.sql": "SELECT 3;", "V1__a.sql": "SELECT 1;", "V1.10__e.sql": "SELECT 10;",
+        "V1_2__b.sql": "SELECT 2;", "R__views.sql": "SELECT 'v';", "R__a_function.sql": "SELECT 'f';",
+        "U2.0.3__undo_c.sql": "SELECT -3;"})
+    assert problems == []
+    assert [name for _, name, _ in files] == ["V1__a.sql", "V1_2__b.sql", "V1.10__e.sql", "V2.0.3__c.sql",
+                                              "R__a_function.sql", "R__views.sql"]
+    assert [version for version, _, _ in files][:4] == ["1", "1.2", "1.10", "2.0.3"]
+
+
+@pytest.mark.parametrize(("tool", "files", "expected"), [
+    ("dbmate", {"20250101_t.sql": "CREATE TABLE t (id int);"}, "no `-- migrate:up` line"),
+    ("dbmate", {"t.sql": "-- migrate:up\nSELECT 1;"}, "name does not follow dbmate's"),
+    ("dbmate", {"1_t.sql": "-- migrate:up transaction:maybe\nSELECT 1;"}, "unknown dbmate option"),
+    ("dbmate", {"1_a.sql": "-- migrate:up\nSELECT 1;", "001_b.sql": "-- migrate:up\nSELECT 2;"},
+     "is also used by 001_b.sql"),
+    ("flyway", {"V1__a.sql": "SELECT 1;", "B2__b.sql": "SELECT 2;"}, "B2__b.sql: name does not follow Flyway's"),
+    ("flyway", {"V1__a.sql": "SELECT 1;", "V1.0__b.sql": "SELECT 2;"}, "version 1 is also used by V1.0__b.sql"),
+    ("golang-migrate", {"1_a.up.sql": "SELECT 1;", "1_b.up.sql": "SELECT 2;"}, "version 1 is also used by"),
+    ("golang-migrate", {"1_a.sql": "SELECT 1;"}, "1_a.sql: name does not follow golang-migrate's"),
+])
+def test_bad_files_are_named(tmp_path: Path, tool: str, files: dict[str, str], expected: str) -> None:
+    _, problems = read(tmp_path, tool, files)
+    assert any(expected in p for p in problems), problems
+
+
+def test_flyway_checksum_ignores_line_endings_and_bom_as_flyway_does() -> None:
+    text = "CREATE TABLE t (\n  id int\n);\n"
+    assert flyway_checksum(text) == flyway_checksum(text.replace("\n", "\r\n")) == flyway_checksum("\ufeff" + text)
+    assert flyway_checksum(text) != flyway_checksum(text.replace("id", "ID"))
+    assert -(1 << 31) <= flyway_checksum("x" * 1000) < 1 << 31  # a Java int, as Flyway stores it
+
+
+JAVA_CHECKSUM = """
+import java.io.*; import java.nio.charset.StandardCharsets; import java.nio.file.*; import java.util.zip.CRC32;
+public class FlywayChecksum {  // the loop of Flyway's AbstractLoadableResource.calculateChecksum
+  public static void main(String[] args) throws IOException {
+    for (String file : args) {
+      CRC32 crc32 = new CRC32();
+      try (BufferedReader reader = Files.newBufferedReader(Paths.get(file), StandardCharsets.UTF_8)) {
+        String line = reader.readLine();
+        if (line != null) {
+          if (line.startsWith("\\ufeff")) line = line.substring(1);
+          do { crc32.update(line.getBytes(StandardCharsets.UTF_8)); } while ((line = reader.readLine()) != null);
+        }
+      }
+      System.out.println((int) crc32.getValue());
+    }
+  }
+}
+"""
+
+
+def test_flyway_checksum_matches_javas_line_reader(tmp_path: Path) -> None:
+    """The same loop in Java, whose BufferedReader.readLine decides what a line is."""
+    require(shutil.which("javac") is not None and shutil.which("java") is not None, "no JDK (javac, java)")
+    (tmp_path / "FlywayChecksum.java").write_text(JAVA_CHECKSUM)
+    subprocess.run(["javac", "FlywayChecksum.java"], cwd=tmp_path, check=True)
+    texts = ["SELECT 1;", "SELECT 1;\n", "a\r\nb\rc\n\nd", "\ufeffCREATE TABLE t (id int);\r\n", "",
+             "-- é, ü and 日本\nSELECT 'x';\n\n\n", "\n"]
+    paths = []
+    for i, text in enumerate(texts):
+        path = tmp_path / f"f{i}.sql"
+        path.write_bytes(text.encode())
+        paths.append(str(path))
+    java = subprocess.run(["java", "-cp", str(tmp_path), "FlywayChecksum", *paths], capture_output=True, text=True,
+                          check=True).stdout.split()
+    assert [int(v) for v in java] == [flyway_checksum(text) for text in texts]
