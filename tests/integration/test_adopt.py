@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from sidecar.formats import flyway_checksum
 from tests.integration.conftest import Project
 
@@ -208,3 +210,17 @@ def test_a_flyway_baseline_row_counts_its_version_and_those_before_it(project: P
     assert result.code == 0, result.out
     assert [e["file"] for e in result.event("migration.adopted")] == ["V1__users.sql", "V1.1__email.sql"]
     assert [e["file"] for e in result.event("migration.applied")] == ["V2__orders.sql", "R__user_emails.sql"]
+
+
+@pytest.mark.parametrize(("tool", "name", "text", "expected"), [
+    ("dbmate", "20250101000001_users.sql", "CREATE TABLE users (id int);", "no `-- migrate:up` line"),
+    ("flyway", "X1__users.sql", "CREATE TABLE users (id int);", "name does not follow Flyway's"),
+    ("golang-migrate", "000001_users.sql", "CREATE TABLE users (id int);", "name does not follow golang-migrate's"),
+])
+def test_a_bad_file_is_a_plan_error_naming_it_and_nothing_is_touched(project: Project, tool: str, name: str,
+                                                                     text: str, expected: str) -> None:
+    project.write(f"migrations/{name}", text)
+    step_plan(project, tool)
+    result = project.run("run", "--once")
+    assert result.code == 2 and f"migrations/{name}: " in result.out and expected in result.out, result.out
+    assert not project.database_exists()
