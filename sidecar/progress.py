@@ -54,20 +54,21 @@ class Progress:
         self.health_path, self.interval, self.fields = health_path, interval, fields
         self._work: Work | None = None  # replaced whole by the main thread, read by the beat
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # held to write; once stopped, nothing more is written or logged
 
     def __enter__(self) -> Progress:
         self._write(time.time())
         # The beat connects through db, whose settings live in context variables: give it ours.
-        self._thread = threading.Thread(target=contextvars.copy_context().run, args=(self._beat,),
-                                        name="sidecar-progress", daemon=True)
-        self._thread.start()
+        threading.Thread(target=contextvars.copy_context().run, args=(self._beat,), name="sidecar-progress",
+                         daemon=True).start()
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        # Not a join: the beat may be waiting for the server, and a SIGTERM must not wait for it.
+        # Taking the lock once after stopping is enough: no write or log line can follow.
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()  # no `starting` write may follow the caller's `healthy` or `failed`
+        with self._lock:
+            pass
         if error_type is not None:  # the run is over and not healthy: no file, as before it started
             health.remove(self.health_path)
 
@@ -91,9 +92,15 @@ class Progress:
             now = time.time()
             if work is not None and work is self._work and now >= next_beat:
                 beats += 1
-                log.info("step.progress", step=work.step, database=work.database, file=work.what,
-                         elapsed_s=round(now - work.started, 1), server=self._ask(work))
-            with contextlib.suppress(OSError):  # a full disk must not stop the run; the probe says stale
+                server = self._ask(work)  # outside the lock: it may take ASK_TIMEOUT
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    log.info("step.progress", step=work.step, database=work.database, file=work.what,
+                             elapsed_s=round(now - work.started, 1), server=server)
+            with self._lock, contextlib.suppress(OSError):  # a full disk must not stop the run
+                if self._stop.is_set():
+                    return
                 self._write(time.time())
 
     def _write(self, now: float) -> None:
