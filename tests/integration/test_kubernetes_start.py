@@ -120,10 +120,14 @@ def test_replicas_starting_at_once_and_killed_at_random_start_their_apps_only_af
         first = rng.uniform(1.0, 3.0)
         for number, at in enumerate((first, rng.uniform(first + 0.2, 5.0))):  # all before the 6 s file ends
             time.sleep(max(0.0, at - (time.monotonic() - began)))
-            migrating = [p for p in pods if '"work": {' in health_text(p)]
-            if number == 0:  # the health file names its work within a second
-                migrating = wait_for(lambda: [p for p in pods if '"work": {' in health_text(p)], timeout=5)
-            victim = migrating[0] if number == 0 else rng.choice([p for p in pods if p.started_at is None] or pods)
+            running = wait_for(lambda: [p for p in pods if p.started_at is None and p.process is not None
+                                        and p.process.poll() is None], timeout=5)  # not one killed already
+            if number == 0:  # the one migrating: its health file names its work within a second
+                migrating = wait_for(lambda: [p for p in pods if p.process and p.process.poll() is None
+                                              and '"work": {' in health_text(p)], timeout=5)
+            else:
+                migrating = [p for p in running if '"work": {' in health_text(p)]
+            victim = migrating[0] if number == 0 else rng.choice(running)
             assert victim.process is not None
             victim.process.send_signal(signal.SIGKILL)  # OOM, eviction, a node lost
             victim.process.wait()
