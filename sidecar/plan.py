@@ -20,7 +20,6 @@ from typing import Any
 from . import formats
 from .conninfo import parse_url
 from .errors import PlanError
-from .formats import FORMATS
 from .migrations import discover
 from .model import CommandStep, Database, Guard, Lint, Plan, SqlCheck, SqlStep, Step, VerifySpec
 from .values import expand, parse_duration
@@ -238,9 +237,9 @@ class _PlanReader:
     def sql_step(self, table: dict[str, Any], key: str, database: str | None) -> SqlStep | None:
         folder = self.string(table, "sql", f"{key}.sql", required=True)
         tool = self.string(table, "format", f"{key}.format", default="sidecar")
-        if tool is not None and tool not in FORMATS:
+        if tool is not None and tool not in formats.FORMATS:
             self.problem(f"{key}.format", f"{tool!r} is not a format sidecar reads; expected one of:"
-                         f" {', '.join(FORMATS)}")
+                         f" {', '.join(formats.FORMATS)}")
             tool = None
         baseline = self.string(table, "baseline", f"{key}.baseline")
         requires = self.table_names(table, "baseline_requires", f"{key}.baseline_requires")

@@ -124,6 +124,8 @@ def test_all_problems_are_reported_together_with_file_and_key(tmp_path: Path) ->
      "over 63 bytes"),
     ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\nsql = "m"\nbaseline = "three"\n',
      'steps[1].baseline: expected a version like "0003" or "1.2"'),
+    ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\nsql = "m"\nformat = "liquibase"\n',
+     "steps[1].format: 'liquibase' is not a format sidecar reads; expected one of: sidecar, dbmate, flyway"),
     ("this is = not [toml", "not valid TOML"),
 ])
 def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) -> None:
