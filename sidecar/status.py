@@ -58,23 +58,14 @@ class Report:
 
 
 def collect(plan: Plan, health_path: Path) -> Report:
-    databases = tuple(_database_status(plan, database.name) for database in plan.databases)
-    lock_database_reachable = any(d.reachable for d in databases if d.database == plan.lock_database)
-    return Report(databases, _run_in_progress(plan, health_path) if lock_database_reachable else "")
+    found = [_database_status(plan, database.name) for database in plan.databases]
+    holder = next((holder for _, holder in found if holder), None)
+    return Report(tuple(status for status, _ in found), _run_in_progress(plan, holder, health_path))
 
 
-def _run_in_progress(plan: Plan, health_path: Path) -> str:
+def _run_in_progress(plan: Plan, holder: str | None, health_path: Path) -> str:
     """A run holds the plan lock from start to verification; its health file (when this container
     has it, e.g. `docker compose exec`) says which step and file."""
-    try:
-        with db.deadline(CONNECT_TIMEOUT):
-            conn = db.connect(plan.database(plan.lock_database).conn, timeout=CONNECT_TIMEOUT)
-            try:
-                holder = db.lock_holder(conn, db.lock_key(plan.name))
-            finally:
-                db.close_quietly(conn)
-    except psycopg2.Error:
-        return ""  # gone since its row of the table was made; that row says so
     if holder is None:
         return ""
     document = health.read(health_path)
@@ -83,13 +74,14 @@ def _run_in_progress(plan: Plan, health_path: Path) -> str:
     return f"the plan lock is held by {holder}"
 
 
-def _database_status(plan: Plan, name: str) -> DatabaseStatus:
+def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]:
+    """The database's row; and, on the lock database, who holds the plan lock (None: nobody)."""
     info = plan.database(name).conn
     try:
         conn = db.connect(info, timeout=CONNECT_TIMEOUT)
     except psycopg2.OperationalError as exc:
         reason = classify(exc) or str(exc).strip().splitlines()[-1].removeprefix("FATAL:").strip()
-        return DatabaseStatus(name, info.describe(), False, error=reason)
+        return DatabaseStatus(name, info.describe(), False, error=reason), None
     try:
         applied = history.read(conn)
         steps = tuple(StepStatus(s.name, sum(m.ident in applied for m in s.migrations),
@@ -97,11 +89,12 @@ def _database_status(plan: Plan, name: str) -> DatabaseStatus:
                       for s in plan.sql_steps(name))
         checks = tuple(r for spec in plan.verify if spec.database == name
                        for r in check_database(conn, plan, spec))
+        holder = db.lock_holder(conn, db.lock_key(plan.name)) if name == plan.lock_database else None
         return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
-                              applied=len(applied), steps=steps, checks=checks)
+                              applied=len(applied), steps=steps, checks=checks), holder
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
-                              error=f"connection lost ({db.error_line(exc)})")
+                              error=f"connection lost ({db.error_line(exc)})"), None
     finally:
         db.close_quietly(conn)
 
