@@ -165,6 +165,13 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
     return conn
 
 
+def conninfo(conn: Connection) -> ConnInfo:
+    """What `conn` was opened with (connect() keeps it on the connection)."""
+    info: ConnInfo | None = getattr(conn, "sidecar_info", None)
+    assert info is not None, "a connection not made by db.connect()"
+    return info
+
+
 def scalar(cur: psycopg2.extensions.cursor, query: str, params: tuple[Any, ...] | None = None) -> Any:
     """The first column of the first row of `query`."""
     cur.execute(query, params)

@@ -15,7 +15,7 @@ import psycopg2.errors
 
 from . import activity, adopt, history
 from .commands import run_command
-from .db import Connection, first_row, server_message
+from .db import Connection, conninfo, first_row, server_message
 from .errors import StepError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
@@ -49,7 +49,7 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> l
     for step in plan.steps:
         started = time.monotonic()
         if isinstance(step, SqlStep):
-            applied, baselined = _run_sql_step(plan, conns[step.database], step, histories[step.database], progress)
+            applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database], progress)
         else:
             _run_command_step(plan, step, conns[step.database], progress)
             applied = baselined = 0
@@ -61,7 +61,7 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> l
     return results
 
 
-def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
+def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
                   progress: Progress) -> tuple[int, int]:
     baselined = _adopt(conn, step, applied) + _baseline(conn, step, applied)
     todo = history.pending(step.migrations, applied)
@@ -74,8 +74,7 @@ def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[his
         history.set_settings(conn, timeouts)
     if step.group and todo:
         _guarded(conn, step, f"{len(todo)} files in one transaction",
-                 lambda _resume: history.apply(conn, todo, database=step.database, step=step.name),
-                 progress, plan)
+                 lambda _resume: history.apply(conn, todo, database=step.database, step=step.name), progress)
     else:
         for i, m in enumerate(todo):
             # Every migration but the step's last commits without waiting for its WAL flush
@@ -83,7 +82,7 @@ def _run_sql_step(plan: Plan, conn: Connection, step: SqlStep, applied: dict[his
             # so flushes all before it. Once a step has finished, all of it is durable.
             if len(todo) > 1 and i in (0, len(todo) - 1):
                 history.set_synchronous_commit(conn, i != 0)
-            _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m), progress, plan)
+            _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m), progress)
     if todo:
         history.set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
@@ -98,8 +97,8 @@ def _apply_file(conn: Connection, step: SqlStep, m: MigrationFile, resume_at: in
         history.apply_outside_transaction(conn, m, database=step.database, step=step.name, resume_at=resume_at)
 
 
-def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None], progress: Progress,
-             plan: Plan) -> None:
+def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None],
+             progress: Progress) -> None:
     """Run `attempt` until it does not time out on a lock; StepError when the guard's budget is spent.
 
     A lock_timeout rolls the attempt back (a no-transaction file keeps the statements before the
@@ -110,7 +109,7 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
     guard, started, resume_at = step.guard, time.monotonic(), 0
     for number in itertools.count(1):
         attempt_started = time.monotonic()
-        work = Work(step.name, step.database, what, plan.database(step.database).conn, pid=conn.info.backend_pid)
+        work = Work(step.name, step.database, what, conninfo(conn), pid=conn.info.backend_pid)
         try:
             with progress.working(work):
                 attempt(resume_at)
@@ -215,7 +214,6 @@ def _run_command_step(plan: Plan, step: CommandStep, conn: Connection, progress:
     # libpq names the command's sessions after the step (unless its URL names them), so the
     # heartbeat can find them in pg_stat_activity.
     env.setdefault("PGAPPNAME", application_name(f"sidecar step {step.name}"))
-    work = Work(step.name, step.database, " ".join(step.argv), plan.database(step.database).conn,
-                application_name=env["PGAPPNAME"])
+    work = Work(step.name, step.database, " ".join(step.argv), conninfo(conn), application_name=env["PGAPPNAME"])
     with progress.working(work):
         run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)
