@@ -150,11 +150,11 @@ def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from . import db
+    from . import db, django_step
     from .plan import load_plan
     from .redact import redact
 
-    plan = load_plan(args.plan or settings.plan)
+    plan = django_step.inspect(load_plan(args.plan or settings.plan))  # before any database is touched
     if plan.lint is not None and args.command in ("run", "validate"):
         from . import lint
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from .errors import StepError
 from .log import get_logger
+from .model import Guard
 
 log = get_logger()
 TIMEOUT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a command that overran
@@ -27,46 +30,100 @@ def run_command(
     timeout: float,
     step: str,
     database: str,
+    request: bytes | None = None,
+    on_event: Callable[[dict[str, Any]], None] | None = None,
+    quiet: bool = False,
 ) -> None:
     """Run `argv` to completion; StepError on a non-zero exit, a timeout or a missing program.
 
     The child gets its own process group so that a timeout or our own
     interruption ends everything it started, not just the first process.
+    `request` is written to its stdin. With `on_event`, the child also gets a
+    pipe whose descriptor is in SIDECAR_EVENTS_FD; each JSON line it writes
+    there is passed to `on_event` as it arrives. `quiet`: its start and end
+    are debug lines (its output and failure are not).
     """
     started = time.monotonic()
-    log.info("command.started", step=step, database=database, argv=list(argv))
+    announce = log.debug if quiet else log.info
+    announce("command.started", step=step, database=database, argv=list(argv))
+    events_read, events_write = os.pipe() if on_event else (-1, -1)
+    env = {**env, "SIDECAR_EVENTS_FD": str(events_write)} if on_event else dict(env)
     try:
         process = subprocess.Popen(
-            argv, cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True)
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL if request is None else subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            pass_fds=(events_write,) if on_event else ())
     except OSError as exc:
+        if on_event:
+            os.close(events_read)
         raise StepError(f"step {step!r} on database {database!r}: cannot start {argv[0]!r}: {exc.strerror}",
                         hint="is the program installed in this image and on PATH?", database=database) from exc
-    reader = threading.Thread(target=_stream, args=(process, step), daemon=True)
+    finally:
+        if on_event:
+            os.close(events_write)  # the child's copy is the only writer: its exit ends our reading
+    readers = [threading.Thread(target=_stream, args=(process, step), daemon=True)]
+    if on_event:
+        readers.append(threading.Thread(target=_events, args=(events_read, on_event), daemon=True))
     try:  # from here on, a signal takes the command down with us (starting the reader takes a while)
-        reader.start()
+        for reader in readers:
+            reader.start()
+        if request is not None:
+            assert process.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # it exited early: its output and code say why
+                process.stdin.write(request)
+                process.stdin.close()
         code = process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         _terminate(process, TIMEOUT_GRACE)
-        reader.join(1)
+        for reader in readers:
+            reader.join(1)
         raise StepError(f"step {step!r} on database {database!r}: {argv[0]} did not finish within"
                         f" {timeout:g}s and was stopped", hint="raise the step's timeout if it needs longer",
                         database=database) from None
     except BaseException:  # interrupted by a signal: take the children down with us
         _terminate(process, INTERRUPT_GRACE)
         raise
-    reader.join(5)  # a daemon it left behind may hold the pipe open; do not wait on it
+    for reader in readers:
+        reader.join(5)  # a daemon it left behind may hold the pipe open; do not wait on it
     duration_ms = round((time.monotonic() - started) * 1000)
     if code != 0:
         raise StepError(f"step {step!r} on database {database!r}: {argv[0]} exited with code {code}",
                         hint=f"its output is above, tagged step={step!r}", database=database)
-    log.info("command.finished", step=step, database=database, duration_ms=duration_ms)
+    announce("command.finished", step=step, database=database, duration_ms=duration_ms)
+
+
+def step_environment(env: Mapping[str, str], step: str, guard: Guard | None) -> dict[str, str]:
+    """`env` for a step's program: its sessions named after the step, with the guard's timeouts if asked."""
+    env = dict(env)
+    if guard is not None:  # libpq sends PGOPTIONS to the server: the tool's session gets the timeouts
+        timeouts = " ".join(f"-c {name}={value}" for name, value in guard.server_settings().items())
+        env["PGOPTIONS"] = f"{env['PGOPTIONS']} {timeouts}" if env.get("PGOPTIONS") else timeouts
+    # libpq names the sessions after the step (unless a URL names them), so the heartbeat can
+    # find them in pg_stat_activity.
+    env.setdefault("PGAPPNAME", application_name(f"sidecar step {step}"))
+    return env
+
+
+def application_name(text: str) -> str:
+    """`text` as the server will store it: printable ASCII bytes only, at most 63 of them."""
+    return bytes(b if 32 <= b < 127 else ord("?") for b in text.encode())[:63].decode()
 
 
 def _stream(process: subprocess.Popen[bytes], step: str) -> None:
     assert process.stdout is not None
     for raw in process.stdout:
         log.info("command.output", step=step, output=raw.decode(errors="replace").rstrip())
+
+
+def _events(fd: int, on_event: Callable[[dict[str, Any]], None]) -> None:
+    with os.fdopen(fd, "rb") as pipe:
+        for raw in pipe:
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                log.warning("command.bad_event", line=raw.decode(errors="replace").rstrip())
+                continue
+            on_event(event)
 
 
 def _terminate(process: subprocess.Popen[bytes], grace: float) -> None:

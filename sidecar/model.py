@@ -56,7 +56,56 @@ class CommandStep:
     guard: Guard | None  # its timeouts, passed to the command through PGOPTIONS; None: not asked for
 
 
-Step = SqlStep | CommandStep
+@dataclass(frozen=True, slots=True)
+class DjangoFake:
+    """Record `app` up to `to` as applied on `alias` without running it, while `to` is not applied."""
+
+    alias: str
+    app: str
+    to: str  # a migration name or its unique prefix ("0003")
+    if_tables_exist: bool  # fake only if the tables those migrations create there exist; else apply them
+
+
+@dataclass(frozen=True, slots=True)
+class DjangoMigration:
+    app: str
+    name: str
+    replaces: tuple[tuple[str, str], ...] = ()  # a squashed migration's: applied when all of these are
+
+
+@dataclass(frozen=True, slots=True)
+class DjangoAlias:
+    """One alias of the project's DATABASES that the step migrates, as the project says (inspected)."""
+
+    alias: str
+    database: str  # the plan's database it is
+    apps: tuple[str, ...]  # the apps with migrations that the routers allow on it
+    migrations: tuple[DjangoMigration, ...]  # every migration it should have, in order
+
+
+@dataclass(frozen=True, slots=True)
+class DjangoStep:
+    name: str
+    settings: str  # the settings module, imported from cwd
+    python: str
+    cwd: Path
+    env: tuple[tuple[str, str], ...]
+    timeout: float
+    aliases: tuple[tuple[str, str], ...]  # alias -> plan database, where the names differ
+    exclude: tuple[str, ...]  # aliases the plan leaves alone on purpose
+    fakes: tuple[DjangoFake, ...]
+    guard: Guard | None  # its timeouts, for Django's sessions through PGOPTIONS; None: not asked for
+    project: tuple[DjangoAlias, ...] = ()  # filled by django_step.inspect before anything runs
+
+    @property
+    def database(self) -> str:
+        return ", ".join(a.database for a in self.project)
+
+    def database_for(self, alias: str) -> str:
+        return dict(self.aliases).get(alias, alias)
+
+
+Step = SqlStep | CommandStep | DjangoStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +156,11 @@ class Plan:
         """Every migration the plan keeps in `database`, across its sql steps, in order."""
         files = [m for s in self.sql_steps(database) for m in s.migrations]
         return tuple(sorted(files, key=order))
+
+    def django_aliases(self, database: str) -> tuple[tuple[DjangoStep, DjangoAlias], ...]:
+        """The Django aliases that are `database`, with the step that migrates each."""
+        return tuple((s, a) for s in self.steps if isinstance(s, DjangoStep) for a in s.project
+                     if a.database == database)
 
     def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
         return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)

@@ -21,13 +21,14 @@ from . import formats
 from .conninfo import parse_url
 from .errors import PlanError
 from .migrations import discover
-from .model import CommandStep, Database, Guard, Lint, Plan, SqlCheck, SqlStep, Step, VerifySpec
+from .model import CommandStep, Database, DjangoFake, DjangoStep, Guard, Lint, Plan, SqlCheck, SqlStep, Step, VerifySpec
 from .values import expand, parse_duration
 
 # A table name as SQL writes it: name or schema.name, each plain or "quoted".
 _IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
 TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
 RULE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+PYTHON_MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 VERSION = re.compile(r"\d+(?:[._]\d+)*")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
 # The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
@@ -49,6 +50,9 @@ _KEYS: dict[str, frozenset[str]] = {
     "sql step": frozenset({"name", "database", "sql", "format", "baseline", "baseline_requires", "group",
                            "lock_timeout", "statement_timeout"}),
     "command step": frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if", "guard"}),
+    "django step": frozenset({"name", "django", "python", "cwd", "env", "timeout", "aliases", "exclude", "fake",
+                              "guard"}),
+    "fake": frozenset({"alias", "app", "to", "if_tables_exist"}),
     "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
                          "command_timeout"}),
     "check": frozenset({"name", "sql"}),
@@ -222,8 +226,12 @@ class _PlanReader:
 
     def step(self, table: dict[str, Any], key: str, databases: list[str]) -> Step | None:
         has_sql, has_command = "sql" in table, "command" in table
-        if has_sql == has_command:
-            self.problem(key, "give either sql = \"folder\" or command = [\"argv\", ...]")
+        if "django" in table and not has_sql and not has_command:
+            self.check_keys(table, "django step", key)
+            return self.django_step(table, key, databases)
+        if has_sql + has_command + ("django" in table) != 1:
+            self.problem(key, "give one of sql = \"folder\", command = [\"argv\", ...] or"
+                         " django = \"settings.module\"")
             return None
         self.check_keys(table, "sql step" if has_sql else "command step", key)
         database = self.string(table, "database", f"{key}.database", required=True)
@@ -287,6 +295,46 @@ class _PlanReader:
         name = self.string(table, "name", f"{key}.name", default=" ".join(argv))
         return CommandStep(name or argv[0], database, argv, timeout, directory, env, skip_if,
                            self.guard if guarded else None)
+
+    def django_step(self, table: dict[str, Any], key: str, databases: list[str]) -> DjangoStep | None:
+        settings = self.string(table, "django", f"{key}.django", required=True)
+        if settings is not None and not PYTHON_MODULE.fullmatch(settings):
+            self.problem(f"{key}.django", f"expected the settings module, e.g. \"mysite.settings\", got {settings!r}")
+            settings = None
+        python = self.string(table, "python", f"{key}.python", default="python")
+        timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
+        cwd = self.string(table, "cwd", f"{key}.cwd", default=".")
+        env = self.environment(table.get("env", {}), f"{key}.env")
+        aliases = self.environment(table.get("aliases", {}), f"{key}.aliases",
+                                   '{ materials_db = "materials" } (Django alias = plan database)')
+        for alias, database in aliases:
+            if database not in databases:
+                self.problem(f"{key}.aliases.{alias}", self.unknown_database(database, databases))
+        exclude = self.strings(table, "exclude", f"{key}.exclude")
+        fakes = self.fakes(table.get("fake", []), f"{key}.fake")
+        guarded = self.boolean(table, "guard", f"{key}.guard", False)
+        if not settings or not python or timeout is None or cwd is None:
+            return None
+        directory = (self.base / cwd).resolve()
+        if not directory.is_dir():
+            self.problem(f"{key}.cwd", f"folder {directory} does not exist")
+        name = self.string(table, "name", f"{key}.name", default=f"django {settings}")
+        return DjangoStep(name or settings, settings, python, directory, env, timeout, aliases, exclude, fakes,
+                          self.guard if guarded else None)
+
+    def fakes(self, value: object, key: str) -> tuple[DjangoFake, ...]:
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            self.problem(key, 'expected [[steps.fake]] tables: alias = "...", app = "...", to = "0003"')
+            return ()
+        fakes = []
+        for index, item in enumerate(value, start=1):
+            item_key = f"{key}[{index}]"
+            self.check_keys(item, "fake", item_key)
+            alias, app, to = (self.string(item, k, f"{item_key}.{k}", required=True) for k in ("alias", "app", "to"))
+            if_tables_exist = self.boolean(item, "if_tables_exist", f"{item_key}.if_tables_exist", False)
+            if alias and app and to:
+                fakes.append(DjangoFake(alias, app, to, if_tables_exist))
+        return tuple(fakes)
 
     def verify(self, section: dict[str, Any], databases: list[str]) -> tuple[VerifySpec, ...]:
         specs = []
@@ -406,9 +454,10 @@ class _PlanReader:
             return None
         return seconds
 
-    def environment(self, value: object, key: str) -> tuple[tuple[str, str], ...]:
+    def environment(self, value: object, key: str,
+                    example: str = '{ DJANGO_SETTINGS_MODULE = "app.settings" }') -> tuple[tuple[str, str], ...]:
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-            self.problem(key, 'expected a table of strings, e.g. { DJANGO_SETTINGS_MODULE = "app.settings" }')
+            self.problem(key, f"expected a table of strings, e.g. {example}")
             return ()
         return tuple((k, self.substitute(v, f"{key}.{k}")) for k, v in value.items())
 

@@ -18,7 +18,7 @@ from .log import get_logger
 from .model import Plan
 from .progress import Progress
 from .steps import StepResult, run_steps
-from .verify import check_database, verify_plan
+from .verify import check_database, django_checks, verify_plan
 from .wait import wait_for_server
 
 log = get_logger()
@@ -151,10 +151,9 @@ def _recheck(plan: Plan, conns: dict[str, db.Connection]) -> list[str]:
                     conn = conns[name] = db.connect(database.conn, timeout=plan.serve_interval)
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
-                if name in specs:
-                    problems += [f"{name}: {r.check} ({r.detail})"
-                                 for r in check_database(conn, plan, specs[name], commands=False)
-                                 if not r.ok]
+                checks = check_database(conn, plan, specs[name], commands=False) if name in specs else []
+                checks += django_checks(conn, plan, name)  # one query per alias: Django is not started
+                problems += [f"{name}: {r.check} ({r.detail})" for r in checks if not r.ok]
         except psycopg2.Error as exc:
             db.close_quietly(conns.pop(name, None))
             problems.append(f"{name}: unreachable ({db.error_line(exc)})")

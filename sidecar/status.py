@@ -14,7 +14,8 @@ from pathlib import Path
 
 import psycopg2
 
-from . import db, health, history
+from . import db, django_step, health, history
+from .django_step import AppMigrations
 from .model import Plan
 from .redact import redact_value
 from .verify import CheckResult, check_database, count_tables
@@ -40,11 +41,12 @@ class DatabaseStatus:
     applied: int | None = None
     steps: tuple[StepStatus, ...] = ()
     checks: tuple[CheckResult, ...] = field(default=())
+    django: tuple[AppMigrations, ...] = ()  # per Django alias that is this database, per app
 
     @property
     def healthy(self) -> bool:
         return (self.reachable and all(not s.pending for s in self.steps)
-                and all(c.ok for c in self.checks))
+                and all(not a.pending for a in self.django) and all(c.ok for c in self.checks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +91,11 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]
                       for s in plan.sql_steps(name))
         checks = tuple(r for spec in plan.verify if spec.database == name
                        for r in check_database(conn, plan, spec))
+        django = tuple(app for _, alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
         holder = db.lock_holder(conn, db.lock_key(plan.name)) if name == plan.lock_database else None
         return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
-                              applied=len(applied), steps=steps, checks=checks), holder
+                              applied=len(applied) + sum(a.applied for a in django), steps=steps, checks=checks,
+                              django=django), holder
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
                               error=f"connection lost ({db.error_line(exc)})"), None
@@ -109,7 +113,7 @@ def render_json(plan: Plan, report: Report) -> str:
 def render_table(plan: Plan, report: Report) -> str:
     rows = [("DATABASE", "TARGET", "REACHABLE", "TABLES", "APPLIED", "PENDING", "VERIFY")]
     for d in report.databases:
-        pending = sum(len(s.pending) for s in d.steps)
+        pending = sum(len(s.pending) for s in d.steps) + sum(len(a.pending) for a in d.django)
         failed = [c for c in d.checks if not c.ok]
         rows.append((d.database, d.target, "yes" if d.reachable else f"no ({d.error})",
                      _dash(d.tables), _dash(d.applied), _dash(pending if d.reachable else None),
@@ -118,8 +122,15 @@ def render_table(plan: Plan, report: Report) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+    apps = [(d.database, a) for d in report.databases for a in d.django]
+    if apps:
+        lines += ["", "DJANGO ALIAS / APP (database): applied, pending"]
+        lines += [f"  {a.alias} / {a.app} ({database}): {a.applied} applied, {len(a.pending)} pending"
+                  for database, a in apps]
     details = [f"  {d.database}: pending {', '.join(s.pending)} (step {s.step!r})"
                for d in report.databases for s in d.steps if s.pending]
+    details += [f"  {d.database}: pending Django {a.app} {', '.join(a.pending)} (alias {a.alias!r})"
+                for d in report.databases for a in d.django if a.pending]
     details += [f"  {c.database}: {c.check} {'not yet' if report.run_in_progress else 'failed'} ({c.detail})"
                 for d in report.databases for c in d.checks if not c.ok]
     if details:

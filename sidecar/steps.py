@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import activity, adopt, history
-from .commands import run_command
+from . import activity, adopt, django_step, history
+from .commands import run_command, step_environment
 from .db import Connection, conninfo, first_row, server_message
 from .errors import StepError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
-from .model import CommandStep, Plan, SqlStep
+from .model import CommandStep, DjangoStep, Plan, SqlStep
 from .progress import Progress, Work
 
 log = get_logger()
@@ -31,9 +31,9 @@ MAX_PAUSE = 10.0
 class StepResult:
     name: str
     database: str
-    kind: str  # "sql" or "command"
+    kind: str  # "sql", "command" or "django"
     applied: int
-    baselined: int
+    baselined: int  # recorded without running: baselines, adoptions, Django fakes
     duration_ms: int
 
 
@@ -49,12 +49,17 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> l
     for step in plan.steps:
         started = time.monotonic()
         if isinstance(step, SqlStep):
+            kind = "sql"
             applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database], progress)
+        elif isinstance(step, DjangoStep):
+            kind = "django"
+            applied, baselined = django_step.run(plan, step, conns, progress)
         else:
+            kind = "command"
             _run_command_step(plan, step, conns[step.database], progress)
             applied = baselined = 0
-        result = StepResult(step.name, step.database, "sql" if isinstance(step, SqlStep) else "command",
-                            applied, baselined, round((time.monotonic() - started) * 1000))
+        result = StepResult(step.name, step.database, kind, applied, baselined,
+                            round((time.monotonic() - started) * 1000))
         log.info("step.finished", step=step.name, database=step.database, applied=applied,
                  baselined=baselined, duration_ms=result.duration_ms)
         results.append(result)
@@ -198,22 +203,11 @@ def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str],
     return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
 
 
-def application_name(text: str) -> str:
-    """`text` as the server will store it: printable ASCII bytes only, at most 63 of them."""
-    return bytes(b if 32 <= b < 127 else ord("?") for b in text.encode())[:63].decode()
-
-
 def _run_command_step(plan: Plan, step: CommandStep, conn: Connection, progress: Progress) -> None:
     if step.skip_if and nothing_to_do(conn, step):
         log.info("step.skipped", step=step.name, database=step.database, reason="skip_if returned true")
         return
-    env = command_environment(plan, step.database, step.env)
-    if step.guard is not None:  # libpq sends PGOPTIONS to the server: the tool's session gets the timeouts
-        timeouts = " ".join(f"-c {name}={value}" for name, value in step.guard.server_settings().items())
-        env["PGOPTIONS"] = f"{env['PGOPTIONS']} {timeouts}" if env.get("PGOPTIONS") else timeouts
-    # libpq names the command's sessions after the step (unless its URL names them), so the
-    # heartbeat can find them in pg_stat_activity.
-    env.setdefault("PGAPPNAME", application_name(f"sidecar step {step.name}"))
+    env = step_environment(command_environment(plan, step.database, step.env), step.name, step.guard)
     work = Work(step.name, step.database, " ".join(step.argv), conninfo(conn), application_name=env["PGAPPNAME"])
     with progress.working(work):
         run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from . import history
+from . import django_step, history
 from .commands import run_command
 from .db import Connection, first_row, scalar, server_message
 from .errors import StepError, VerificationError
@@ -63,21 +63,33 @@ def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: 
     return results
 
 
+def django_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
+    """One check per Django alias that is `database`: every migration it should have is applied."""
+    results = []
+    for _step, alias in plan.django_aliases(database):
+        todo = [f"{app.app}.{name}" for app in django_step.pending(conn, alias) for name in app.pending]
+        results.append(CheckResult(database, f"django {alias.alias}", not todo,
+                                   f"pending: {', '.join(todo)}" if todo else
+                                   f"{len(alias.migrations)} migrations applied"))
+    return results
+
+
 def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
-    """Run every [verify.*] table; VerificationError naming each failed check."""
+    """Run every [verify.*] table, and check every Django alias; VerificationError naming each failure."""
     results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
+    results += [r for db in plan.databases for r in django_checks(conns[db.name], plan, db.name)]
     failed = [r for r in results if not r.ok]
     for r in failed:
         log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)
-    for spec in plan.verify:  # one line per database that passed everything
-        checks = [r.check for r in results if r.database == spec.database]
-        if all(r.ok for r in results if r.database == spec.database):
-            log.info("verify.passed", database=spec.database, checks=", ".join(checks))
+    for database in dict.fromkeys(r.database for r in results):  # one line per database that passed everything
+        checks = [r.check for r in results if r.database == database]
+        if all(r.ok for r in results if r.database == database):
+            log.info("verify.passed", database=database, checks=", ".join(checks))
     if failed:
         raise VerificationError(
             "verification failed: " + "; ".join(f"{r.database}: {r.check} ({r.detail})" for r in failed),
-            hint="the steps ran but the databases are not as the plan's [verify] tables expect;"
-                 " check the steps, or `sidecar status` for a full report")
+            hint="the steps ran but the databases are not as the plan's [verify] tables (and its Django"
+                 " project) expect; check the steps, or `sidecar status` for a full report")
     return results
 
 

@@ -1,4 +1,8 @@
-"""The Django example (examples/django): a real Django project with a router and three databases."""
+"""The Django example (examples/django): a real Django project with a router and three databases.
+
+Its plan (sidecar.toml) uses the Django step; commands.toml is the same
+deployment as command steps, the way it was written before that step existed.
+"""
 
 from __future__ import annotations
 
@@ -62,8 +66,6 @@ def test_plan_puts_every_table_in_its_database_and_nowhere_else(django_project: 
     applied = django_project.query("results", "SELECT name FROM django_migrations WHERE app = 'simulation'"
                                    " ORDER BY name")
     assert [r[0][:4] for r in applied] == ["0001", "0002", "0003", "0004", "0005", "0006"]
-    output = [e["output"] for e in result.event("command.output")]
-    assert any("Applying simulation.0004_create_results_tables... OK" in line for line in output)
     assert manage(django_project, "shell", "-c", FIRST_QUERY).stdout.split()[-1] == "0"
 
 
@@ -74,7 +76,8 @@ def test_second_run_changes_nothing(django_project: Project) -> None:
                 for k in DATABASES}
     again = django_project.run("run", "--once", **env)
     assert again.code == 0, again.out
-    assert [e["step"] for e in again.event("step.skipped")] == ["results: fake simulation 0001-0003"]
+    assert [e["reason"] for e in again.event("step.skipped")] == ["no Django migration pending on any alias"]
+    assert not again.event("command.started")  # Django was not started to find that out
     for key, rows in snapshot.items():
         assert django_project.query(key, "SELECT app, name, applied FROM django_migrations ORDER BY 1, 2") == rows
 
@@ -93,7 +96,7 @@ def test_original_failure_reproduced_and_prevented_by_the_plan(django_project: P
 
 def test_the_fixed_entrypoint_breaks_on_its_second_run(django_project: Project) -> None:
     """`migrate simulation 0003 --fake` on an up-to-date database fake-unapplies 0004+, so the
-    next `migrate` re-creates existing tables. The plan's skip_if avoids it (test above)."""
+    next `migrate` re-creates existing tables. The plan's declared fake avoids it (test above)."""
     create_databases(django_project)
     fixed_entrypoint = [
         ("migrate", "--noinput", "--fake-initial"),
@@ -106,3 +109,19 @@ def test_the_fixed_entrypoint_breaks_on_its_second_run(django_project: Project) 
     second = [manage(django_project, *command) for command in fixed_entrypoint]
     assert second[-1].returncode != 0
     assert 'relation "simulation_results" already exists' in second[-1].stderr
+
+
+def test_the_command_step_plan_still_works_and_a_second_run_skips_its_fake(django_project: Project) -> None:
+    """commands.toml: the way to write it before the Django step, kept as a migration path."""
+    env = environment(django_project)
+    first = django_project.run("run", "--once", "commands.toml", **env)
+    assert first.code == 0, first.out
+    output = [e["output"] for e in first.event("command.output")]
+    assert any("Applying simulation.0004_create_results_tables... OK" in line for line in output)
+    again = django_project.run("run", "--once", "commands.toml", **env)
+    assert again.code == 0, again.out
+    assert [e["step"] for e in again.event("step.skipped")] == ["results: fake simulation 0001-0003"]
+    # The Django step takes over a database the command steps migrated: nothing left to do.
+    switched = django_project.run("run", "--once", **env)
+    assert switched.code == 0, switched.out
+    assert not switched.event("django.migration.applied")

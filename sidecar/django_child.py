@@ -1,0 +1,285 @@
+"""The Django step's child process: Django loaded once, every alias migrated, events as JSON lines.
+
+Run by path with the project's own Python (`python .../django_child.py MODE`),
+so it needs Django and the standard library only, never sidecar: the
+sidecar process stays lean and the project keeps its own environment. The
+request comes as JSON on stdin; events and the result go as JSON lines to
+the file descriptor in SIDECAR_EVENTS_FD, so whatever the project prints
+stays on stdout and stderr (streamed into the log by sidecar).
+
+Modes:
+- inspect: import the settings, load the migration graph (no database
+  connection) and report each alias's apps and the migrations it should
+  have; conflicts and a router that raises are reported here.
+- migrate: connect every alias first (a wrong password fails before any
+  alias changes), then per alias in the order given: the declared fakes
+  still needed, then every migration of its apps, each one an event.
+
+Every error is one `error` event naming kind, alias, app and migration.
+Passwords from DATABASES are masked in everything this process writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Any
+
+MASK = "<SECRET>"
+
+
+class Failure(Exception):
+    def __init__(self, kind: str, message: str, **where: str | None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.where = kind, message, where
+
+
+class _Masked:
+    """A text stream that masks every password the settings hold."""
+
+    def __init__(self, stream: Any, secrets: list[str]) -> None:
+        self.stream, self.secrets = stream, secrets
+
+    def write(self, text: str) -> int:
+        return int(self.stream.write(mask(text, self.secrets)))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def mask(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
+
+
+class Events:
+    def __init__(self, fd: int) -> None:
+        self.out = os.fdopen(fd, "w", buffering=1)
+        self.secrets: list[str] = []
+
+    def send(self, event: str, **fields: Any) -> None:
+        self.out.write(mask(json.dumps({"event": event, **fields}), self.secrets) + "\n")
+
+
+def setup(settings: str, events: Events) -> None:
+    os.environ["DJANGO_SETTINGS_MODULE"] = settings
+    try:
+        import django
+
+        django.setup()
+    except Exception as exc:  # the project's settings or apps do not import
+        traceback.print_exc()
+        raise Failure("settings", f"settings module {settings!r} does not load: {type(exc).__name__}: {exc}") from None
+    from django.conf import settings as django_settings
+
+    events.secrets = sorted({str(d["PASSWORD"]) for d in django_settings.DATABASES.values()
+                             if len(str(d.get("PASSWORD") or "")) >= 4}, key=len, reverse=True)
+    sys.stdout = _Masked(sys.stdout, events.secrets)
+    sys.stderr = _Masked(sys.stderr, events.secrets)
+
+
+def routed_apps(alias: str) -> list[str]:
+    """The apps with migrations that the routers let migrate on `alias`: one model of theirs is enough."""
+    from django.apps import apps
+    from django.db import router
+    from django.db.migrations.loader import MigrationLoader
+
+    migrated = MigrationLoader(None, ignore_no_migrations=True).migrated_apps
+    found = []
+    for config in apps.get_app_configs():
+        if config.label not in migrated:
+            continue
+        models = list(config.get_models(include_auto_created=True))
+        try:
+            allowed = (any(router.allow_migrate_model(alias, model) for model in models) if models
+                       else router.allow_migrate(alias, config.label))
+        except Exception as exc:
+            traceback.print_exc()
+            raise Failure("router", f"the database router raised {type(exc).__name__}: {exc}",
+                          alias=alias, app=config.label) from None
+        if allowed:
+            found.append(config.label)
+    return found
+
+
+def inspect(request: dict[str, Any], events: Events) -> None:
+    from django.conf import settings
+    from django.db.migrations.loader import MigrationLoader
+
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    conflicts = loader.detect_conflicts()
+    if conflicts:
+        app, names = sorted(conflicts.items())[0]
+        raise Failure("conflict", f"conflicting migrations in app {app!r}: {', '.join(sorted(names))} are"
+                      " both leaf nodes; run `manage.py makemigrations --merge`", app=app)
+    for app, name in request.get("fakes", []):
+        try:
+            loader.get_migration_by_prefix(app, name)
+        except Exception as exc:  # KeyError (none) or AmbiguityError (several)
+            raise Failure("fake", f"no single migration {name!r} in app {app!r}"
+                          f" ({'several match' if type(exc).__name__ == 'AmbiguityError' else 'none matches'})",
+                          app=app, migration=name) from None
+    aliases = []
+    for alias, conf in settings.DATABASES.items():
+        apps = routed_apps(alias)
+        nodes: list[tuple[str, str]] = []
+        for target in (leaf for leaf in loader.graph.leaf_nodes() if leaf[0] in apps):
+            nodes += [n for n in loader.graph.forwards_plan(target) if n not in nodes]
+        aliases.append({"alias": alias, "engine": conf.get("ENGINE", ""), "name": str(conf.get("NAME") or ""),
+                        "apps": apps, "migrations": [
+                            [app, name, [list(r) for r in loader.graph.nodes[(app, name)].replaces or []]]
+                            for app, name in nodes]})
+    events.send("inspected", aliases=aliases)
+
+
+def migrate(request: dict[str, Any], events: Events) -> None:
+    from django.db import DatabaseError, connections
+
+    for alias in request["aliases"]:  # all reachable and accepting us before any alias changes
+        try:
+            connections[alias].ensure_connection()
+        except DatabaseError as exc:
+            raise Failure("connection", f"cannot connect: {str(exc).strip()}", alias=alias) from None
+    for alias in request["aliases"]:
+        started = time.monotonic()
+        tracker = Tracker(alias, events)
+        try:
+            for app, name, if_tables_exist in request["fakes"].get(alias, []):
+                fake(alias, app, name, if_tables_exist, tracker)
+            applied = migrate_alias(alias, request["apps"][alias], tracker)
+        except Failure:
+            raise
+        except Exception as exc:
+            traceback.print_exc()
+            raise Failure("migration", f"{type(exc).__name__}: {str(exc).strip()}", alias=alias,
+                          app=tracker.current[0] if tracker.current else None,
+                          migration=tracker.current[1] if tracker.current else None) from None
+        events.send("alias.migrated", alias=alias, applied=applied, faked=tracker.faked,
+                    duration_ms=round((time.monotonic() - started) * 1000))
+
+
+class Tracker:
+    """The executor's progress callback: one event per migration applied or faked, as it happens."""
+
+    def __init__(self, alias: str, events: Events) -> None:
+        self.alias, self.events = alias, events
+        self.current: tuple[str, str] | None = None
+        self.started = 0.0
+        self.applied = self.faked = 0
+
+    def __call__(self, action: str, migration: Any = None, fake: bool = False) -> None:
+        if action == "apply_start":
+            self.current, self.started = (migration.app_label, migration.name), time.monotonic()
+            self.events.send("migration.started", alias=self.alias, app=migration.app_label,
+                             migration=migration.name)
+        elif action == "apply_success":
+            if fake:
+                self.faked += 1
+            else:
+                self.applied += 1
+            self.events.send("migration.applied", alias=self.alias, app=migration.app_label,
+                             migration=migration.name, faked=fake,
+                             duration_ms=round((time.monotonic() - self.started) * 1000))
+            self.current = None
+        elif action.startswith("unapply"):  # never asked for; the plans below are forwards only
+            raise Failure("migration", "would unapply a migration", alias=self.alias, app=migration.app_label,
+                          migration=migration.name)
+
+
+def fake(alias: str, app: str, name: str, if_tables_exist: bool, tracker: Tracker) -> None:
+    """Record `app` up to `name` as applied on `alias` without running it, once.
+
+    Only while `name` is not applied: faking to an applied migration is how
+    `migrate APP 0003 --fake` fake-unapplies 0004 and later on a second run.
+    """
+    from django.db import connections, router
+    from django.db.migrations.executor import MigrationExecutor
+
+    connection = connections[alias]
+    executor = MigrationExecutor(connection, tracker)
+    target = (app, executor.loader.get_migration_by_prefix(app, name).name)
+    if target in executor.loader.applied_migrations:
+        tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1], reason="already applied")
+        return
+    plan = [(m, backwards) for m, backwards in executor.migration_plan([target]) if m.app_label == app]
+    others = [(m.app_label, m.name) for m, _ in executor.migration_plan([target]) if m.app_label != app]
+    if others:  # the app's dependencies elsewhere are applied for real, first
+        executor.migrate(others)
+        executor = MigrationExecutor(connection, tracker)
+    if if_tables_exist:
+        tables = []
+        for migration, _ in plan:
+            state = executor.loader.project_state((migration.app_label, migration.name), at_end=True)
+            for operation in migration.operations:
+                if type(operation).__name__ == "CreateModel":
+                    model = state.apps.get_model(migration.app_label, operation.name)
+                    if router.allow_migrate_model(alias, model):
+                        tables.append(model._meta.db_table)
+        with connection.cursor() as cursor:
+            existing = set(connection.introspection.table_names(cursor))
+        missing = [t for t in tables if t not in existing]
+        if missing and len(missing) < len(tables):
+            raise Failure("fake", f"faking {app} up to {target[1]} needs all of its tables, or none:"
+                          f" {', '.join(t for t in tables if t in existing)} exist but {', '.join(missing)}"
+                          " do not", alias=alias, app=app, migration=target[1])
+        if missing:
+            tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1],
+                                reason=f"its tables do not exist ({', '.join(missing)}): applied for real")
+            return
+    executor.migrate([target], plan=plan, fake=True)
+
+
+def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
+    """What `migrate --database=ALIAS` does, for the apps routed to it (no prompts, no syncdb)."""
+    from importlib import import_module
+
+    from django.apps import apps as registry
+    from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.state import ModelState
+    from django.utils.module_loading import module_has_submodule
+
+    for config in registry.get_app_configs():  # as migrate does: management modules connect signals
+        if module_has_submodule(config.module, "management"):
+            import_module(".management", config.name)
+    connection = connections[alias]
+    connection.prepare_database()
+    executor = MigrationExecutor(connection, tracker)
+    executor.loader.check_consistent_history(connection)
+    targets = [leaf for leaf in executor.loader.graph.leaf_nodes() if leaf[0] in apps]
+    plan = executor.migration_plan(targets)
+    pre_state = executor._create_project_state(with_applied_migrations=True)
+    emit_pre_migrate_signal(0, False, alias, apps=pre_state.apps, plan=plan)
+    post_state = executor.migrate(targets, plan=plan, state=pre_state.clone())
+    post_state.clear_delayed_apps_cache()
+    post_apps = post_state.apps
+    with post_apps.bulk_update():  # the real models for post_migrate handlers, as migrate does
+        keys = []
+        for model_state in post_apps.real_models:
+            keys.append((model_state.app_label, model_state.name_lower))
+            post_apps.unregister_model(*keys[-1])
+    post_apps.render_multiple([ModelState.from_model(registry.get_model(*key)) for key in keys])
+    emit_post_migrate_signal(0, False, alias, apps=post_apps, plan=plan)
+    return tracker.applied
+
+
+def main() -> int:
+    sys.path[0] = os.getcwd()  # the project, not sidecar's own folder (its modules would shadow the project's)
+    events = Events(int(os.environ["SIDECAR_EVENTS_FD"]))
+    request = json.loads(sys.stdin.read())
+    try:
+        setup(request["settings"], events)
+        {"inspect": inspect, "migrate": migrate}[sys.argv[1]](request, events)
+    except Failure as failure:
+        events.send("error", kind=failure.kind, message=failure.message, **failure.where)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
