@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import time
 import traceback
@@ -217,8 +218,10 @@ def fake(alias: str, app: str, name: str, if_tables_exist: bool, tracker: Tracke
             for operation in migration.operations:
                 if type(operation).__name__ == "CreateModel":
                     model = state.apps.get_model(migration.app_label, operation.name)
-                    if router.allow_migrate_model(alias, model):
+                    if router.allow_migrate_model(alias, model):  # its table, and its many-to-many tables
                         tables.append(model._meta.db_table)
+                        tables += [f.remote_field.through._meta.db_table for f in model._meta.local_many_to_many
+                                   if f.remote_field.through._meta.auto_created]
         with connection.cursor() as cursor:
             existing = set(connection.introspection.table_names(cursor))
         missing = [t for t in tables if t not in existing]
@@ -268,16 +271,38 @@ def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
     return tracker.applied
 
 
+def cancel_on_sigterm() -> None:
+    """SIGTERM (sidecar stopping) cancels the running statement, so the server rolls it back now.
+
+    A process that just dies leaves its statement running on the server until
+    it next writes to the client. psycopg2 blocks in libpq unless a wait callback
+    lets Python run the handler; wait_select then cancels on KeyboardInterrupt.
+    """
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    try:
+        import psycopg2.extensions
+        import psycopg2.extras
+    except ImportError:  # psycopg (3) cancels on KeyboardInterrupt by itself
+        return
+    psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+
+
 def main() -> int:
     sys.path[0] = os.getcwd()  # the project, not sidecar's own folder (its modules would shadow the project's)
     events = Events(int(os.environ["SIDECAR_EVENTS_FD"]))
     request = json.loads(sys.stdin.read())
+    cancel_on_sigterm()
     try:
         setup(request["settings"], events)
         {"inspect": inspect, "migrate": migrate}[sys.argv[1]](request, events)
     except Failure as failure:
         events.send("error", kind=failure.kind, message=failure.message, **failure.where)
         return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGTERM
     return 0
 
 

@@ -1,0 +1,320 @@
+"""The Django step on the example project against a real server: coverage, fakes, status, bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+import time
+
+from tests.integration.conftest import Project, wait_for
+from tests.integration.test_django_example import django_project, environment, manage, tables
+from tests.pgserver import PASSWORD
+
+__all__ = ["django_project"]  # the fixture, shared with the example's tests
+
+SEED_STACK_PLAN = """
+    # The seed's stack as its entrypoint saw it: one database.
+    [databases.default]
+    url = "postgresql://${DB_USER}@${DB_HOST}:${DB_PORT}/${DEFAULT_DB}"
+    password = "${DB_PASSWORD}"
+    create = true
+
+    [[steps]]
+    django = "epsm.settings"
+    python = "${PYTHON}"
+    """
+
+NEW_MIGRATION = """
+    from django.db import migrations
+
+
+    class Migration(migrations.Migration):
+        dependencies = [("simulation", "0006_gwp_cost")]
+        operations = [
+            migrations.RunSQL(%r, hints={"model_name": "simulationresult"}),
+        ]
+    """
+
+
+def with_settings(project: Project, module: str, body: str) -> None:
+    """A settings module epsm.<module>: the example's settings, then `body`."""
+    project.write(f"epsm/{module}.py", "from epsm.settings import *  # noqa: F403\n" + textwrap.dedent(body))
+    plan = project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('django = "epsm.settings"', f'django = "epsm.{module}"'))
+
+
+def add_results_migration(project: Project, sql: str) -> None:
+    """simulation 0007: `sql`, run only where the router puts simulation results (results_db)."""
+    project.write("simulation/migrations/0007_results_sql.py", NEW_MIGRATION % sql)
+
+
+def django_rows(project: Project, key: str) -> list[tuple[object, ...]]:
+    return project.query(key, "SELECT app, name FROM django_migrations ORDER BY id")
+
+
+def test_each_migration_is_one_event_as_it_happens_with_alias_app_duration_and_fake(django_project: Project) -> None:
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 0, result.out
+    events = [e for e in result.events() if str(e["event"]).startswith("django.migration.")]
+    results_db = [(e["event"], e["app"], str(e["migration"])[:4]) for e in events if e["alias"] == "results_db"]
+    assert results_db == [("django.migration.faked", "simulation", n) for n in ("0001", "0002", "0003")] + [
+        ("django.migration.applied", "simulation", n) for n in ("0004", "0005", "0006")]
+    assert {e["database"] for e in events if e["alias"] == "materials_db"} == {"materials"}
+    assert all(isinstance(e["duration_ms"], int) for e in events)
+    # Streamed, not printed at the end: each event was logged before the child finished.
+    finished = next(e["timestamp"] for e in result.events()
+                    if e["event"] == "command.finished" and e["step"] == "django")
+    assert all(str(e["timestamp"]) < str(finished) for e in events)
+    # One child for all aliases (plus the inspection before anything ran): Django started twice.
+    assert len(result.event("command.started")) == 1
+    assert [e["alias"] for e in result.event("django.alias.migrated")] == ["default", "materials_db", "results_db"]
+    ready = result.event("sidecar.ready")[0]
+    assert ready["applied"] == 24 and ready["baselined"] == 3
+
+
+def test_the_seed_stack_plan_with_default_alone_is_invalid_and_touches_nothing(django_project: Project) -> None:
+    django_project.plan(SEED_STACK_PLAN)
+    env = environment(django_project)
+    for command in (("validate",), ("run", "--once")):
+        result = django_project.run(*command, **env)
+        assert result.code == 2, result.out
+        problems = " ".join(str(e.get("reason", e.get("error"))) for e in result.events())
+        assert "alias 'materials_db'" in problems and "alias 'results_db'" in problems
+        assert "migrated by nobody" in problems and "exclude" in problems
+    assert not django_project.database_exists("default")
+    # Saying so on purpose is allowed: the other aliases are someone else's.
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text() + 'exclude = ["materials_db", "results_db"]\n')
+    assert django_project.run("validate", **env).code == 0
+    ran = django_project.run("run", "--once", **env)
+    assert ran.code == 0, ran.out
+    assert {e["alias"] for e in ran.event("django.alias.migrated")} == {"default"}
+
+
+def test_names_that_are_not_in_databases_or_point_at_the_wrong_database_are_errors(django_project: Project) -> None:
+    plan = django_project.root / "sidecar.toml"
+    text = plan.read_text()
+    plan.write_text(text.replace('materials_db = "materials", results_db = "results"',
+                                 'materials_db = "results", results_db = "materials", reports = "default"')
+                    .replace('alias = "results_db"', 'alias = "results"')
+                    .replace('django = "epsm.settings"', 'django = "epsm.settings"\nexclude = ["legacy"]'))
+    result = django_project.run("validate", **environment(django_project))
+    assert result.code == 2, result.out
+    problems = "\n".join(str(e["reason"]) for e in result.event("plan.problem"))
+    for name in ("reports", "results", "legacy"):
+        assert f"alias {name!r} is not in the project's DATABASES" in problems
+    assert re.search(r"alias 'materials_db' is database 't\d+_materials' in DATABASES, but plan database"
+                     r" 'results' is 't\d+_results'", problems), problems
+
+
+def test_a_second_run_never_fakes_again_and_a_new_migration_is_applied_alone(django_project: Project) -> None:
+    env = environment(django_project)
+    assert django_project.run("run", "--once", **env).code == 0
+    before = django_rows(django_project, "results")
+    add_results_migration(django_project, "CREATE TABLE results_notes (id int)")
+    again = django_project.run("run", "--once", **env)
+    assert again.code == 0, again.out
+    applied = [(e["alias"], e["migration"]) for e in again.event("django.migration.applied")]
+    assert applied == [("default", "0007_results_sql"), ("results_db", "0007_results_sql")]
+    assert not again.event("django.migration.faked")
+    assert [(e["alias"], e["reason"]) for e in again.event("django.fake.skipped")] == [
+        ("results_db", "already applied")]
+    assert django_rows(django_project, "results") == [*before, ("simulation", "0007_results_sql")]
+    assert "results_notes" in tables(django_project, "results")
+    assert "results_notes" not in tables(django_project, "default")
+
+
+def test_a_fake_with_if_tables_exist_fakes_only_what_is_there(django_project: Project) -> None:
+    """Adopting databases an older deployment made: fake when the tables exist, apply when none do."""
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('to = "0003"', 'to = "0003"\n\n[[steps.fake]]\nalias = "materials_db"'
+                                             '\napp = "materials"\nto = "0001"\nif_tables_exist = true'))
+    env = environment(django_project)
+    fresh = django_project.run("run", "--once", **env)  # no materials tables: applied for real
+    assert fresh.code == 0, fresh.out
+    assert [e["reason"][:28] for e in fresh.event("django.fake.skipped")] == ["its tables do not exist (mat"]
+    assert ("materials_db", "0001_initial") in [(e["alias"], e["migration"])
+                                                for e in fresh.event("django.migration.applied")]
+    # An older deployment's database: the tables exist, django_migrations does not know them.
+    django_project.query("materials", "DELETE FROM django_migrations WHERE app = 'materials'")
+    adopted = django_project.run("run", "--once", **env)
+    assert adopted.code == 0, adopted.out
+    assert [(e["alias"], e["migration"]) for e in adopted.event("django.migration.faked")] == [
+        ("materials_db", "0001_initial")]
+    # Half there is neither: say which tables are missing, change nothing.
+    django_project.query("materials", "DELETE FROM django_migrations WHERE app = 'materials'")
+    django_project.query("materials", "DROP TABLE construction_materials")
+    half = django_project.run("run", "--once", **env)
+    assert half.code == 4, half.out
+    assert "construction_materials do not" in str(half.last["error"])
+    assert not django_project.query("materials", "SELECT 1 FROM django_migrations WHERE app = 'materials'")
+
+
+def test_status_and_json_show_applied_and_pending_per_alias_and_app(django_project: Project) -> None:
+    env = environment(django_project)
+    assert django_project.run("run", "--once", **env).code == 0
+    add_results_migration(django_project, "CREATE TABLE results_notes (id int)")
+    status = django_project.run("status", **env)
+    assert status.code == 1, status.out
+    assert "results_db / simulation (results): 6 applied, 1 pending" in status.out
+    assert "materials_db / materials (materials): 1 applied, 0 pending" in status.out
+    assert "results: pending Django simulation 0007_results_sql (alias 'results_db')" in status.out
+    done = subprocess.run([sys.executable, "-m", "sidecar", "status", "--json"], cwd=django_project.root,
+                          env=django_project.env(**env), capture_output=True, text=True, check=False)
+    report = json.loads(done.stdout)
+    results = next(d for d in report["databases"] if d["database"] == "results")
+    assert {"alias": "results_db", "app": "simulation", "applied": 6, "pending": ["0007_results_sql"]} \
+        in results["django"]
+    assert report["healthy"] is False
+    plan = django_project.run("plan", **env)
+    assert plan.code == 1 and "apply results_db: simulation.0007_results_sql" in plan.out, plan.out
+
+
+def test_verification_fails_when_an_alias_has_unapplied_migrations(django_project: Project) -> None:
+    """Something after the Django step takes a migration back: exit 5 naming alias and migration."""
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace("# What check-database-health.sh", textwrap.dedent("""
+        [[steps]]
+        name = "an operator's mistake"
+        database = "results"
+        command = ["${PYTHON}", "-c", "import os, psycopg2; c = psycopg2.connect(os.environ['DATABASE_URL']); c.autocommit = True; c.cursor().execute(\\"DELETE FROM django_migrations WHERE name = '0006_gwp_cost'\\")"]
+
+        # What check-database-health.sh""")))
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 5, result.out
+    failed = result.event("verify.failed")
+    assert [(e["database"], e["check"]) for e in failed] == [("results", "django results_db")]
+    assert "simulation.0006_gwp_cost" in str(failed[0]["reason"])
+
+
+def test_serving_turns_unhealthy_when_a_migration_is_unapplied_without_starting_django(
+        django_project: Project) -> None:
+    env = environment(django_project)
+    process = django_project.start("run", **env)
+    try:
+        wait_for(django_project.is_healthy, timeout=60)
+        django_project.query("materials", "DELETE FROM django_migrations WHERE app = 'materials'")
+        wait_for(lambda: json.loads(django_project.health.read_text())["status"] == "unhealthy", timeout=30)
+        reason = json.loads(django_project.health.read_text())["reason"]
+        assert "materials: django materials_db (pending: materials.0001_initial)" in reason
+    finally:
+        result, _ = django_project.stop(process)
+    assert len([e for e in result.events() if e["event"] == "command.started"]) == 1  # the one migrate child
+
+
+def test_the_sidecar_process_never_imports_django(django_project: Project) -> None:
+    """Django runs in the child: the sidecar's own imports (-X importtime) have no django in them."""
+    env = django_project.env(**environment(django_project))
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "sidecar", "run", "--once"],
+                          cwd=django_project.root, env=env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "django.migration.applied" in done.stdout
+    imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
+    assert "sidecar.service" in imported
+    assert not [name for name in imported if name.split(".")[0] == "django"]
+
+
+# -- bad input: each its own error naming alias, app or migration, and the right exit code ----------
+
+
+def test_a_settings_module_that_does_not_import_is_exit_2_naming_it(django_project: Project) -> None:
+    with_settings(django_project, "broken", "import epsm.no_such_module\n")
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 2, result.out
+    assert "settings module 'epsm.broken' does not load: ModuleNotFoundError" in str(result.last["error"])
+    assert any("No module named 'epsm.no_such_module'" in str(e.get("output")) for e in result.events())
+    assert not django_project.database_exists("default")
+
+
+def test_a_router_that_raises_is_exit_2_naming_alias_and_app(django_project: Project) -> None:
+    with_settings(django_project, "bad_router", """
+        from epsm.routers import DatabaseRouter
+
+        class Raising(DatabaseRouter):
+            def allow_migrate(self, db, app_label, model_name=None, **hints):
+                if db == "results_db":
+                    raise RuntimeError("no results today")
+                return super().allow_migrate(db, app_label, model_name, **hints)
+
+        DATABASE_ROUTERS = [Raising()]
+        """)
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 2, result.out
+    assert re.search(r"alias 'results_db', app '\w+'\): the database router raised RuntimeError: no results today",
+                     str(result.last["error"])), result.last
+    assert not django_project.database_exists("default")
+
+
+def test_two_leaf_migrations_in_an_app_are_exit_2_naming_the_app(django_project: Project) -> None:
+    for name in ("0002_a", "0002_b"):
+        django_project.write(f"materials/migrations/{name}.py", """
+            from django.db import migrations
+
+            class Migration(migrations.Migration):
+                dependencies = [("materials", "0001_initial")]
+            """)
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 2, result.out
+    assert ("conflicting migrations in app 'materials': 0002_a, 0002_b are both leaf nodes"
+            in str(result.last["error"]))
+    assert not django_project.database_exists("default")
+
+
+def test_a_migration_that_fails_on_one_alias_stops_there_and_a_rerun_finishes(django_project: Project) -> None:
+    env = environment(django_project)
+    add_results_migration(django_project, "SELECT 1/0")
+    failed = django_project.run("run", "--once", **env)
+    assert failed.code == 4, failed.out
+    error = str(failed.last["error"])
+    assert "(alias 'results_db', app 'simulation', migration '0007_results_sql')" in error
+    assert "division by zero" in error and failed.last["database"] == "results"
+    # default and materials_db are migrated; results_db stopped before 0007, with 0001-0006 in place.
+    assert django_project.query("default", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
+    assert not django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
+    add_results_migration(django_project, "SELECT 1")
+    fixed = django_project.run("run", "--once", **env)
+    assert fixed.code == 0, fixed.out
+    assert [(e["alias"], e["migration"]) for e in fixed.event("django.migration.applied")] == [
+        ("results_db", "0007_results_sql")]
+
+
+def test_a_wrong_password_on_one_alias_is_exit_3_before_any_alias_changes(django_project: Project) -> None:
+    with_settings(django_project, "wrong_password", """
+        DATABASES["results_db"] = {**DATABASES["results_db"], "PASSWORD": "not-the-" + DATABASES["results_db"]["PASSWORD"]}
+        """)
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 3, result.out
+    assert "(alias 'results_db'): cannot connect" in str(result.last["error"])
+    assert "password authentication failed" in str(result.last["error"])
+    assert not django_project.query("default", "SELECT to_regclass('django_migrations')")[0][0]
+    assert "not-the-" not in result.out and PASSWORD not in result.out
+
+
+def test_a_step_without_python_or_with_a_bad_settings_name_says_so(django_project: Project) -> None:
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('django = "epsm.settings"', 'django = "epsm/settings.py"')
+                    .replace('python = "${PYTHON:-python}"', 'python = "/nonexistent/python"'))
+    result = django_project.run("validate", **environment(django_project))
+    assert result.code == 2, result.out
+    assert "steps[1].django: expected the settings module" in str(result.last["error"])
+    plan.write_text(plan.read_text().replace('django = "epsm/settings.py"', 'django = "epsm.settings"'))
+    result = django_project.run("validate", **environment(django_project))
+    assert result.code == 2, result.out
+    assert "cannot inspect the Django project" in str(result.last["error"])
+    assert "'/nonexistent/python'" in str(result.last["error"])
+
+
+def test_interrupting_the_django_step_stops_its_child(django_project: Project) -> None:
+    add_results_migration(django_project, "SELECT pg_sleep(30)")
+    process = django_project.start("run", "--once", **environment(django_project))
+    wait_for(lambda: django_project.running("pg_sleep(30)"), timeout=60)
+    result, took = django_project.stop(process)
+    assert result.code == 143, result.out
+    assert took < 5
+    time.sleep(0.5)
+    assert not django_project.running("pg_sleep(30)")
+    assert not django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
+    assert manage(django_project, "showmigrations", "simulation", "--database=results_db").returncode == 0
