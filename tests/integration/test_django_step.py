@@ -175,12 +175,19 @@ def test_status_and_json_show_applied_and_pending_per_alias_and_app(django_proje
 
 def test_verification_fails_when_an_alias_has_unapplied_migrations(django_project: Project) -> None:
     """Something after the Django step takes a migration back: exit 5 naming alias and migration."""
+    django_project.write("unapply.py", """
+        import os
+        import psycopg2
+
+        with psycopg2.connect(os.environ["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute("DELETE FROM django_migrations WHERE name = '0006_gwp_cost'")
+        """)
     plan = django_project.root / "sidecar.toml"
     plan.write_text(plan.read_text().replace("# What check-database-health.sh", textwrap.dedent("""
         [[steps]]
         name = "an operator's mistake"
         database = "results"
-        command = ["${PYTHON}", "-c", "import os, psycopg2; c = psycopg2.connect(os.environ['DATABASE_URL']); c.autocommit = True; c.cursor().execute(\\"DELETE FROM django_migrations WHERE name = '0006_gwp_cost'\\")"]
+        command = ["${PYTHON}", "unapply.py"]
 
         # What check-database-health.sh""")))
     result = django_project.run("run", "--once", **environment(django_project))
@@ -283,7 +290,8 @@ def test_a_migration_that_fails_on_one_alias_stops_there_and_a_rerun_finishes(dj
 
 def test_a_wrong_password_on_one_alias_is_exit_3_before_any_alias_changes(django_project: Project) -> None:
     with_settings(django_project, "wrong_password", """
-        DATABASES["results_db"] = {**DATABASES["results_db"], "PASSWORD": "not-the-" + DATABASES["results_db"]["PASSWORD"]}
+        results = DATABASES["results_db"]
+        DATABASES["results_db"] = {**results, "PASSWORD": "not-the-" + results["PASSWORD"]}
         """)
     result = django_project.run("run", "--once", **environment(django_project))
     assert result.code == 3, result.out
