@@ -1,4 +1,4 @@
-"""The Django example under Compose: manage.py steps in the migrator, the Django backend after it."""
+"""The Django example under Compose: the Django step in the migrator, the Django backend after it."""
 
 from __future__ import annotations
 
@@ -16,9 +16,14 @@ def test_django_stack_comes_up_and_its_first_results_query_succeeds(make_stack: 
     wait_for(lambda: "first query" in stack.logs("backend"), timeout=60)
     assert "backend: first query ok: simulation_results has 0 rows" in stack.logs("backend"), stack.explain()
     log = stack.logs("migrator")
-    assert "Applying simulation.0004_create_results_tables... OK" in log
-    assert log.count("step.finished") == 4 and "sidecar.ready" in log
+    applied = [line for line in log.splitlines() if "django.migration.applied" in line]
+    assert any("alias=results_db" in line and "migration=0004_create_results_tables" in line for line in applied), log
+    assert log.count("step.finished") == 1 and "sidecar.ready" in log
     assert DEV_PASSWORD not in log
+    status = stack.compose("exec", "-T", "migrator", "sidecar", "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "results_db / simulation (results): 6 applied, 0 pending" in status.stdout
+    assert DEV_PASSWORD not in status.stdout + status.stderr
     result = stack.container("db").exec_run(
         ["psql", "-U", "epsm", "-d", "epsm_results", "-Atc", "SELECT count(*) FROM pg_tables WHERE tablename IN"
          " ('simulation_results', 'hourly_timeseries', 'zone_results', 'energy_use', 'simulation_runs')"])
