@@ -288,7 +288,7 @@ def main() -> int:
     parser.add_argument("--compose-runs", type=int, default=10, help="fresh stacks per Compose and variant")
     parser.add_argument("--only", action="append", default=[], metavar="SECTION",
                         help="run only these sections: cold, grouped, noop, wait, probe, probe_cpu, serve, image,"
-                             " compose, live (repeat for several)")
+                             " compose, live, django (repeat for several)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
@@ -327,6 +327,14 @@ def main() -> int:
             raw["compose"] = compose_latency([shlex.split(c) for c in args.compose or ["docker compose"]],
                                              args.compose_runs)
             sections.append(f"### {title}\n\n" + render(raw["compose"], args.compose_runs))
+        if not args.only or "django" in args.only:
+            from bench.django import django_ready
+            from bench.django import render as render_django
+
+            title = "10. The Django example: start -> ready, the seed's entrypoint script, command steps, Django step"
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw["django"] = django_ready(bench, args.runs)
+            sections.append(f"### {title}\n\n" + render_django(raw["django"]))
         if not args.only or "live" in args.only:
             from bench.live import BLOCKER_S, CLIENTS, live_migration
             from bench.live import render as render_live

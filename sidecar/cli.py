@@ -15,7 +15,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the prob
 if TYPE_CHECKING:
     import argparse
 
+    from . import django_step
     from .errors import SidecarError
+    from .model import Plan
     from .settings import Settings
 
 
@@ -150,11 +152,18 @@ def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from . import db, django_step
+    from . import django_step
     from .plan import load_plan
+
+    with django_step.prepared(load_plan(args.plan or settings.plan)) as (plan, django):  # touches no database
+        return _dispatch_prepared(args, settings, plan, django)
+
+
+def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
+                       django: dict[str, django_step.Session]) -> int:
+    from . import db
     from .redact import redact
 
-    plan = django_step.inspect(load_plan(args.plan or settings.plan))  # before any database is touched
     if plan.lint is not None and args.command in ("run", "validate"):
         from . import lint
 
@@ -184,5 +193,5 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return WORK_PENDING if found.pending else 0
         from . import service
 
-        service.run(plan, args.health_file or settings.health_file, once=args.once)
+        service.run(plan, args.health_file or settings.health_file, once=args.once, django=django)
         return 0

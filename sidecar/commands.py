@@ -1,4 +1,4 @@
-"""Run a command step: argv without a shell, output streamed line by line into the log."""
+"""Run a step's program: argv without a shell, output streamed line by line into the log."""
 
 from __future__ import annotations
 
@@ -30,66 +30,93 @@ def run_command(
     timeout: float,
     step: str,
     database: str,
-    request: bytes | None = None,
-    on_event: Callable[[dict[str, Any]], None] | None = None,
-    quiet: bool = False,
 ) -> None:
-    """Run `argv` to completion; StepError on a non-zero exit, a timeout or a missing program.
+    """Run `argv` to completion; StepError on a non-zero exit, a timeout or a missing program."""
+    Child(argv, env=env, cwd=cwd, step=step, database=database).finish(timeout)
 
-    The child gets its own process group so that a timeout or our own
-    interruption ends everything it started, not just the first process.
-    `request` is written to its stdin. With `on_event`, the child also gets a
-    pipe whose descriptor is in SIDECAR_EVENTS_FD; each JSON line it writes
-    there is passed to `on_event` as it arrives. `quiet`: its start and end
-    are debug lines (its output and failure are not).
+
+class Child:
+    """A program started for a step: its output streamed into the log line by line, tagged with the step.
+
+    It gets its own process group so that a timeout or our own interruption
+    ends everything it started, not just the first process. With `on_event`,
+    it also gets a pipe whose descriptor is in SIDECAR_EVENTS_FD: each JSON line
+    written there is passed to `on_event` as it arrives, and `send` writes to
+    its stdin. `quiet`: its start and end are debug lines (never its output).
     """
-    started = time.monotonic()
-    announce = log.debug if quiet else log.info
-    announce("command.started", step=step, database=database, argv=list(argv))
-    events_read, events_write = os.pipe() if on_event else (-1, -1)
-    env = {**env, "SIDECAR_EVENTS_FD": str(events_write)} if on_event else dict(env)
-    try:
-        process = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL if request is None else subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-            pass_fds=(events_write,) if on_event else ())
-    except OSError as exc:
+
+    def __init__(self, argv: tuple[str, ...], *, env: Mapping[str, str], cwd: Path, step: str, database: str,
+                 on_event: Callable[[dict[str, Any]], None] | None = None, quiet: bool = False) -> None:
+        self.argv, self.step, self.database = argv, step, database
+        self.started = time.monotonic()
+        self.announce = log.debug if quiet else log.info
+        self.announce("command.started", step=step, database=database, argv=list(argv))
+        events_read, events_write = os.pipe() if on_event else (-1, -1)
+        env = {**env, "SIDECAR_EVENTS_FD": str(events_write)} if on_event else dict(env)
+        try:
+            self.process = subprocess.Popen(
+                argv, cwd=cwd, env=env, stdin=subprocess.PIPE if on_event else subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+                pass_fds=(events_write,) if on_event else ())
+        except OSError as exc:
+            if on_event:
+                os.close(events_read)
+            raise StepError(f"step {step!r} on database {database!r}: cannot start {argv[0]!r}: {exc.strerror}",
+                            hint="is the program installed in this image and on PATH?", database=database) from exc
+        finally:
+            if on_event:
+                os.close(events_write)  # the child's copy is the only writer: its exit ends our reading
+        self.readers = [threading.Thread(target=_stream, args=(self.process, step), daemon=True)]
         if on_event:
-            os.close(events_read)
-        raise StepError(f"step {step!r} on database {database!r}: cannot start {argv[0]!r}: {exc.strerror}",
-                        hint="is the program installed in this image and on PATH?", database=database) from exc
-    finally:
-        if on_event:
-            os.close(events_write)  # the child's copy is the only writer: its exit ends our reading
-    readers = [threading.Thread(target=_stream, args=(process, step), daemon=True)]
-    if on_event:
-        readers.append(threading.Thread(target=_events, args=(events_read, on_event), daemon=True))
-    try:  # from here on, a signal takes the command down with us (starting the reader takes a while)
-        for reader in readers:
-            reader.start()
-        if request is not None:
-            assert process.stdin is not None
-            with contextlib.suppress(BrokenPipeError):  # it exited early: its output and code say why
-                process.stdin.write(request)
-                process.stdin.close()
-        code = process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _terminate(process, TIMEOUT_GRACE)
-        for reader in readers:
-            reader.join(1)
-        raise StepError(f"step {step!r} on database {database!r}: {argv[0]} did not finish within"
-                        f" {timeout:g}s and was stopped", hint="raise the step's timeout if it needs longer",
-                        database=database) from None
-    except BaseException:  # interrupted by a signal: take the children down with us
-        _terminate(process, INTERRUPT_GRACE)
-        raise
-    for reader in readers:
-        reader.join(5)  # a daemon it left behind may hold the pipe open; do not wait on it
-    duration_ms = round((time.monotonic() - started) * 1000)
-    if code != 0:
-        raise StepError(f"step {step!r} on database {database!r}: {argv[0]} exited with code {code}",
-                        hint=f"its output is above, tagged step={step!r}", database=database)
-    announce("command.finished", step=step, database=database, duration_ms=duration_ms)
+            self.readers.append(threading.Thread(target=_events, args=(events_read, on_event), daemon=True))
+        try:  # from here on, a signal takes the program down with us (starting a reader takes a while)
+            for reader in self.readers:
+                reader.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def send(self, data: bytes, *, last: bool = False) -> None:
+        """Write to its stdin (`last`: and close it); a program that has exited is not an error here."""
+        stdin = self.process.stdin
+        assert stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it exited early: its output and code say why
+            stdin.write(data)
+            stdin.flush()
+            if last:
+                stdin.close()
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def finish(self, timeout: float) -> None:
+        """Wait for it to exit; StepError on a non-zero exit or a timeout (it is stopped then)."""
+        step, database = self.step, self.database
+        try:
+            if self.process.stdin is not None and not self.process.stdin.closed:
+                self.send(b"", last=True)
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _terminate(self.process, TIMEOUT_GRACE)
+            for reader in self.readers:
+                reader.join(1)
+            raise StepError(f"step {step!r} on database {database!r}: {self.argv[0]} did not finish within"
+                            f" {timeout:g}s and was stopped", hint="raise the step's timeout if it needs longer",
+                            database=database) from None
+        except BaseException:  # interrupted by a signal: take the children down with us
+            self.stop()
+            raise
+        for reader in self.readers:
+            reader.join(5)  # a daemon it left behind may hold the pipe open; do not wait on it
+        if code != 0:
+            raise StepError(f"step {step!r} on database {database!r}: {self.argv[0]} exited with code {code}",
+                            hint=f"its output is above, tagged step={step!r}", database=database)
+        self.announce("command.finished", step=step, database=database,
+                      duration_ms=round((time.monotonic() - self.started) * 1000))
+
+    def stop(self) -> None:
+        """End it and everything it started, now (we are stopping)."""
+        _terminate(self.process, INTERRUPT_GRACE)
 
 
 def step_environment(env: Mapping[str, str], step: str, guard: Guard | None) -> dict[str, str]:

@@ -1,19 +1,21 @@
 """The Django step's child process: Django loaded once, every alias migrated, events as JSON lines.
 
-Run by path with the project's own Python (`python .../django_child.py MODE`),
+Run by path with the project's own Python (`python .../django_child.py`),
 so it needs Django and the standard library only, never sidecar: the
-sidecar process stays lean and the project keeps its own environment. The
-request comes as JSON on stdin; events and the result go as JSON lines to
-the file descriptor in SIDECAR_EVENTS_FD, so whatever the project prints
-stays on stdout and stderr (streamed into the log by sidecar).
+sidecar process stays lean and the project keeps its own environment.
+Requests come as JSON lines on stdin; events go as JSON lines to the file
+descriptor in SIDECAR_EVENTS_FD, so whatever the project prints stays on
+stdout and stderr (streamed into the log by sidecar). Django starts once:
 
-Modes:
-- inspect: import the settings, load the migration graph (no database
-  connection) and report each alias's apps and the migrations it should
-  have; conflicts and a router that raises are reported here.
-- migrate: connect every alias first (a wrong password fails before any
-  alias changes), then per alias in the order given: the declared fakes
-  still needed, then every migration of its apps, each one an event.
+1. the first request names the settings: import them, load the migration
+   graph (no database connection) and report each alias's apps and the
+   migrations it should have; conflicts and a router that raises are
+   reported here, before sidecar touches any database;
+2. an optional second request, sent once sidecar holds the plan lock:
+   connect every alias first (a wrong password fails before any alias
+   changes), then per alias in the order given: the declared fakes still
+   needed, then every migration of its apps, each one an event. End of
+   input instead: nothing to migrate, exit.
 
 Every error is one `error` event naming kind, alias, app and migration.
 Passwords from DATABASES are masked in everything this process writes.
@@ -293,11 +295,14 @@ def cancel_on_sigterm() -> None:
 def main() -> int:
     sys.path[0] = os.getcwd()  # the project, not sidecar's own folder (its modules would shadow the project's)
     events = Events(int(os.environ["SIDECAR_EVENTS_FD"]))
-    request = json.loads(sys.stdin.read())
     cancel_on_sigterm()
     try:
+        request = json.loads(sys.stdin.readline())
         setup(request["settings"], events)
-        {"inspect": inspect, "migrate": migrate}[sys.argv[1]](request, events)
+        inspect(request, events)
+        line = sys.stdin.readline()
+        if line.strip():
+            migrate(json.loads(line), events)
     except Failure as failure:
         events.send("error", kind=failure.kind, message=failure.message, **failure.where)
         return 1

@@ -9,13 +9,17 @@ verification and the serving heartbeat never start Django.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import threading
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .commands import application_name, run_command, step_environment
+from .commands import Child, application_name, step_environment
 from .db import Connection, conninfo
 from .errors import PlanError, SidecarError, StepError, UnavailableError
 from .log import get_logger
@@ -38,24 +42,117 @@ class AppMigrations:
     pending: tuple[str, ...]
 
 
-def inspect(plan: Plan) -> Plan:
-    """`plan` with each Django step's project filled in; PlanError (exit 2) naming every problem."""
-    if not any(isinstance(s, DjangoStep) for s in plan.steps):
-        return plan
-    problems: list[str] = []
-    steps = [replace(s, project=_inspect_step(plan, index, s, problems)) if isinstance(s, DjangoStep) else s
-             for index, s in enumerate(plan.steps, start=1)]
-    if problems:
-        raise PlanError(problems, hint="every alias in DATABASES is migrated by the step, or listed in its"
-                                       " `exclude`; fix the plan or the project and run `sidecar validate`")
-    return replace(plan, steps=tuple(steps))
+class Session:
+    """The Django child of one step: started first, inspected at once, asked to migrate later, or closed."""
+
+    def __init__(self, plan: Plan, step: DjangoStep) -> None:
+        self.plan, self.step = plan, step
+        self.errors: list[dict[str, Any]] = []
+        self.aliases: list[dict[str, Any]] = []  # inspected; then as migrated
+        self.inspected = threading.Event()
+        env = step_environment({**os.environ, **dict(step.env)}, step.name, step.guard)
+        try:
+            self.child = Child((step.python, str(CHILD)), env=env, cwd=step.cwd, step=step.name,
+                               database="all aliases", on_event=self._on_event, quiet=True)
+        except StepError as exc:
+            raise PlanError([f"{plan.path}: step {step.name!r}: python = {step.python!r} does not start:"
+                             f" {exc.__cause__}"], hint="name the Python that has Django and the project's"
+                            " requirements (python = \"${PYTHON:-python}\")") from None
+        self.child.send(json.dumps({"settings": step.settings, "fakes": [[f.app, f.to] for f in step.fakes]})
+                        .encode() + b"\n")
+
+    def inspection(self, timeout: float) -> list[dict[str, Any]]:
+        """What the project says about each alias in DATABASES; PlanError when it cannot say."""
+        deadline = time.monotonic() + timeout
+        while not self.inspected.wait(0.02):
+            if not self.child.running() or time.monotonic() > deadline:
+                self._finish(timeout=0.0 if self.child.running() else 5.0, inspecting=True)
+                raise PlanError([f"{self.plan.path}: step {self.step.name!r}: the Django project was not"
+                                 f" inspected within {timeout:g}s"])
+        if self.errors:
+            self._finish(timeout=5.0, inspecting=True)
+        inspected, self.aliases = self.aliases, []
+        return inspected
+
+    def migrate(self, request: dict[str, Any], progress: Progress, work: Work) -> list[dict[str, Any]]:
+        """Migrate as `request` says; each alias's result, or the error the child reported."""
+        with progress.working(work):
+            self.child.send(json.dumps(request).encode() + b"\n", last=True)
+            self._finish(timeout=self.step.timeout, inspecting=False)
+        return self.aliases
+
+    def close(self) -> None:
+        """Nothing (more) to migrate: end of input makes it exit; a stop does not wait for it."""
+        if self.child.running():
+            self.child.send(b"", last=True)
+            with contextlib.suppress(SidecarError):
+                self._finish(timeout=5.0, inspecting=False)
+
+    def _finish(self, *, timeout: float, inspecting: bool) -> None:
+        try:
+            self.child.finish(timeout)
+        except StepError as exc:
+            if self.errors:
+                raise _error(self.plan, self.step, self.errors[-1], inspecting=inspecting) from None
+            if inspecting:
+                raise PlanError([f"{self.plan.path}: step {self.step.name!r}: cannot inspect the Django project:"
+                                 f" {exc.message}"], hint=exc.hint) from None
+            raise
+        if self.errors:
+            raise _error(self.plan, self.step, self.errors[-1], inspecting=inspecting)
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        kind, step = event.get("event"), self.step
+        if kind == "error":
+            self.errors.append(event)
+            self.inspected.set()
+        elif kind == "inspected":
+            self.aliases = event["aliases"]
+            self.inspected.set()
+        elif kind == "migration.started":
+            log.debug("django.migration.started", step=step.name, **_where(step, event))
+        elif kind == "migration.applied":
+            log.info("django.migration.faked" if event["faked"] else "django.migration.applied", step=step.name,
+                     **_where(step, event), duration_ms=event["duration_ms"])
+        elif kind == "fake.skipped":
+            log.info("django.fake.skipped", step=step.name, **_where(step, event), reason=event["reason"])
+        elif kind == "alias.migrated":
+            self.aliases.append(event)
+            log.info("django.alias.migrated", step=step.name, **_where(step, event), applied=event["applied"],
+                     faked=event["faked"], duration_ms=event["duration_ms"])
 
 
-def _inspect_step(plan: Plan, index: int, step: DjangoStep, problems: list[str]) -> tuple[DjangoAlias, ...]:
+@contextlib.contextmanager
+def prepared(plan: Plan) -> Iterator[tuple[Plan, dict[str, Session]]]:
+    """`plan` with each Django step's project inspected, and the children that will migrate them.
+
+    PlanError (exit 2) naming every problem, before any database is touched.
+    The children stay up (Django loaded) until their step runs, or this ends.
+    """
+    sessions: dict[str, Session] = {}
+    try:
+        for step in plan.steps:  # all started first: they load Django side by side
+            if isinstance(step, DjangoStep):
+                sessions[step.name] = Session(plan, step)
+        problems: list[str] = []
+        steps = [replace(s, project=_project(plan, index, s, sessions[s.name], problems))
+                 if isinstance(s, DjangoStep) else s for index, s in enumerate(plan.steps, start=1)]
+        if problems:
+            raise PlanError(problems, hint="every alias in DATABASES is migrated by the step, or listed in its"
+                                           " `exclude`; fix the plan or the project and run `sidecar validate`")
+        yield replace(plan, steps=tuple(steps)), sessions
+    except BaseException:
+        for session in sessions.values():
+            session.child.stop()
+        raise
+    for session in sessions.values():
+        session.close()
+
+
+def _project(plan: Plan, index: int, step: DjangoStep, session: Session,
+             problems: list[str]) -> tuple[DjangoAlias, ...]:
     key = f"{plan.path}: steps[{index}]"
-    request = {"settings": step.settings, "fakes": [[f.app, f.to] for f in step.fakes]}
-    found = _child(plan, step, "inspect", request, timeout=min(step.timeout, INSPECT_TIMEOUT))
-    inspected = {a["alias"]: a for a in found["aliases"]}
+    inspected = {a["alias"]: a for a in session.inspection(min(step.timeout, INSPECT_TIMEOUT))}
     declared = {d.name: d for d in plan.databases}
     for alias in [a for a, _ in step.aliases] + list(step.exclude) + [f.alias for f in step.fakes]:
         if alias not in inspected:
@@ -104,24 +201,26 @@ def pending(conn: Connection, alias: DjangoAlias) -> list[AppMigrations]:
     return [AppMigrations(alias.alias, app, applied, tuple(todo)) for app, (applied, todo) in by_app.items()]
 
 
-def run(plan: Plan, step: DjangoStep, conns: dict[str, Connection], progress: Progress) -> tuple[int, int]:
-    """Migrate every alias of the step in one child; (applied, faked). Nothing pending: no child at all."""
+def run(step: DjangoStep, conns: dict[str, Connection], progress: Progress, session: Session) -> tuple[int, int]:
+    """Migrate every alias of the step in its child; (applied, faked). Nothing pending: the child just exits."""
     todo = {a.alias: [m for app in pending(conns[a.database], a) for m in app.pending] for a in step.project}
     if not any(todo.values()) and not _fakes_needed(step, conns):
         log.info("step.skipped", step=step.name, database=step.database,
                  reason="no Django migration pending on any alias")
+        session.close()
         return 0, 0
     fakes: dict[str, list[list[Any]]] = {f.alias: [] for f in step.fakes}
     for f in step.fakes:
         fakes[f.alias].append([f.app, f.to, f.if_tables_exist])
-    request = {"settings": step.settings, "aliases": [a.alias for a in step.project],
-               "apps": {a.alias: list(a.apps) for a in step.project}, "fakes": fakes}
+    request = {"aliases": [a.alias for a in step.project], "apps": {a.alias: list(a.apps) for a in step.project},
+               "fakes": fakes}
     first = step.project[0]
-    work = Work(step.name, first.database, f"Django migrations on {', '.join(todo)}",
+    work = Work(step.name, first.database, f"Django migrations on {', '.join(a for a, m in todo.items() if m)}",
                 conninfo(conns[first.database]), application_name=application_name(f"sidecar step {step.name}"))
-    with progress.working(work):
-        found = _child(plan, step, "migrate", request, timeout=step.timeout)
-    return sum(a["applied"] for a in found["aliases"]), sum(a["faked"] for a in found["aliases"])
+    log.info("django.migrate.started", step=step.name, database=step.database,
+             pending=sum(len(m) for m in todo.values()))
+    done = session.migrate(request, progress, work)
+    return sum(a["applied"] for a in done), sum(a["faked"] for a in done)
 
 
 def _fakes_needed(step: DjangoStep, conns: dict[str, Connection]) -> bool:
@@ -142,56 +241,18 @@ def _fakes_needed(step: DjangoStep, conns: dict[str, Connection]) -> bool:
     return False
 
 
-def _child(plan: Plan, step: DjangoStep, mode: str, request: dict[str, Any], *, timeout: float) -> dict[str, Any]:
-    """Run the child in `mode`; its result, or the error it reported, mapped to its exit code."""
-    events: list[dict[str, Any]] = []
-    aliases: list[dict[str, Any]] = []
-
-    def on_event(event: dict[str, Any]) -> None:
-        kind = event.get("event")
-        if kind == "error":
-            events.append(event)
-        elif kind == "inspected":
-            aliases.extend(event["aliases"])
-        elif kind == "migration.started":
-            log.debug("django.migration.started", step=step.name, **_where(step, event))
-        elif kind == "migration.applied":
-            log.info("django.migration.faked" if event["faked"] else "django.migration.applied", step=step.name,
-                     **_where(step, event), duration_ms=event["duration_ms"])
-        elif kind == "fake.skipped":
-            log.info("django.fake.skipped", step=step.name, **_where(step, event), reason=event["reason"])
-        elif kind == "alias.migrated":
-            aliases.append(event)
-            log.info("django.alias.migrated", step=step.name, **_where(step, event), applied=event["applied"],
-                     faked=event["faked"], duration_ms=event["duration_ms"])
-
-    env = step_environment({**os.environ, **dict(step.env)}, step.name, step.guard if mode == "migrate" else None)
-    try:
-        run_command((step.python, str(CHILD), mode), env=env, cwd=step.cwd, timeout=timeout, step=step.name,
-                    database=step.database or "all aliases", request=json.dumps(request).encode(),
-                    on_event=on_event, quiet=mode == "inspect")
-    except StepError as exc:
-        if events:
-            raise _error(plan, step, mode, events[-1]) from None
-        if mode == "inspect":
-            raise PlanError([f"{plan.path}: step {step.name!r}: cannot inspect the Django project:"
-                             f" {exc.message}"], hint=exc.hint) from None
-        raise
-    return {"aliases": aliases}
-
-
 def _where(step: DjangoStep, event: dict[str, Any]) -> dict[str, Any]:
     where = {"alias": event.get("alias"), "database": step.database_for(event["alias"]) if event.get("alias") else None,
              "app": event.get("app"), "migration": event.get("migration")}
     return {k: v for k, v in where.items() if v}
 
 
-def _error(plan: Plan, step: DjangoStep, mode: str, event: dict[str, Any]) -> SidecarError:
+def _error(plan: Plan, step: DjangoStep, event: dict[str, Any], *, inspecting: bool) -> SidecarError:
     where = ", ".join(f"{k} {event[k]!r}" for k in ("alias", "app", "migration") if event.get(k))
     message = f"step {step.name!r}{' (' + where + ')' if where else ''}: {event['message']}"
     database = step.database_for(event["alias"]) if event.get("alias") else ""
     kind = event["kind"]
-    if mode == "inspect" or kind in ("settings", "router", "conflict"):
+    if inspecting or kind in ("settings", "router", "conflict"):
         return PlanError([f"{plan.path}: {message}"], hint=_HINTS.get(kind, ""))
     if kind == "connection":
         return UnavailableError(message, hint="Django's DATABASES settings for this alias do not connect;"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import psycopg2
 
 from . import db, health
+from .django_step import Session
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
@@ -24,8 +25,11 @@ from .wait import wait_for_server
 log = get_logger()
 
 
-def run(plan: Plan, health_path: Path, *, once: bool) -> None:
-    """Run the plan; return after `--once` or when a signal stops serving; raise SidecarError."""
+def run(plan: Plan, health_path: Path, *, once: bool, django: Mapping[str, Session]) -> None:
+    """Run the plan; return after `--once` or when a signal stops serving; raise SidecarError.
+
+    `django`: the children of the plan's Django steps, by step name (django_step.prepared).
+    """
     started = time.time()
     with _signals_raise_interrupted():
         try:
@@ -41,7 +45,7 @@ def run(plan: Plan, health_path: Path, *, once: bool) -> None:
             with Progress(health_path, plan=plan.name, digest=plan.digest,
                           started_at=health.iso(started)) as progress:
                 conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
-                results = _run_locked(plan, conns, progress)
+                results = _run_locked(plan, conns, progress, django)
             fields = {"plan": plan.name, "digest": plan.digest, "started_at": health.iso(started),
                       "ready_at": health.iso(time.time()), "steps": [asdict(r) for r in results]}
             health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
@@ -101,12 +105,13 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
             database=name) from exc
 
 
-def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress) -> list[StepResult]:
+def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
+                django: Mapping[str, Session]) -> list[StepResult]:
     lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
     try:
         db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
         try:
-            results = run_steps(plan, conns, progress)
+            results = run_steps(plan, conns, progress, django)
             verify_plan(plan, conns)
             return results
         finally:

@@ -7,7 +7,7 @@ import itertools
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import psycopg2
@@ -37,7 +37,8 @@ class StepResult:
     duration_ms: int
 
 
-def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> list[StepResult]:
+def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
+              django: Mapping[str, django_step.Session]) -> list[StepResult]:
     """Check every database's history first, then run each step; StepError stops the run."""
     histories: dict[str, dict[history.Ident, history.Applied]] = {}
     for db in plan.databases:
@@ -53,7 +54,7 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress) -> l
             applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database], progress)
         elif isinstance(step, DjangoStep):
             kind = "django"
-            applied, baselined = django_step.run(plan, step, conns, progress)
+            applied, baselined = django_step.run(step, conns, progress, django[step.name])
         else:
             kind = "command"
             _run_command_step(plan, step, conns[step.database], progress)
