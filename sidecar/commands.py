@@ -48,6 +48,7 @@ class Child:
     def __init__(self, argv: tuple[str, ...], *, env: Mapping[str, str], cwd: Path, step: str, database: str,
                  on_event: Callable[[dict[str, Any]], None] | None = None, quiet: bool = False) -> None:
         self.argv, self.step, self.database = argv, step, database
+        self.timed_out = False
         self.started = time.monotonic()
         self.announce = log.debug if quiet else log.info
         self.announce("command.started", step=step, database=database, argv=list(argv))
@@ -97,6 +98,7 @@ class Child:
                 self.send(b"", last=True)
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            self.timed_out = True
             _terminate(self.process, TIMEOUT_GRACE)
             for reader in self.readers:
                 reader.join(1)

@@ -32,6 +32,7 @@ import traceback
 from typing import Any
 
 MASK = "<SECRET>"
+STOPPING = False  # SIGTERM arrived: the error a cancelled statement raises is not the migration's fault
 
 
 class Failure(Exception):
@@ -157,6 +158,8 @@ def migrate(request: dict[str, Any], events: Events) -> None:
         except Failure:
             raise
         except Exception as exc:
+            if STOPPING:
+                raise KeyboardInterrupt from exc
             traceback.print_exc()
             raise Failure("migration", f"{type(exc).__name__}: {str(exc).strip()}", alias=alias,
                           app=tracker.current[0] if tracker.current else None,
@@ -281,6 +284,8 @@ def cancel_on_sigterm() -> None:
     lets Python run the handler; wait_select then cancels on KeyboardInterrupt.
     """
     def interrupt(_signum: int, _frame: object) -> None:
+        global STOPPING
+        STOPPING = True
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)

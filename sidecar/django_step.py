@@ -92,7 +92,7 @@ class Session:
         try:
             self.child.finish(timeout)
         except StepError as exc:
-            if self.errors:
+            if self.errors and not self.child.timed_out:
                 raise _error(self.plan, self.step, self.errors[-1], inspecting=inspecting) from None
             if inspecting:
                 raise PlanError([f"{self.plan.path}: step {self.step.name!r}: cannot inspect the Django project:"
@@ -162,16 +162,16 @@ def _project(plan: Plan, index: int, step: DjangoStep, session: Session,
     for alias, found_alias in inspected.items():
         if alias in step.exclude:
             continue
+        if found_alias["engine"] not in POSTGRESQL_ENGINES:
+            problems.append(f"{key}: alias {alias!r} uses {found_alias['engine']!r}; sidecar migrates"
+                            " PostgreSQL aliases: add it to exclude")
+            continue
         database = step.database_for(alias)
         if database not in declared:
             problems.append(
                 f"{key}: alias {alias!r} of DATABASES (database {found_alias['name']!r}) is migrated by nobody:"
                 f" map it to a plan database (aliases = {{ {alias} = \"NAME\" }}, or declare"
                 f" [databases.{alias}]), or add it to exclude if it is not this plan's to migrate")
-            continue
-        if found_alias["engine"] not in POSTGRESQL_ENGINES:
-            problems.append(f"{key}: alias {alias!r} uses {found_alias['engine']!r}; sidecar migrates"
-                            " PostgreSQL aliases: add it to exclude")
             continue
         dbname = declared[database].conn.dbname
         if found_alias["name"] != dbname:

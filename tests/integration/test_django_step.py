@@ -333,3 +333,67 @@ def test_interrupting_the_django_step_stops_its_child(django_project: Project) -
     assert not django_project.running("pg_sleep(30)")
     assert not django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
     assert manage(django_project, "showmigrations", "simulation", "--database=results_db").returncode == 0
+
+
+def test_an_alias_that_is_not_postgresql_must_be_excluded(django_project: Project) -> None:
+    with_settings(django_project, "with_cache", """
+        DATABASES["cache"] = {"ENGINE": "django.db.backends.sqlite3", "NAME": "cache.sqlite3"}
+        """)
+    env = environment(django_project)
+    result = django_project.run("validate", **env)
+    assert result.code == 2, result.out
+    assert "alias 'cache' uses 'django.db.backends.sqlite3'; sidecar migrates PostgreSQL aliases: add it to" \
+        " exclude" in str(result.last["error"])
+    # A same-named plan database would not make it one either; exclude does.
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('django = "epsm.with_cache"', 'django = "epsm.with_cache"\n'
+                                             'exclude = ["cache"]'))
+    assert django_project.run("validate", **env).code == 0
+
+
+def test_the_child_needs_django_and_not_sidecar(django_project: Project) -> None:
+    """The step's python can be any interpreter with Django: here one that cannot import sidecar."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    wrapper = django_project.write("bare-python", f"""
+        #!/bin/sh
+        PYTHONPATH={site} exec {sys.executable} -S "$@"
+        """)
+    wrapper.chmod(0o755)
+    cannot = subprocess.run([str(wrapper), "-c", "import sidecar"], cwd=django_project.root, capture_output=True,
+                            text=True, check=False)
+    assert "No module named 'sidecar'" in cannot.stderr
+    result = django_project.run("run", "--once", **{**environment(django_project), "PYTHON": str(wrapper)})
+    assert result.code == 0, result.out
+    assert len(result.event("django.migration.applied")) == 24
+
+
+def test_guard_and_env_reach_djangos_sessions_and_timeout_stops_the_step(django_project: Project) -> None:
+    django_project.write("simulation/migrations/0007_report.py", """
+        import os
+
+        from django.db import migrations
+
+
+        def report(apps, schema_editor):
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute("SHOW lock_timeout")
+                print("lock_timeout", cursor.fetchone()[0], "EXTRA", os.environ["EXTRA"], flush=True)
+                cursor.execute("SELECT pg_sleep(%s)", [float(os.environ["SLEEP"])])
+
+
+        class Migration(migrations.Migration):
+            dependencies = [("simulation", "0006_gwp_cost")]
+            operations = [migrations.RunPython(report, hints={"model_name": "simulationresult"})]
+        """)
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('python = "${PYTHON:-python}"', 'python = "${PYTHON:-python}"\n'
+                                             'guard = true\ntimeout = "3s"\nenv = { EXTRA = "from-the-plan" }'))
+    env = environment(django_project)
+    slow = django_project.run("run", "--once", **env, SLEEP="30")
+    assert slow.code == 4, slow.out
+    assert "did not finish within 3s and was stopped" in str(slow.last["error"])
+    time.sleep(0.5)
+    assert not django_project.running("pg_sleep")
+    ok = django_project.run("run", "--once", **env, SLEEP="0")
+    assert ok.code == 0, ok.out
+    assert "lock_timeout 3s EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
