@@ -397,3 +397,22 @@ def test_guard_and_env_reach_djangos_sessions_and_timeout_stops_the_step(django_
     ok = django_project.run("run", "--once", **env, SLEEP="0")
     assert ok.code == 0, ok.out
     assert "lock_timeout 3s EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
+
+
+def test_an_app_without_models_is_migrated_wherever_the_routers_allow_it(django_project: Project) -> None:
+    """No model to route by: allow_migrate(alias, app) decides; the example's router says nothing, so all."""
+    django_project.write("notes/__init__.py", "")
+    django_project.write("notes/migrations/__init__.py", "")
+    django_project.write("notes/migrations/0001_initial.py", """
+        from django.db import migrations
+
+
+        class Migration(migrations.Migration):
+            operations = [migrations.RunSQL("CREATE TABLE notes (id int)")]
+        """)
+    with_settings(django_project, "with_notes", 'INSTALLED_APPS = [*INSTALLED_APPS, "notes"]\n')
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 0, result.out
+    assert {e["alias"] for e in result.event("django.migration.applied") if e["app"] == "notes"} == {
+        "default", "materials_db", "results_db"}
+    assert all("notes" in tables(django_project, key) for key in ("default", "materials", "results"))
