@@ -15,9 +15,9 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the prob
 if TYPE_CHECKING:
     import argparse
 
-    from . import django_step
     from .errors import SidecarError
     from .model import Plan
+    from .session import Session
     from .settings import Settings
 
 
@@ -152,15 +152,15 @@ def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    from . import django_step
+    from . import frameworks
     from .plan import load_plan
 
-    with django_step.prepared(load_plan(args.plan or settings.plan)) as (plan, django):  # touches no database
-        return _dispatch_prepared(args, settings, plan, django)
+    with frameworks.prepared(load_plan(args.plan or settings.plan)) as (plan, children):  # touches no database
+        return _dispatch_prepared(args, settings, plan, children)
 
 
 def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
-                       django: dict[str, django_step.Session]) -> int:
+                       children: dict[str, Session]) -> int:
     from . import db
     from .redact import redact
 
@@ -193,5 +193,5 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
             return WORK_PENDING if found.pending else 0
         from . import service
 
-        service.run(plan, args.health_file or settings.health_file, once=args.once, django=django)
+        service.run(plan, args.health_file or settings.health_file, once=args.once, children=children)
         return 0

@@ -15,7 +15,7 @@ from typing import Any
 
 from .errors import StepError
 from .log import get_logger
-from .model import Guard
+from .model import Guard, Plan
 
 log = get_logger()
 TIMEOUT_GRACE = 5.0  # seconds between SIGTERM and SIGKILL for a command that overran
@@ -119,6 +119,12 @@ class Child:
     def stop(self) -> None:
         """End it and everything it started, now (we are stopping)."""
         _terminate(self.process, INTERRUPT_GRACE)
+
+
+def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
+    """The process environment plus the step database as DATABASE_URL and PG* variables."""
+    conn = plan.database(database).conn
+    return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
 
 
 def step_environment(env: Mapping[str, str], step: str, guard: Guard | None) -> dict[str, str]:

@@ -9,22 +9,17 @@ verification and the serving heartbeat never start Django.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import threading
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .commands import Child, application_name, step_environment
+from .commands import application_name
 from .db import Connection, conninfo
 from .errors import PlanError, SidecarError, StepError, UnavailableError
 from .log import get_logger
 from .model import DjangoAlias, DjangoMigration, DjangoStep, Plan
 from .progress import Progress, Work
+from .session import Session
 
 log = get_logger()
 CHILD = Path(__file__).with_name("django_child.py")
@@ -42,74 +37,11 @@ class AppMigrations:
     pending: tuple[str, ...]
 
 
-class Session:
-    """The Django child of one step: started first, inspected at once, asked to migrate later, or closed."""
-
-    def __init__(self, plan: Plan, step: DjangoStep) -> None:
-        self.plan, self.step = plan, step
-        self.errors: list[dict[str, Any]] = []
-        self.aliases: list[dict[str, Any]] = []  # inspected; then as migrated
-        self.inspected = threading.Event()
-        env = step_environment({**os.environ, **dict(step.env)}, step.name, step.guard)
-        try:
-            self.child = Child((step.python, str(CHILD)), env=env, cwd=step.cwd, step=step.name,
-                               database="all aliases", on_event=self._on_event, quiet=True)
-        except StepError as exc:
-            raise PlanError([f"{plan.path}: step {step.name!r}: python = {step.python!r} does not start:"
-                             f" {exc.__cause__}"], hint="name the Python that has Django and the project's"
-                            " requirements (python = \"${PYTHON:-python}\")") from None
-        self.child.send(json.dumps({"settings": step.settings, "fakes": [[f.app, f.to] for f in step.fakes]})
-                        .encode() + b"\n")
-
-    def inspection(self, timeout: float) -> list[dict[str, Any]]:
-        """What the project says about each alias in DATABASES; PlanError when it cannot say."""
-        deadline = time.monotonic() + timeout
-        while not self.inspected.wait(0.02):
-            if not self.child.running() or time.monotonic() > deadline:
-                self._finish(timeout=0.0 if self.child.running() else 5.0, inspecting=True)
-                raise PlanError([f"{self.plan.path}: step {self.step.name!r}: the Django project was not"
-                                 f" inspected within {timeout:g}s"])
-        if self.errors:
-            self._finish(timeout=5.0, inspecting=True)
-        inspected, self.aliases = self.aliases, []
-        return inspected
-
-    def migrate(self, request: dict[str, Any], progress: Progress, work: Work) -> list[dict[str, Any]]:
-        """Migrate as `request` says; each alias's result, or the error the child reported."""
-        with progress.working(work):
-            self.child.send(json.dumps(request).encode() + b"\n", last=True)
-            self._finish(timeout=self.step.timeout, inspecting=False)
-        return self.aliases
-
-    def close(self) -> None:
-        """Nothing (more) to migrate: end of input makes it exit; a stop does not wait for it."""
-        if self.child.running():
-            self.child.send(b"", last=True)
-            with contextlib.suppress(SidecarError):
-                self._finish(timeout=5.0, inspecting=False)
-
-    def _finish(self, *, timeout: float, inspecting: bool) -> None:
-        try:
-            self.child.finish(timeout)
-        except StepError as exc:
-            if self.errors and not self.child.timed_out:
-                raise _error(self.plan, self.step, self.errors[-1], inspecting=inspecting) from None
-            if inspecting:
-                raise PlanError([f"{self.plan.path}: step {self.step.name!r}: cannot inspect the Django project:"
-                                 f" {exc.message}"], hint=exc.hint) from None
-            raise
-        if self.errors:
-            raise _error(self.plan, self.step, self.errors[-1], inspecting=inspecting)
-
-    def _on_event(self, event: dict[str, Any]) -> None:
-        kind, step = event.get("event"), self.step
-        if kind == "error":
-            self.errors.append(event)
-            self.inspected.set()
-        elif kind == "inspected":
-            self.aliases = event["aliases"]
-            self.inspected.set()
-        elif kind == "migration.started":
+def start(plan: Plan, step: DjangoStep) -> Session:
+    """The step's child, asked at once what the project holds."""
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "migration.started":
             log.debug("django.migration.started", step=step.name, **_where(step, event))
         elif kind == "migration.applied":
             log.info("django.migration.faked" if event["faked"] else "django.migration.applied", step=step.name,
@@ -117,42 +49,20 @@ class Session:
         elif kind == "fake.skipped":
             log.info("django.fake.skipped", step=step.name, **_where(step, event), reason=event["reason"])
         elif kind == "alias.migrated":
-            self.aliases.append(event)
             log.info("django.alias.migrated", step=step.name, **_where(step, event), applied=event["applied"],
                      faked=event["faked"], duration_ms=event["duration_ms"])
 
-
-@contextlib.contextmanager
-def prepared(plan: Plan) -> Iterator[tuple[Plan, dict[str, Session]]]:
-    """`plan` with each Django step's project inspected, and the children that will migrate them.
-
-    PlanError (exit 2) naming every problem, before any database is touched.
-    The children stay up (Django loaded) until their step runs, or this ends.
-    """
-    sessions: dict[str, Session] = {}
-    try:
-        for step in plan.steps:  # all started first: they load Django side by side
-            if isinstance(step, DjangoStep):
-                sessions[step.name] = Session(plan, step)
-        problems: list[str] = []
-        steps = [replace(s, project=_project(plan, index, s, sessions[s.name], problems))
-                 if isinstance(s, DjangoStep) else s for index, s in enumerate(plan.steps, start=1)]
-        if problems:
-            raise PlanError(problems, hint="every alias in DATABASES is migrated by the step, or listed in its"
-                                           " `exclude`; fix the plan or the project and run `sidecar validate`")
-        yield replace(plan, steps=tuple(steps)), sessions
-    except BaseException:
-        for session in sessions.values():
-            session.child.stop()
-        raise
-    for session in sessions.values():
-        session.close()
+    return Session(plan.path, step.name, program=CHILD, python=step.python, cwd=step.cwd, env=dict(step.env),
+                   guard=step.guard, database="all aliases",
+                   request={"settings": step.settings, "fakes": [[f.app, f.to] for f in step.fakes]},
+                   on_event=on_event,
+                   error_for=lambda event, inspecting: _error(plan, step, event, inspecting=inspecting))
 
 
-def _project(plan: Plan, index: int, step: DjangoStep, session: Session,
-             problems: list[str]) -> tuple[DjangoAlias, ...]:
+def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems: list[str]) -> DjangoStep:
+    """`step` with its project as the child sees it; what the plan gets wrong, added to `problems`."""
     key = f"{plan.path}: steps[{index}]"
-    inspected = {a["alias"]: a for a in session.inspection(min(step.timeout, INSPECT_TIMEOUT))}
+    inspected = {a["alias"]: a for a in session.inspection(min(step.timeout, INSPECT_TIMEOUT))["aliases"]}
     declared = {d.name: d for d in plan.databases}
     for alias in [a for a, _ in step.aliases] + list(step.exclude) + [f.alias for f in step.fakes]:
         if alias not in inspected:
@@ -181,7 +91,7 @@ def _project(plan: Plan, index: int, step: DjangoStep, session: Session,
         migrations = tuple(DjangoMigration(app, name, tuple((a, n) for a, n in replaces))
                            for app, name, replaces in found_alias["migrations"])
         project.append(DjangoAlias(alias, database, tuple(found_alias["apps"]), migrations))
-    return tuple(project)
+    return replace(step, project=tuple(project))
 
 
 def pending(conn: Connection, alias: DjangoAlias) -> list[AppMigrations]:
@@ -219,7 +129,7 @@ def run(step: DjangoStep, conns: dict[str, Connection], progress: Progress, sess
                 conninfo(conns[first.database]), application_name=application_name(f"sidecar step {step.name}"))
     log.info("django.migrate.started", step=step.name, database=step.database,
              pending=sum(len(m) for m in todo.values()))
-    done = session.migrate(request, progress, work)
+    done = [e for e in session.migrate(request, progress, work, step.timeout) if e["event"] == "alias.migrated"]
     return sum(a["applied"] for a in done), sum(a["faked"] for a in done)
 
 

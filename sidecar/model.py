@@ -105,7 +105,28 @@ class DjangoStep:
         return dict(self.aliases).get(alias, alias)
 
 
-Step = SqlStep | CommandStep | DjangoStep
+@dataclass(frozen=True, slots=True)
+class AlembicRevision:
+    revision: str
+    down: tuple[str, ...]  # the revisions it follows (two or more: a merge)
+    doc: str
+
+
+@dataclass(frozen=True, slots=True)
+class AlembicStep:
+    """`alembic upgrade head` on one database, Alembic loaded once, in a child with the project's Python."""
+
+    name: str
+    database: str
+    config: Path  # alembic.ini; the child runs in its folder
+    python: str
+    env: tuple[tuple[str, str], ...]
+    timeout: float
+    guard: Guard | None
+    revisions: tuple[AlembicRevision, ...] = ()  # filled by alembic_step.inspect, base first
+
+
+Step = SqlStep | CommandStep | DjangoStep | AlembicStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +182,9 @@ class Plan:
         """The Django aliases that are `database`, with the step that migrates each."""
         return tuple((s, a) for s in self.steps if isinstance(s, DjangoStep) for a in s.project
                      if a.database == database)
+
+    def alembic_steps(self, database: str) -> tuple[AlembicStep, ...]:
+        return tuple(s for s in self.steps if isinstance(s, AlembicStep) and s.database == database)
 
     def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
         return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)

@@ -21,7 +21,20 @@ from . import formats
 from .conninfo import parse_url
 from .errors import PlanError
 from .migrations import discover
-from .model import CommandStep, Database, DjangoFake, DjangoStep, Guard, Lint, Plan, SqlCheck, SqlStep, Step, VerifySpec
+from .model import (
+    AlembicStep,
+    CommandStep,
+    Database,
+    DjangoFake,
+    DjangoStep,
+    Guard,
+    Lint,
+    Plan,
+    SqlCheck,
+    SqlStep,
+    Step,
+    VerifySpec,
+)
 from .values import expand, parse_duration
 
 # A table name as SQL writes it: name or schema.name, each plain or "quoted".
@@ -53,6 +66,7 @@ _KEYS: dict[str, frozenset[str]] = {
     "django step": frozenset({"name", "django", "python", "cwd", "env", "timeout", "aliases", "exclude", "fake",
                               "guard"}),
     "fake": frozenset({"alias", "app", "to", "if_tables_exist"}),
+    "alembic step": frozenset({"name", "database", "alembic", "python", "env", "timeout", "guard"}),
     "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands",
                          "command_timeout"}),
     "check": frozenset({"name", "sql"}),
@@ -225,22 +239,40 @@ class _PlanReader:
         return tuple(steps)
 
     def step(self, table: dict[str, Any], key: str, databases: list[str]) -> Step | None:
-        has_sql, has_command = "sql" in table, "command" in table
-        if "django" in table and not has_sql and not has_command:
+        kinds = [kind for kind in ("sql", "command", "django", "alembic") if kind in table]
+        if len(kinds) != 1:
+            self.problem(key, "give one of sql = \"folder\", command = [\"argv\", ...], django ="
+                         " \"settings.module\" or alembic = \"alembic.ini\"")
+            return None
+        if kinds == ["django"]:
             self.check_keys(table, "django step", key)
             return self.django_step(table, key, databases)
-        if has_sql + has_command + ("django" in table) != 1:
-            self.problem(key, "give one of sql = \"folder\", command = [\"argv\", ...] or"
-                         " django = \"settings.module\"")
-            return None
-        self.check_keys(table, "sql step" if has_sql else "command step", key)
+        has_sql = kinds == ["sql"]
+        self.check_keys(table, {"sql": "sql step", "command": "command step", "alembic": "alembic step"}[kinds[0]], key)
         database = self.string(table, "database", f"{key}.database", required=True)
         if database is not None and database not in databases:
             self.problem(f"{key}.database", self.unknown_database(database, databases))
             database = None
         if has_sql:
             return self.sql_step(table, key, database)
+        if kinds == ["alembic"]:
+            return self.alembic_step(table, key, database)
         return self.command_step(table, key, database)
+
+    def alembic_step(self, table: dict[str, Any], key: str, database: str | None) -> AlembicStep | None:
+        config = self.string(table, "alembic", f"{key}.alembic", required=True)
+        python = self.string(table, "python", f"{key}.python", default="python")
+        timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
+        env = self.environment(table.get("env", {}), f"{key}.env")
+        guarded = self.boolean(table, "guard", f"{key}.guard", False)
+        if not config or not python or timeout is None or database is None:
+            return None
+        path = (self.base / config).resolve()
+        if not path.is_file():
+            self.problem(f"{key}.alembic", f"file {path} does not exist (the project's alembic.ini)")
+            return None
+        name = self.string(table, "name", f"{key}.name", default=f"{database}: alembic")
+        return AlembicStep(name or config, database, path, python, env, timeout, self.guard if guarded else None)
 
     def sql_step(self, table: dict[str, Any], key: str, database: str | None) -> SqlStep | None:
         folder = self.string(table, "sql", f"{key}.sql", required=True)

@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import adopt, db, django_step, history
+from . import adopt, alembic_step, db, django_step, history
 from .errors import StepError, UnavailableError
-from .model import CommandStep, DjangoStep, Plan, SqlStep, VerifySpec
+from .model import AlembicStep, CommandStep, DjangoStep, Plan, SqlStep, VerifySpec
 from .redact import redact_value
 from .steps import baseline_files, nothing_to_do
 from .wait import wait_for_server
@@ -35,7 +35,7 @@ class File:
 class StepPreview:
     step: str
     database: str
-    kind: str  # "sql", "command" or "django"
+    kind: str  # "sql", "command", "django" or "alembic"
     apply: tuple[File, ...] = ()  # files a run would apply, in order
     baseline: tuple[File, ...] = ()  # files it would record as applied without running them
     adopt: tuple[File, ...] = ()  # files the folder's own tool applied, which it would record as applied
@@ -43,7 +43,7 @@ class StepPreview:
     applied: int = 0  # files already applied
     run: bool = False  # a command step: whether it would run
     note: str = ""  # a command step: why it would run or be skipped
-    django: tuple[str, ...] = ()  # a Django step: the migrations it would apply, "alias: app.name", in order
+    migrations: tuple[str, ...] = ()  # a Django step's to apply ("alias: app.name"), an Alembic step's revisions
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +55,7 @@ class Preview:
 
     @property
     def pending(self) -> bool:
-        return bool(self.create or any(s.apply or s.baseline or s.adopt or s.run or s.django for s in self.steps))
+        return bool(self.create or any(s.apply or s.baseline or s.adopt or s.run or s.migrations for s in self.steps))
 
 
 def collect(plan: Plan) -> Preview:
@@ -97,6 +97,10 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
     for step in plan.steps:
         if isinstance(step, DjangoStep):
             preview = _django_step(conns, step)
+        elif isinstance(step, AlembicStep):
+            conn = conns[step.database]
+            todo = alembic_step.pending(conn, step).pending if conn else tuple(r.revision for r in step.revisions)
+            preview = StepPreview(step.name, step.database, "alembic", migrations=todo)
         elif isinstance(step, SqlStep):
             preview, stop = _sql_step(conns[step.database], step, histories[step.database])
             stops += [stop] if stop else []
@@ -140,7 +144,7 @@ def _django_step(conns: dict[str, db.Connection | None], step: DjangoStep) -> St
         names = ([f"{app.app}.{name}" for app in django_step.pending(conn, alias) for name in app.pending] if conn
                  else [f"{m.app}.{m.name}" for m in alias.migrations])
         todo += [f"{alias.alias}: {name}" for name in names]
-    return StepPreview(step.name, step.database, "django", django=tuple(todo),
+    return StepPreview(step.name, step.database, "django", migrations=tuple(todo),
                        note=f"{len(step.fakes)} declared fakes first, where still needed" if step.fakes else "")
 
 
@@ -182,7 +186,8 @@ def render_text(plan: Plan, preview: Preview) -> str:
               f"record {sum(len(s.baseline) for s in preview.steps)} baselines",
               *([f"adopt {adopted} applied by another tool"] if adopted else []),
               f"run {sum(s.run for s in preview.steps)} commands",
-              *([f"apply {django} Django migrations"] if (django := sum(len(s.django) for s in preview.steps)) else [])]
+              *([f"apply {framework} Django migrations or Alembic revisions"]
+                if (framework := sum(len(s.migrations) for s in preview.steps)) else [])]
     lines = [f"plan {plan.name} (digest {plan.digest}): a run would {', '.join(counts)}", ""]
     lines += [f"  create database {name!r}" for name in preview.create]
     for number, step in enumerate(preview.steps, start=1):
@@ -192,9 +197,9 @@ def render_text(plan: Plan, preview: Preview) -> str:
         lines += [f"       apply {f.file}{'' if f.transaction else ' (no transaction)'}" for f in step.apply]
         if step.kind == "sql" and not step.apply and not step.baseline and not step.adopt:
             lines.append(f"       nothing to apply ({step.applied} applied)")
-        lines += [f"       apply {name}" for name in step.django]
-        if step.kind == "django" and not step.django:
-            lines.append("       nothing to apply on any alias")
+        lines += [f"       apply {name}" for name in step.migrations]
+        if step.kind in ("django", "alembic") and not step.migrations:
+            lines.append("       nothing to apply")
         if step.kind == "django" and step.note:
             lines.append(f"       {step.note}")
         if step.kind == "command":

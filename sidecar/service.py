@@ -13,22 +13,22 @@ from typing import Any
 import psycopg2
 
 from . import db, health
-from .django_step import Session
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
 from .progress import Progress
+from .session import Session
 from .steps import StepResult, run_steps
-from .verify import check_database, django_checks, verify_plan
+from .verify import check_database, framework_checks, verify_plan
 from .wait import wait_for_server
 
 log = get_logger()
 
 
-def run(plan: Plan, health_path: Path, *, once: bool, django: Mapping[str, Session]) -> None:
+def run(plan: Plan, health_path: Path, *, once: bool, children: Mapping[str, Session]) -> None:
     """Run the plan; return after `--once` or when a signal stops serving; raise SidecarError.
 
-    `django`: the children of the plan's Django steps, by step name (django_step.prepared).
+    `children`: the children of the plan's Django and Alembic steps, by step name (frameworks.prepared).
     """
     started = time.time()
     with _signals_raise_interrupted():
@@ -45,7 +45,7 @@ def run(plan: Plan, health_path: Path, *, once: bool, django: Mapping[str, Sessi
             with Progress(health_path, plan=plan.name, digest=plan.digest,
                           started_at=health.iso(started)) as progress:
                 conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
-                results = _run_locked(plan, conns, progress, django)
+                results = _run_locked(plan, conns, progress, children)
             fields = {"plan": plan.name, "digest": plan.digest, "started_at": health.iso(started),
                       "ready_at": health.iso(time.time()), "steps": [asdict(r) for r in results]}
             health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
@@ -106,12 +106,12 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
 
 
 def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
-                django: Mapping[str, Session]) -> list[StepResult]:
+                children: Mapping[str, Session]) -> list[StepResult]:
     lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
     try:
         db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
         try:
-            results = run_steps(plan, conns, progress, django)
+            results = run_steps(plan, conns, progress, children)
             verify_plan(plan, conns)
             return results
         finally:
@@ -157,7 +157,7 @@ def _recheck(plan: Plan, conns: dict[str, db.Connection]) -> list[str]:
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
                 checks = check_database(conn, plan, specs[name], commands=False) if name in specs else []
-                checks += django_checks(conn, plan, name)  # one query per alias: Django is not started
+                checks += framework_checks(conn, plan, name)  # one query each: no framework is started
                 problems += [f"{name}: {r.check} ({r.detail})" for r in checks if not r.ok]
         except psycopg2.Error as exc:
             db.close_quietly(conns.pop(name, None))

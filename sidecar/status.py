@@ -14,7 +14,8 @@ from pathlib import Path
 
 import psycopg2
 
-from . import db, django_step, health, history
+from . import alembic_step, db, django_step, health, history
+from .alembic_step import Revisions
 from .django_step import AppMigrations
 from .model import Plan
 from .redact import redact_value
@@ -42,11 +43,13 @@ class DatabaseStatus:
     steps: tuple[StepStatus, ...] = ()
     checks: tuple[CheckResult, ...] = field(default=())
     django: tuple[AppMigrations, ...] = ()  # per Django alias that is this database, per app
+    alembic: tuple[Revisions, ...] = ()  # per Alembic step on this database
 
     @property
     def healthy(self) -> bool:
         return (self.reachable and all(not s.pending for s in self.steps)
-                and all(not a.pending for a in self.django) and all(c.ok for c in self.checks))
+                and all(not a.pending for a in self.django) and all(not r.pending for r in self.alembic)
+                and all(c.ok for c in self.checks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,10 +95,12 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]
         checks = tuple(r for spec in plan.verify if spec.database == name
                        for r in check_database(conn, plan, spec))
         django = tuple(app for _, alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
+        alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(name))
         holder = db.lock_holder(conn, db.lock_key(plan.name)) if name == plan.lock_database else None
         return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
-                              applied=len(applied) + sum(a.applied for a in django), steps=steps, checks=checks,
-                              django=django), holder
+                              applied=len(applied) + sum(a.applied for a in django) + sum(r.applied for r in alembic),
+                              steps=steps,
+                              checks=checks, django=django, alembic=alembic), holder
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
                               error=f"connection lost ({db.error_line(exc)})"), None
@@ -113,7 +118,8 @@ def render_json(plan: Plan, report: Report) -> str:
 def render_table(plan: Plan, report: Report) -> str:
     rows = [("DATABASE", "TARGET", "REACHABLE", "TABLES", "APPLIED", "PENDING", "VERIFY")]
     for d in report.databases:
-        pending = sum(len(s.pending) for s in d.steps) + sum(len(a.pending) for a in d.django)
+        pending = (sum(len(s.pending) for s in d.steps) + sum(len(a.pending) for a in d.django)
+                   + sum(len(r.pending) for r in d.alembic))
         failed = [c for c in d.checks if not c.ok]
         rows.append((d.database, d.target, "yes" if d.reachable else f"no ({d.error})",
                      _dash(d.tables), _dash(d.applied), _dash(pending if d.reachable else None),
@@ -127,10 +133,17 @@ def render_table(plan: Plan, report: Report) -> str:
         lines += ["", "DJANGO ALIAS / APP (database): applied, pending"]
         lines += [f"  {a.alias} / {a.app} ({database}): {a.applied} applied, {len(a.pending)} pending"
                   for database, a in apps]
+    revisions = [(d.database, r) for d in report.databases for r in d.alembic]
+    if revisions:
+        lines += ["", "ALEMBIC STEP (database): applied, pending"]
+        lines += [f"  {r.step} ({database}): {r.applied} applied, {len(r.pending)} pending"
+                  for database, r in revisions]
     details = [f"  {d.database}: pending {', '.join(s.pending)} (step {s.step!r})"
                for d in report.databases for s in d.steps if s.pending]
     details += [f"  {d.database}: pending Django {a.app} {', '.join(a.pending)} (alias {a.alias!r})"
                 for d in report.databases for a in d.django if a.pending]
+    details += [f"  {d.database}: pending Alembic {', '.join(r.pending)} (step {r.step!r})"
+                for d in report.databases for r in d.alembic if r.pending]
     details += [f"  {c.database}: {c.check} {'not yet' if report.run_in_progress else 'failed'} ({c.detail})"
                 for d in report.databases for c in d.checks if not c.ok]
     if details:

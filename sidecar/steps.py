@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -13,14 +12,15 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import activity, adopt, django_step, history
-from .commands import run_command, step_environment
+from . import activity, adopt, alembic_step, django_step, history
+from .commands import command_environment, run_command, step_environment
 from .db import Connection, conninfo, first_row, server_message
 from .errors import StepError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
-from .model import CommandStep, DjangoStep, Plan, SqlStep
+from .model import AlembicStep, CommandStep, DjangoStep, Plan, SqlStep
 from .progress import Progress, Work
+from .session import Session
 
 log = get_logger()
 FIRST_PAUSE = 0.5  # seconds between a lock timeout and the next attempt, doubling
@@ -31,14 +31,14 @@ MAX_PAUSE = 10.0
 class StepResult:
     name: str
     database: str
-    kind: str  # "sql", "command" or "django"
+    kind: str  # "sql", "command", "django" or "alembic"
     applied: int
     baselined: int  # recorded without running: baselines, adoptions, Django fakes
     duration_ms: int
 
 
 def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
-              django: Mapping[str, django_step.Session]) -> list[StepResult]:
+              children: Mapping[str, Session]) -> list[StepResult]:
     """Check every database's history first, then run each step; StepError stops the run."""
     histories: dict[str, dict[history.Ident, history.Applied]] = {}
     for db in plan.databases:
@@ -54,7 +54,10 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
             applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database], progress)
         elif isinstance(step, DjangoStep):
             kind = "django"
-            applied, baselined = django_step.run(step, conns, progress, django[step.name])
+            applied, baselined = django_step.run(step, conns, progress, children[step.name])
+        elif isinstance(step, AlembicStep):
+            kind, baselined = "alembic", 0
+            applied = alembic_step.run(plan, step, conns[step.database], progress, children[step.name])
         else:
             kind = "command"
             _run_command_step(plan, step, conns[step.database], progress)
@@ -196,12 +199,6 @@ def nothing_to_do(conn: Connection, step: CommandStep) -> bool:
         raise StepError(f"step {step.name!r} on database {step.database!r}: skip_if failed:"
                         f" {server_message(exc)}", hint="skip_if must be a query returning true or false",
                         database=step.database) from exc
-
-
-def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str], ...] = ()) -> dict[str, str]:
-    """The process environment plus the step database as DATABASE_URL and PG* variables."""
-    conn = plan.database(database).conn
-    return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
 
 
 def _run_command_step(plan: Plan, step: CommandStep, conn: Connection, progress: Progress) -> None:

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from . import django_step, history
-from .commands import run_command
+from . import alembic_step, django_step, history
+from .commands import command_environment, run_command
 from .db import Connection, first_row, scalar, server_message
 from .errors import StepError, VerificationError
 from .log import get_logger
 from .model import Plan, VerifySpec
-from .steps import command_environment
 
 log = get_logger()
 
@@ -63,9 +62,14 @@ def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: 
     return results
 
 
-def django_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
-    """One check per Django alias that is `database`: every migration it should have is applied."""
+def framework_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
+    """One check per Django alias and Alembic step on `database`: everything it should have is applied."""
     results = []
+    for step in plan.alembic_steps(database):
+        revisions = alembic_step.pending(conn, step)
+        results.append(CheckResult(database, f"alembic {step.name}", not revisions.pending,
+                                   f"pending: {', '.join(revisions.pending)}" if revisions.pending else
+                                   f"{revisions.applied} revisions applied"))
     for _step, alias in plan.django_aliases(database):
         todo = [f"{app.app}.{name}" for app in django_step.pending(conn, alias) for name in app.pending]
         results.append(CheckResult(database, f"django {alias.alias}", not todo,
@@ -75,9 +79,10 @@ def django_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResu
 
 
 def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
-    """Run every [verify.*] table, and check every Django alias; VerificationError naming each failure."""
+    """Run every [verify.*] table, and check every Django alias and Alembic step; VerificationError naming
+    each failure."""
     results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
-    results += [r for db in plan.databases for r in django_checks(conns[db.name], plan, db.name)]
+    results += [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name)]
     failed = [r for r in results if not r.ok]
     for r in failed:
         log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)

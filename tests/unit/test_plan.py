@@ -107,7 +107,7 @@ def test_all_problems_are_reported_together_with_file_and_key(tmp_path: Path) ->
 @pytest.mark.parametrize(("text", "expected"), [
     ('[databases.default]\nurl = "x"\n', "steps: add at least one [[steps]] table"),
     ('[[steps]]\nsql = "a"\ndatabase = "d"\n', "databases: declare at least one database"),
-    ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\n', "give either sql"),
+    ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\n', "give one of sql"),
     ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\ncommand = []\n',
      "steps[1].command: expected a non-empty list"),
     ('[databases.d]\nurl = "${DATABASE_URL}"\nsize = 3\n[[steps]]\ndatabase = "d"\ncommand = ["x"]\n',

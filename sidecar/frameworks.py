@@ -1,0 +1,50 @@
+"""The plan's Django and Alembic steps, made ready before any database is touched.
+
+Each such step gets its child (session.py) at once, all started side by side
+so they load their framework together; then each project is inspected and
+checked against the plan. The children stay up until their step runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import replace
+
+from . import alembic_step, django_step
+from .errors import PlanError
+from .model import AlembicStep, DjangoStep, Plan, Step
+from .session import Session
+
+
+@contextlib.contextmanager
+def prepared(plan: Plan) -> Iterator[tuple[Plan, dict[str, Session]]]:
+    """`plan` with its Django and Alembic steps inspected, and their children by step name.
+
+    PlanError (exit 2) naming every problem, before any database is touched.
+    """
+    sessions: dict[str, Session] = {}
+    try:
+        for step in plan.steps:
+            if isinstance(step, DjangoStep):
+                sessions[step.name] = django_step.start(plan, step)
+            elif isinstance(step, AlembicStep):
+                sessions[step.name] = alembic_step.start(plan, step)
+        problems: list[str] = []
+        steps: list[Step] = []
+        for index, step in enumerate(plan.steps, start=1):
+            if isinstance(step, DjangoStep):
+                step = django_step.inspect(plan, index, step, sessions[step.name], problems)
+            elif isinstance(step, AlembicStep):
+                step = alembic_step.inspect(plan, step, sessions[step.name])
+            steps.append(step)
+        if problems:
+            raise PlanError(problems, hint="every alias in DATABASES is migrated by the step, or listed in its"
+                                           " `exclude`; fix the plan or the project and run `sidecar validate`")
+        yield replace(plan, steps=tuple(steps)), sessions
+    except BaseException:
+        for session in sessions.values():
+            session.stop()
+        raise
+    for session in sessions.values():
+        session.close()
