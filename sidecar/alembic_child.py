@@ -62,6 +62,7 @@ def upgrade(config: Any, out: Any) -> None:
     from alembic.runtime.environment import EnvironmentContext
 
     since = [time.monotonic()]  # the end of the revision before: where this one's time starts
+    configured: list[bool] = []  # env.py got as far as configuring: it had connected
 
     def applied(*, ctx: Any, step: Any, heads: Any, run_args: Any) -> None:
         send(out, "revision.applied", revision=step.up_revision_id, doc=(step.up_revision.doc or "").strip(),
@@ -72,6 +73,8 @@ def upgrade(config: Any, out: Any) -> None:
 
     def configure_with_events(self: Any, *args: Any, **kwargs: Any) -> Any:
         """env.py's own configure, plus our on_version_apply: env.py stays as the project wrote it."""
+        since[0] = time.monotonic()
+        configured.append(True)
         hooks = kwargs.get("on_version_apply") or ()
         kwargs["on_version_apply"] = [*([hooks] if callable(hooks) else hooks), applied]
         return configure(self, *args, **kwargs)
@@ -83,7 +86,7 @@ def upgrade(config: Any, out: Any) -> None:
         if STOPPING:
             raise KeyboardInterrupt from exc
         traceback.print_exc()
-        kind = "connection" if type(exc).__name__ == "OperationalError" and "connect" in str(exc) else "revision"
+        kind = "connection" if type(exc).__name__ == "OperationalError" and not configured else "revision"
         raise Failure(kind, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0]}") from None
 
 

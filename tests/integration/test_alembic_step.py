@@ -1,0 +1,140 @@
+"""The Alembic example (examples/alembic): SQLAlchemy and Alembic on two databases, against a real server."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Project, wait_for
+from tests.pgserver import PASSWORD
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "alembic"
+REVISION = '''"""{doc}"""
+
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down}"
+
+
+def upgrade() -> None:
+    op.execute("{sql}")
+'''
+
+
+@pytest.fixture
+def shop(project: Project) -> Project:
+    shutil.copytree(EXAMPLE, project.root, dirs_exist_ok=True)
+    return project
+
+
+def environment(project: Project) -> dict[str, str]:
+    return {"DB_HOST": "127.0.0.1", "DB_PORT": str(project.server.port), "DB_USER": "postgres",
+            "DB_PASSWORD": PASSWORD, "APP_DB": project.names["default"], "AUDIT_DB": project.names["results"],
+            "PYTHON": sys.executable}
+
+
+def add_revision(project: Project, revision: str, down: str, sql: str, folder: str = "app") -> None:
+    project.write(f"{folder}/versions/{revision}.py", REVISION.format(doc=revision, revision=revision, down=down,
+                                                                     sql=sql))
+
+
+def versions(project: Project, key: str) -> list[object]:
+    return [r[0] for r in project.query(key, "SELECT version_num FROM alembic_version")]
+
+
+def test_both_databases_are_upgraded_one_event_per_revision_and_a_second_run_does_nothing(shop: Project) -> None:
+    env = environment(shop)
+    first = shop.run("run", "--once", **env)
+    assert first.code == 0, first.out
+    applied = [(e["database"], e["revision"], e["doc"]) for e in first.event("alembic.revision.applied")]
+    assert applied == [("app", "a1", "customers"), ("app", "a2", "orders"), ("audit", "b1", "events")]
+    assert all(isinstance(e["duration_ms"], int) for e in first.event("alembic.revision.applied"))
+    assert versions(shop, "default") == ["a2"] and versions(shop, "results") == ["b1"]
+    assert [e["database"] for e in first.event("verify.passed")] == ["app", "audit"]
+    again = shop.run("run", "--once", **env, LOG_LEVEL="debug")
+    assert again.code == 0, again.out
+    assert [e["reason"] for e in again.event("step.skipped")] == ["no Alembic revision pending"] * 2
+    assert not again.event("alembic.revision.applied")
+
+
+def test_status_json_and_plan_show_pending_revisions(shop: Project) -> None:
+    env = environment(shop)
+    assert shop.run("run", "--once", **env).code == 0
+    add_revision(shop, "a3", "a2", "CREATE INDEX orders_customer ON orders (customer_id)")
+    status = shop.run("status", **env)
+    assert status.code == 1, status.out
+    assert "app (app): 2 applied, 1 pending" in status.out
+    assert "audit (audit): 1 applied, 0 pending" in status.out
+    assert "app: pending Alembic a3 (step 'app')" in status.out
+    done = subprocess.run([sys.executable, "-m", "sidecar", "status", "--json"], cwd=shop.root,
+                          env=shop.env(**env), capture_output=True, text=True, check=False)
+    app = next(d for d in json.loads(done.stdout)["databases"] if d["database"] == "app")
+    assert app["alembic"] == [{"step": "app", "applied": 2, "pending": ["a3"]}]
+    preview = shop.run("plan", **env)
+    assert preview.code == 1 and "apply a3" in preview.out, preview.out
+    ran = shop.run("run", "--once", **env)
+    assert ran.code == 0, ran.out
+    assert [e["revision"] for e in ran.event("alembic.revision.applied")] == ["a3"]
+    assert shop.run("status", **env).code == 0
+
+
+def test_verification_and_serving_notice_a_revision_taken_back(shop: Project) -> None:
+    env = environment(shop)
+    process = shop.start("run", **env)
+    try:
+        wait_for(shop.is_healthy, timeout=60)
+        shop.query("default", "UPDATE alembic_version SET version_num = 'a1'")
+        wait_for(lambda: json.loads(shop.health.read_text())["status"] == "unhealthy", timeout=30)
+        assert "app: alembic app (pending: a2)" in json.loads(shop.health.read_text())["reason"]
+    finally:
+        shop.stop(process)
+
+
+def test_a_failing_revision_is_exit_4_naming_it_and_rolled_back(shop: Project) -> None:
+    add_revision(shop, "a3", "a2", "CREATE TABLE refunds (id int); SELECT 1/0")
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 4, result.out
+    assert "step 'app' on database 'app'" in str(result.last["error"])
+    assert "division by zero" in str(result.last["error"])
+    assert versions(shop, "default") == ["a2"]  # a1 and a2 committed, a3 rolled back
+    assert not shop.query("default", "SELECT to_regclass('refunds')")[0][0]
+    assert not shop.database_exists("results") or not shop.query(
+        "results", "SELECT to_regclass('alembic_version')")[0][0]  # the audit step never ran
+
+
+def test_two_heads_are_exit_2_before_any_database_is_touched(shop: Project) -> None:
+    add_revision(shop, "a3", "a2", "SELECT 1")
+    add_revision(shop, "a4", "a2", "SELECT 1")
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 2, result.out
+    assert "the revisions have 2 heads (a3, a4); run `alembic merge heads`" in str(result.last["error"])
+    assert not shop.database_exists("default")
+
+
+def test_a_wrong_password_in_env_py_is_exit_3_and_never_printed(shop: Project) -> None:
+    env_py = shop.root / "app" / "env.py"
+    env_py.write_text(env_py.read_text().replace('os.environ["DATABASE_URL"]',
+                                                 'os.environ["DATABASE_URL"].replace("zebra", "wrong-zebra")'))
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 3, result.out
+    assert "password authentication failed" in str(result.last["error"])
+    assert PASSWORD not in result.out and "wrong-zebra" not in result.out
+
+
+def test_sigterm_cancels_the_running_revision(shop: Project) -> None:
+    add_revision(shop, "a3", "a2", "SELECT pg_sleep(30)")
+    process = shop.start("run", "--once", **environment(shop))
+    wait_for(lambda: shop.running("pg_sleep(30)"), timeout=60)
+    result, took = shop.stop(process)
+    assert result.code == 143, result.out
+    assert took < 5
+    time.sleep(0.5)
+    assert not shop.running("pg_sleep(30)")
+    assert versions(shop, "default") == ["a2"]
