@@ -138,3 +138,57 @@ def test_sigterm_cancels_the_running_revision(shop: Project) -> None:
     time.sleep(0.5)
     assert not shop.running("pg_sleep(30)")
     assert versions(shop, "default") == ["a2"]
+
+
+def test_guard_env_and_timeout_work_as_for_command_steps(shop: Project) -> None:
+    shop.write("app/versions/a3.py", '''
+        """report"""
+
+        import os
+
+        import sqlalchemy as sa
+        from alembic import op
+
+        revision = "a3"
+        down_revision = "a2"
+
+
+        def upgrade() -> None:
+            bind = op.get_bind()
+            print("lock_timeout", bind.execute(sa.text("SHOW lock_timeout")).scalar(), "EXTRA", os.environ["EXTRA"],
+                  flush=True)
+            bind.execute(sa.text(f"SELECT pg_sleep({os.environ['SLEEP']})"))
+        ''')
+    plan = shop.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('alembic = "app/alembic.ini"', 'alembic = "app/alembic.ini"\n'
+                                             'guard = true\ntimeout = "3s"\nenv = { EXTRA = "from-the-plan" }'))
+    env = environment(shop)
+    slow = shop.run("run", "--once", **env, SLEEP="30")
+    assert slow.code == 4, slow.out
+    assert "did not finish within 3s and was stopped" in str(slow.last["error"])
+    time.sleep(0.5)
+    assert not shop.running("pg_sleep")
+    ok = shop.run("run", "--once", **env, SLEEP="0")
+    assert ok.code == 0, ok.out
+    assert "lock_timeout 3s EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
+
+
+def test_verification_fails_when_a_revision_is_taken_back_after_the_step(shop: Project) -> None:
+    shop.write("take_back.py", """
+        import os
+        import psycopg2
+
+        with psycopg2.connect(os.environ["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute("UPDATE alembic_version SET version_num = 'a1'")
+        """)
+    plan = shop.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace("[verify.app]", '''[[steps]]
+name = "an operator's mistake"
+database = "app"
+command = ["${PYTHON}", "take_back.py"]
+
+[verify.app]'''))
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 5, result.out
+    assert [(e["database"], e["check"], e["reason"]) for e in result.event("verify.failed")] == [
+        ("app", "alembic app", "pending: a2")]
