@@ -83,6 +83,35 @@ def django_ready(bench: Any, runs: int) -> dict[str, float]:
     return figures
 
 
+def django_serving(bench: Any, seconds: float) -> dict[str, float]:
+    """The Django step's sidecar while it serves the example: its RSS and CPU, and its child processes left."""
+    from bench.run import cpu_seconds
+    from sidecar import probe
+    from tests.pgserver import _children
+
+    env = environment(bench)
+    bench.reset(tuple(DATABASES.values()))
+    health_file = bench.work / "django-serve.json"
+    process = subprocess.Popen([str(Path(sys.executable).parent / "sidecar"), "run", "sidecar.toml"], cwd=EXAMPLE,
+                               env={**env, "SIDECAR_HEALTH_FILE": str(health_file)}, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while not probe.probe(health_file)[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        cpu0, wall0 = cpu_seconds(process.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, wall1 = cpu_seconds(process.pid), time.monotonic()
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        rss_kib = int(status.split("VmRSS:")[1].split()[0])
+        children = len(_children(process.pid))
+    finally:
+        process.terminate()
+        process.wait(10)
+    return {"RSS (MiB)": rss_kib / 1024, "CPU (% of a core)": 100 * (cpu1 - cpu0) / (wall1 - wall0),
+            "child processes while serving": children}
+
+
 def render(figures: dict[str, float]) -> str:
     script = {kind: next(v for k, v in figures.items() if k.startswith("entrypoint script, " + kind))
               for kind in ("cold", "no-op")}

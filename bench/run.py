@@ -328,13 +328,17 @@ def main() -> int:
                                              args.compose_runs)
             sections.append(f"### {title}\n\n" + render(raw["compose"], args.compose_runs))
         if not args.only or "django" in args.only:
-            from bench.django import django_ready
+            from bench.django import django_ready, django_serving
             from bench.django import render as render_django
 
             title = "10. The Django example: start -> ready, the seed's entrypoint script, command steps, Django step"
             print(f"bench: {title}", file=sys.stderr, flush=True)
             raw["django"] = django_ready(bench, args.runs)
             sections.append(f"### {title}\n\n" + render_django(raw["django"]))
+            title = f"10b. The Django example served by the Django step, over {args.serve_seconds:g} s of heartbeats"
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw["django_serve"] = django_serving(bench, args.serve_seconds)
+            sections.append(table(title, raw["django_serve"], "value", {}))
         if not args.only or "live" in args.only:
             from bench.live import BLOCKER_S, CLIENTS, live_migration
             from bench.live import render as render_live
