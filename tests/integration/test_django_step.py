@@ -83,6 +83,19 @@ def test_events_are_streamed_while_the_child_still_works(django_project: Project
     assert slow - materials >= 1.9  # logged when it happened, not when the child exited
 
 
+def test_with_nothing_pending_the_child_never_connects(django_project: Project) -> None:
+    """A no-op run asks the databases itself; Django (here with a wrong password everywhere) stays offline."""
+    env = environment(django_project)
+    assert django_project.run("run", "--once", **env).code == 0
+    with_settings(django_project, "offline", """
+        for alias in DATABASES:
+            DATABASES[alias] = {**DATABASES[alias], "PASSWORD": "wrong"}
+        """)
+    again = django_project.run("run", "--once", **env)
+    assert again.code == 0, again.out
+    assert [e["reason"] for e in again.event("step.skipped")] == ["no Django migration pending on any alias"]
+
+
 def test_the_seed_stack_plan_with_default_alone_is_invalid_and_touches_nothing(django_project: Project) -> None:
     django_project.plan(SEED_STACK_PLAN)
     env = environment(django_project)
