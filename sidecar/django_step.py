@@ -55,7 +55,7 @@ def start(plan: Plan, step: DjangoStep) -> Session:
     return Session(plan.path, step.name, program=CHILD, python=step.python, cwd=step.cwd, env=dict(step.env),
                    guard=step.guard, database="all aliases",
                    request={"settings": step.settings, "fakes": [[f.app, f.to] for f in step.fakes]},
-                   on_event=on_event,
+                   on_event=on_event, now_doing=_now_doing,
                    error_for=lambda event, inspecting: _error(plan, step, event, inspecting=inspecting))
 
 
@@ -149,6 +149,13 @@ def _fakes_needed(step: DjangoStep, conns: dict[str, Connection]) -> bool:
             if not row or not row[0]:
                 return True
     return False
+
+
+def _now_doing(event: dict[str, Any]) -> str | None:
+    """What the heartbeat should name while the child works: the migration it started last."""
+    if event.get("event") != "migration.started":
+        return None
+    return f"{event['alias']}: {event['app']}.{event['migration']}"
 
 
 def _where(step: DjangoStep, event: dict[str, Any]) -> dict[str, Any]:

@@ -80,6 +80,12 @@ class Progress:
         finally:
             self._work = None
 
+    def now(self, what: str) -> None:
+        """The work under way moved on to `what` (a child's next migration): from here on, it is that."""
+        work = self._work
+        if work is not None:
+            self._work = replace(work, what=what, started=time.time())
+
     def _beat(self) -> None:
         beats, work_seen = 0, None
         while True:

@@ -31,9 +31,11 @@ ErrorFor = Callable[[dict[str, Any], bool], SidecarError]
 class Session:
     def __init__(self, plan_path: Path, step: str, *, program: Path, python: str, cwd: Path,
                  env: Mapping[str, str], guard: Guard | None, database: str, request: dict[str, Any],
-                 on_event: Callable[[dict[str, Any]], None], error_for: ErrorFor) -> None:
+                 on_event: Callable[[dict[str, Any]], None], error_for: ErrorFor,
+                 now_doing: Callable[[dict[str, Any]], str | None] = lambda _event: None) -> None:
         self.plan_path, self.step, self.python = plan_path, step, python
-        self.on_event, self.error_for = on_event, error_for
+        self.on_event, self.error_for, self.now_doing = on_event, error_for, now_doing
+        self.progress: Progress | None = None  # the run's, while it migrates: the heartbeat follows the child
         self.errors: list[dict[str, Any]] = []
         self.received: list[dict[str, Any]] = []  # every other event, in order
         self.inspected: dict[str, Any] | None = None
@@ -64,6 +66,7 @@ class Session:
     def migrate(self, request: dict[str, Any], progress: Progress, work: Work,
                 timeout: float) -> list[dict[str, Any]]:
         """Migrate as `request` says: the events it sent, or the error it reported."""
+        self.progress = progress
         with progress.working(work):
             self.child.send(json.dumps(request).encode() + b"\n", last=True)
             self._finish(timeout=timeout, inspecting=False)
@@ -104,3 +107,6 @@ class Session:
         else:
             self.received.append(event)
             self.on_event(event)
+            what = self.now_doing(event)
+            if what is not None and self.progress is not None:
+                self.progress.now(what)

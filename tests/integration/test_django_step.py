@@ -429,3 +429,14 @@ def test_an_app_without_models_is_migrated_wherever_the_routers_allow_it(django_
     assert {e["alias"] for e in result.event("django.migration.applied") if e["app"] == "notes"} == {
         "default", "materials_db", "results_db"}
     assert all("notes" in tables(django_project, key) for key in ("default", "materials", "results"))
+
+
+def test_a_long_django_migration_beats_naming_it_and_what_the_server_says(django_project: Project) -> None:
+    add_results_migration(django_project, "SELECT pg_sleep(6)")
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 0, result.out
+    beats = result.event("step.progress")
+    assert beats, result.out
+    assert beats[0]["file"] == "results_db: simulation.0007_results_sql"
+    assert 5.0 <= float(str(beats[0]["elapsed_s"])) < 6.0  # timed from that migration's start, not the step's
+    assert "Timeout:PgSleep" in str(beats[0]["server"])
