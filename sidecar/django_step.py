@@ -94,27 +94,41 @@ def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems
     return replace(step, project=tuple(project))
 
 
-def pending(conn: Connection, alias: DjangoAlias) -> list[AppMigrations]:
-    """Per app routed to `alias`, in its order: applied and pending, from django_migrations (one query)."""
+def recorded(conn: Connection) -> set[tuple[str, str]]:
+    """(app, name) of every migration django_migrations records on this database (one query)."""
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
         row = cur.fetchone()
-        recorded: set[tuple[str, str]] = set()
-        if row and row[0]:
-            cur.execute("SELECT app, name FROM django_migrations")
-            recorded = {(app, name) for app, name in cur.fetchall()}
+        if not (row and row[0]):
+            return set()
+        cur.execute("SELECT app, name FROM django_migrations")
+        return {(app, name) for app, name in cur.fetchall()}
+
+
+def pending(conn: Connection, alias: DjangoAlias) -> list[AppMigrations]:
+    """Per app routed to `alias`, in its order: applied and pending."""
+    return _split(alias, recorded(conn))
+
+
+def _split(alias: DjangoAlias, done: set[tuple[str, str]]) -> list[AppMigrations]:
     by_app: dict[str, tuple[int, list[str]]] = {}
     for m in alias.migrations:
         applied, todo = by_app.get(m.app, (0, []))
-        done = (m.app, m.name) in recorded or (bool(m.replaces) and all(r in recorded for r in m.replaces))
-        by_app[m.app] = (applied + done, todo if done else [*todo, m.name])
+        # A squashed migration counts once everything it replaces is recorded, as Django counts it.
+        ok = (m.app, m.name) in done or (bool(m.replaces) and all(r in done for r in m.replaces))
+        by_app[m.app] = (applied + ok, todo if ok else [*todo, m.name])
     return [AppMigrations(alias.alias, app, applied, tuple(todo)) for app, (applied, todo) in by_app.items()]
 
 
 def run(step: DjangoStep, conns: dict[str, Connection], progress: Progress, session: Session) -> tuple[int, int]:
-    """Migrate every alias of the step in its child; (applied, faked). Nothing pending: the child just exits."""
-    todo = {a.alias: [m for app in pending(conns[a.database], a) for m in app.pending] for a in step.project}
-    if not any(todo.values()) and not _fakes_needed(step, conns):
+    """Migrate every alias of the step in its child; (applied, faked). Nothing to do: the child just exits."""
+    done = {a.alias: recorded(conns[a.database]) for a in step.project}
+    todo = {a.alias: [m for app in _split(a, done[a.alias]) for m in app.pending] for a in step.project}
+    # A fake is needed while no migration of its app whose name starts with `to` is recorded (the child
+    # checked on disk that exactly one does).
+    fakes_needed = [f for f in step.fakes
+                    if not any(app == f.app and name.startswith(f.to) for app, name in done[f.alias])]
+    if not any(todo.values()) and not fakes_needed:
         log.info("step.skipped", step=step.name, database=step.database,
                  reason="no Django migration pending on any alias")
         session.close()
@@ -129,26 +143,8 @@ def run(step: DjangoStep, conns: dict[str, Connection], progress: Progress, sess
                 conninfo(conns[first.database]), application_name=application_name(f"sidecar step {step.name}"))
     log.info("django.migrate.started", step=step.name, database=step.database,
              pending=sum(len(m) for m in todo.values()))
-    done = [e for e in session.migrate(request, progress, work, step.timeout) if e["event"] == "alias.migrated"]
-    return sum(a["applied"] for a in done), sum(a["faked"] for a in done)
-
-
-def _fakes_needed(step: DjangoStep, conns: dict[str, Connection]) -> bool:
-    """A declared fake whose target is not applied yet (by prefix: the child resolves it exactly)."""
-    aliases = {a.alias: a for a in step.project}
-    for fake in step.fakes:
-        alias = aliases[fake.alias]
-        with conns[alias.database].cursor() as cur:
-            cur.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
-            row = cur.fetchone()
-            if not (row and row[0]):
-                return True
-            cur.execute("SELECT count(*) FROM django_migrations WHERE app = %s AND name LIKE %s",
-                        (fake.app, fake.to.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"))
-            row = cur.fetchone()
-            if not row or not row[0]:
-                return True
-    return False
+    results = [e for e in session.migrate(request, progress, work, step.timeout) if e["event"] == "alias.migrated"]
+    return sum(a["applied"] for a in results), sum(a["faked"] for a in results)
 
 
 def _now_doing(event: dict[str, Any]) -> str | None:
@@ -174,6 +170,9 @@ def _error(plan: Plan, step: DjangoStep, event: dict[str, Any], *, inspecting: b
     if kind == "connection":
         return UnavailableError(message, hint="Django's DATABASES settings for this alias do not connect;"
                                 " no alias was migrated", database=database)
+    if kind == "fake":
+        return StepError(message, hint="nothing was recorded for that fake: create or drop tables until all or"
+                         " none exist, or remove if_tables_exist", database=database)
     return StepError(message, hint="that migration was rolled back; the aliases before it are migrated, and a"
                      " run after the fix continues from there", database=database)
 

@@ -440,3 +440,23 @@ def test_a_long_django_migration_beats_naming_it_and_what_the_server_says(django
     assert beats[0]["file"] == "results_db: simulation.0007_results_sql"
     assert 5.0 <= float(str(beats[0]["elapsed_s"])) < 6.0  # timed from that migration's start, not the step's
     assert "Timeout:PgSleep" in str(beats[0]["server"])
+
+
+def test_a_squashed_migration_counts_as_applied_when_all_it_replaces_is(django_project: Project) -> None:
+    env = environment(django_project)
+    assert django_project.run("run", "--once", **env).code == 0
+    names = sorted(p.stem for p in (django_project.root / "simulation" / "migrations").glob("0*.py"))
+    django_project.write("simulation/migrations/0001_squashed_0006_gwp_cost.py", f"""
+        from django.db import migrations
+
+
+        class Migration(migrations.Migration):
+            replaces = {[("simulation", name) for name in names]!r}
+            operations = []
+        """)
+    status = django_project.run("status", **env)
+    assert status.code == 0, status.out
+    assert "results_db / simulation (results): 1 applied, 0 pending" in status.out
+    again = django_project.run("run", "--once", **env)
+    assert again.code == 0, again.out
+    assert [e["reason"] for e in again.event("step.skipped")] == ["no Django migration pending on any alias"]
