@@ -86,13 +86,11 @@ def setup(settings: str, events: Events) -> None:
     sys.stderr = _Masked(sys.stderr, events.secrets)
 
 
-def routed_apps(alias: str) -> list[str]:
+def routed_apps(alias: str, migrated: set[str]) -> list[str]:
     """The apps with migrations that the routers let migrate on `alias`: one model of theirs is enough."""
     from django.apps import apps
     from django.db import router
-    from django.db.migrations.loader import MigrationLoader
 
-    migrated = MigrationLoader(None, ignore_no_migrations=True).migrated_apps
     found = []
     for config in apps.get_app_configs():
         if config.label not in migrated:
@@ -129,10 +127,10 @@ def inspect(request: dict[str, Any], events: Events) -> None:
                           app=app, migration=name) from None
     aliases = []
     for alias, conf in settings.DATABASES.items():
-        apps = routed_apps(alias)
-        nodes: list[tuple[str, str]] = []
+        apps = routed_apps(alias, loader.migrated_apps)
+        nodes: dict[tuple[str, str], None] = {}  # in order, each once
         for target in (leaf for leaf in loader.graph.leaf_nodes() if leaf[0] in apps):
-            nodes += [n for n in loader.graph.forwards_plan(target) if n not in nodes]
+            nodes.update(dict.fromkeys(loader.graph.forwards_plan(target)))
         aliases.append({"alias": alias, "engine": conf.get("ENGINE", ""), "name": str(conf.get("NAME") or ""),
                         "apps": apps, "migrations": [
                             [app, name, [list(r) for r in loader.graph.nodes[(app, name)].replaces or []]]
