@@ -109,7 +109,10 @@ def test_the_seed_stack_plan_with_default_alone_is_invalid_and_touches_nothing(d
     # Saying so on purpose is allowed: the other aliases are someone else's.
     plan = django_project.root / "sidecar.toml"
     plan.write_text(plan.read_text() + 'exclude = ["materials_db", "results_db"]\n')
-    assert django_project.run("validate", **env).code == 0
+    valid = django_project.run("validate", **env)
+    assert valid.code == 0, valid.out
+    assert "  step 'django epsm.settings' migrates default (database 'default'); excludes materials_db, results_db" \
+        in valid.out.splitlines()
     ran = django_project.run("run", "--once", **env)
     assert ran.code == 0, ran.out
     assert {e["alias"] for e in ran.event("django.alias.migrated")} == {"default"}
