@@ -132,6 +132,13 @@ def test_names_that_are_not_in_databases_or_point_at_the_wrong_database_are_erro
         assert f"alias {name!r} is not in the project's DATABASES" in problems
     assert re.search(r"alias 'materials_db' is database 't\d+_materials' in DATABASES, but plan database"
                      r" 'results' is 't\d+_results'", problems), problems
+    # A fake's migration must name exactly one migration of its app.
+    plan.write_text(text.replace('to = "0003"', 'to = "0009"'))
+    result = django_project.run("validate", **environment(django_project))
+    assert result.code == 2, result.out
+    assert "no single migration '0009' in app 'simulation' (none matches)" in str(result.last["error"])
+    plan.write_text(text.replace('to = "0003"', 'to = "000"'))
+    assert "(several match)" in str(django_project.run("validate", **environment(django_project)).last["error"])
 
 
 def test_a_second_run_never_fakes_again_and_a_new_migration_is_applied_alone(django_project: Project) -> None:
