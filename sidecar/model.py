@@ -178,10 +178,9 @@ class Plan:
         files = [m for s in self.sql_steps(database) for m in s.migrations]
         return tuple(sorted(files, key=order))
 
-    def django_aliases(self, database: str) -> tuple[tuple[DjangoStep, DjangoAlias], ...]:
-        """The Django aliases that are `database`, with the step that migrates each."""
-        return tuple((s, a) for s in self.steps if isinstance(s, DjangoStep) for a in s.project
-                     if a.database == database)
+    def django_aliases(self, database: str) -> tuple[DjangoAlias, ...]:
+        """The Django aliases, of every Django step, that are `database`."""
+        return tuple(a for s in self.steps if isinstance(s, DjangoStep) for a in s.project if a.database == database)
 
     def alembic_steps(self, database: str) -> tuple[AlembicStep, ...]:
         return tuple(s for s in self.steps if isinstance(s, AlembicStep) and s.database == database)

@@ -94,13 +94,12 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]
                       for s in plan.sql_steps(name))
         checks = tuple(r for spec in plan.verify if spec.database == name
                        for r in check_database(conn, plan, spec))
-        django = tuple(app for _, alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
+        django = tuple(app for alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
         alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(name))
         holder = db.lock_holder(conn, db.lock_key(plan.name)) if name == plan.lock_database else None
         return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
                               applied=len(applied) + sum(a.applied for a in django) + sum(r.applied for r in alembic),
-                              steps=steps,
-                              checks=checks, django=django, alembic=alembic), holder
+                              steps=steps, checks=checks, django=django, alembic=alembic), holder
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
                               error=f"connection lost ({db.error_line(exc)})"), None

@@ -70,7 +70,7 @@ def framework_checks(conn: Connection, plan: Plan, database: str) -> list[CheckR
         results.append(CheckResult(database, f"alembic {step.name}", not revisions.pending,
                                    f"pending: {', '.join(revisions.pending)}" if revisions.pending else
                                    f"{revisions.applied} revisions applied"))
-    for _step, alias in plan.django_aliases(database):
+    for alias in plan.django_aliases(database):
         todo = [f"{app.app}.{name}" for app in django_step.pending(conn, alias) for name in app.pending]
         results.append(CheckResult(database, f"django {alias.alias}", not todo,
                                    f"pending: {', '.join(todo)}" if todo else
