@@ -192,3 +192,20 @@ command = ["${PYTHON}", "take_back.py"]
     assert result.code == 5, result.out
     assert [(e["database"], e["check"], e["reason"]) for e in result.event("verify.failed")] == [
         ("app", "alembic app", "pending: a2")]
+
+
+def test_a_missing_or_broken_alembic_ini_is_exit_2_naming_it(shop: Project) -> None:
+    env = environment(shop)
+    plan = shop.root / "sidecar.toml"
+    text = plan.read_text()
+    plan.write_text(text.replace('alembic = "app/alembic.ini"', 'alembic = "app/alembic.cfg"'))
+    missing = shop.run("validate", **env)
+    assert missing.code == 2, missing.out
+    assert "steps[1].alembic: file" in str(missing.last["error"]) and "app/alembic.cfg does not exist" in \
+        str(missing.last["error"])
+    plan.write_text(text)
+    (shop.root / "app" / "alembic.ini").write_text("[alembic]\nscript_location = %(here)s/nowhere\n")
+    broken = shop.run("run", "--once", **env)
+    assert broken.code == 2, broken.out
+    assert "app/alembic.ini does not load" in str(broken.last["error"])
+    assert not shop.database_exists("default")
