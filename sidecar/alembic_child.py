@@ -14,6 +14,8 @@ SIDECAR_EVENTS_FD.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -100,6 +102,11 @@ def main() -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    parent = os.getppid()  # a sidecar killed outright sends us SIGTERM (Linux), as django_child.py explains
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        return 128 + signal.SIGTERM
     try:  # psycopg2 blocks in libpq; with wait_select a SIGTERM cancels the statement (see django_child.py)
         import psycopg2.extensions
         import psycopg2.extras

@@ -23,6 +23,8 @@ Passwords from DATABASES are masked in everything this process writes.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import signal
@@ -287,12 +289,22 @@ def cancel_on_sigterm() -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    die_with_parent()
     try:
         import psycopg2.extensions
         import psycopg2.extras
     except ImportError:  # psycopg (3) cancels on KeyboardInterrupt by itself
         return
     psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+
+
+def die_with_parent() -> None:
+    """A sidecar killed outright (SIGKILL) sends us SIGTERM (Linux): its plan lock is gone, so we stop too."""
+    parent = os.getppid()
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: a container takes us down with it
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before we asked
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -209,3 +210,13 @@ def test_a_missing_or_broken_alembic_ini_is_exit_2_naming_it(shop: Project) -> N
     assert broken.code == 2, broken.out
     assert "app/alembic.ini does not load" in str(broken.last["error"])
     assert not shop.database_exists("default")
+
+
+def test_a_sidecar_killed_outright_takes_its_alembic_child_and_statement_with_it(shop: Project) -> None:
+    add_revision(shop, "a3", "a2", "SELECT pg_sleep(30)")
+    process = shop.start("run", "--once", **environment(shop))
+    wait_for(lambda: shop.running("pg_sleep(30)"), timeout=60)
+    result, _ = shop.stop(process, signal.SIGKILL)
+    assert result.code == -signal.SIGKILL
+    wait_for(lambda: not shop.running("pg_sleep(30)"), timeout=5)
+    assert versions(shop, "default") == ["a2"]

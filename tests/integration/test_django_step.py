@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
 import sys
 import textwrap
@@ -470,3 +471,14 @@ def test_a_squashed_migration_counts_as_applied_when_all_it_replaces_is(django_p
     again = django_project.run("run", "--once", **env)
     assert again.code == 0, again.out
     assert [e["reason"] for e in again.event("step.skipped")] == ["no Django migration pending on any alias"]
+
+
+def test_a_sidecar_killed_outright_takes_its_django_child_and_statement_with_it(django_project: Project) -> None:
+    """SIGKILL leaves the plan lock free at once: the child must not go on migrating behind a new run's back."""
+    add_results_migration(django_project, "SELECT pg_sleep(30)")
+    process = django_project.start("run", "--once", **environment(django_project))
+    wait_for(lambda: django_project.running("pg_sleep(30)"), timeout=60)
+    result, _ = django_project.stop(process, signal.SIGKILL)
+    assert result.code == -signal.SIGKILL
+    wait_for(lambda: not django_project.running("pg_sleep(30)"), timeout=5)
+    assert not django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
