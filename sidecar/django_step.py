@@ -45,7 +45,7 @@ def start(plan: Plan, step: DjangoStep) -> Session:
             log.debug("django.migration.started", step=step.name, **_where(step, event))
         elif kind == "migration.applied":
             log.info("django.migration.faked" if event["faked"] else "django.migration.applied", step=step.name,
-                     **_where(step, event), duration_ms=event["duration_ms"])
+                     **_where(step, event), duration_ms=event["duration_ms"], faked=event["faked"])
         elif kind == "fake.skipped":
             log.info("django.fake.skipped", step=step.name, **_where(step, event), reason=event["reason"])
         elif kind == "alias.migrated":

@@ -65,6 +65,7 @@ def test_each_migration_is_one_event_as_it_happens_with_alias_app_duration_and_f
         ("django.migration.applied", "simulation", n) for n in ("0004", "0005", "0006")]
     assert {e["database"] for e in events if e["alias"] == "materials_db"} == {"materials"}
     assert all(isinstance(e["duration_ms"], int) for e in events)
+    assert all(e["faked"] is (e["event"] == "django.migration.faked") for e in events)
     # One child, Django started once, for the inspection and all three aliases.
     assert [str(e["argv"][-1]).endswith("django_child.py") for e in result.event("command.started")] == [True]
     assert [e["alias"] for e in result.event("django.alias.migrated")] == ["default", "materials_db", "results_db"]
