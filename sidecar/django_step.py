@@ -17,7 +17,7 @@ from .commands import application_name
 from .db import Connection, conninfo
 from .errors import PlanError, SidecarError, StepError, UnavailableError
 from .log import get_logger
-from .model import DjangoAlias, DjangoMigration, DjangoStep, Plan
+from .model import DjangoAlias, DjangoFake, DjangoMigration, DjangoStep, Plan
 from .progress import Progress, Work
 from .session import Session
 
@@ -107,10 +107,11 @@ def recorded(conn: Connection) -> set[tuple[str, str]]:
 
 def pending(conn: Connection, alias: DjangoAlias) -> list[AppMigrations]:
     """Per app routed to `alias`, in its order: applied and pending."""
-    return _split(alias, recorded(conn))
+    return pending_in(alias, recorded(conn))
 
 
-def _split(alias: DjangoAlias, done: set[tuple[str, str]]) -> list[AppMigrations]:
+def pending_in(alias: DjangoAlias, done: set[tuple[str, str]]) -> list[AppMigrations]:
+    """`pending`, from rows already read."""
     by_app: dict[str, tuple[int, list[str]]] = {}
     for m in alias.migrations:
         applied, todo = by_app.get(m.app, (0, []))
@@ -123,12 +124,8 @@ def _split(alias: DjangoAlias, done: set[tuple[str, str]]) -> list[AppMigrations
 def run(step: DjangoStep, conns: dict[str, Connection], progress: Progress, session: Session) -> tuple[int, int]:
     """Migrate every alias of the step in its child; (applied, faked). Nothing to do: the child just exits."""
     done = {a.alias: recorded(conns[a.database]) for a in step.project}
-    todo = {a.alias: [m for app in _split(a, done[a.alias]) for m in app.pending] for a in step.project}
-    # A fake is needed while no migration of its app whose name starts with `to` is recorded (the child
-    # checked on disk that exactly one does).
-    fakes_needed = [f for f in step.fakes
-                    if not any(app == f.app and name.startswith(f.to) for app, name in done[f.alias])]
-    if not any(todo.values()) and not fakes_needed:
+    todo = {a.alias: [m for app in pending_in(a, done[a.alias]) for m in app.pending] for a in step.project}
+    if not any(todo.values()) and not fakes_needed(step, done):
         log.info("step.skipped", step=step.name, database=step.database,
                  reason="no Django migration pending on any alias")
         session.close()
@@ -145,6 +142,14 @@ def run(step: DjangoStep, conns: dict[str, Connection], progress: Progress, sess
              pending=sum(len(m) for m in todo.values()))
     results = [e for e in session.migrate(request, progress, work, step.timeout) if e["event"] == "alias.migrated"]
     return sum(a["applied"] for a in results), sum(a["faked"] for a in results)
+
+
+def fakes_needed(step: DjangoStep, done: dict[str, set[tuple[str, str]]]) -> list[DjangoFake]:
+    """The fakes whose migration is not recorded yet (`done`: per alias, as `recorded` reads it).
+
+    By prefix, as the fake names it: the child checked on disk that exactly one migration matches.
+    """
+    return [f for f in step.fakes if not any(app == f.app and name.startswith(f.to) for app, name in done[f.alias])]
 
 
 def _now_doing(event: dict[str, Any]) -> str | None:

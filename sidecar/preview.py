@@ -44,6 +44,7 @@ class StepPreview:
     run: bool = False  # a command step: whether it would run
     note: str = ""  # a command step: why it would run or be skipped
     migrations: tuple[str, ...] = ()  # a Django step's to apply ("alias: app.name"), an Alembic step's revisions
+    fakes: tuple[str, ...] = ()  # a Django step's declared fakes still needed ("alias: app up to 0003")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,8 @@ class Preview:
 
     @property
     def pending(self) -> bool:
-        return bool(self.create or any(s.apply or s.baseline or s.adopt or s.run or s.migrations for s in self.steps))
+        return bool(self.create or any(s.apply or s.baseline or s.adopt or s.run or s.migrations or s.fakes
+                                       for s in self.steps))
 
 
 def collect(plan: Plan) -> Preview:
@@ -108,7 +110,12 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
             preview = _command_step(conns[step.database], step)
         steps.append(preview)
     create = tuple(name for name, conn in conns.items() if conn is None)
-    return Preview(create, tuple(steps), tuple(_describe(spec) for spec in plan.verify), tuple(stops))
+    verify = [_describe(spec) for spec in plan.verify]
+    verify += [f"{a.database}: Django alias {a.alias} has all its migrations" for db_ in plan.databases
+               for a in plan.django_aliases(db_.name)]
+    verify += [f"{s.database}: step {s.name!r} has all its Alembic revisions" for db_ in plan.databases
+               for s in plan.alembic_steps(db_.name)]
+    return Preview(create, tuple(steps), tuple(verify), tuple(stops))
 
 
 def _sql_step(conn: db.Connection | None, step: SqlStep,
@@ -138,14 +145,12 @@ def _sql_step(conn: db.Connection | None, step: SqlStep,
 
 
 def _django_step(conns: dict[str, db.Connection | None], step: DjangoStep) -> StepPreview:
-    todo = []
-    for alias in step.project:
-        conn = conns[alias.database]
-        names = ([f"{app.app}.{name}" for app in django_step.pending(conn, alias) for name in app.pending] if conn
-                 else [f"{m.app}.{m.name}" for m in alias.migrations])
-        todo += [f"{alias.alias}: {name}" for name in names]
-    return StepPreview(step.name, step.database, "django", migrations=tuple(todo),
-                       note=f"{len(step.fakes)} declared fakes first, where still needed" if step.fakes else "")
+    done = {a.alias: django_step.recorded(conn) if (conn := conns[a.database]) else set() for a in step.project}
+    todo = [f"{alias.alias}: {app.app}.{name}" for alias in step.project
+            for app in django_step.pending_in(alias, done[alias.alias]) for name in app.pending]
+    fakes = [f"{f.alias}: {f.app} up to {f.to}{' (if its tables exist)' if f.if_tables_exist else ''}"
+             for f in django_step.fakes_needed(step, done)]
+    return StepPreview(step.name, step.database, "django", migrations=tuple(todo), fakes=tuple(fakes))
 
 
 def _command_step(conn: db.Connection | None, step: CommandStep) -> StepPreview:
@@ -197,11 +202,10 @@ def render_text(plan: Plan, preview: Preview) -> str:
         lines += [f"       apply {f.file}{'' if f.transaction else ' (no transaction)'}" for f in step.apply]
         if step.kind == "sql" and not step.apply and not step.baseline and not step.adopt:
             lines.append(f"       nothing to apply ({step.applied} applied)")
+        lines += [f"       fake {name} (recorded, not run)" for name in step.fakes]
         lines += [f"       apply {name}" for name in step.migrations]
-        if step.kind in ("django", "alembic") and not step.migrations:
+        if step.kind in ("django", "alembic") and not step.migrations and not step.fakes:
             lines.append("       nothing to apply")
-        if step.kind == "django" and step.note:
-            lines.append(f"       {step.note}")
         if step.kind == "command":
             lines.append(f"       {'run' if step.run else 'skip'}: {step.note}")
     lines += [f"  then verify {line}" for line in preview.verify]

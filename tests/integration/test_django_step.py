@@ -11,7 +11,7 @@ import textwrap
 import time
 
 from tests.integration.conftest import Project, wait_for
-from tests.integration.test_django_example import django_project, environment, manage, tables
+from tests.integration.test_django_example import create_databases, django_project, environment, manage, tables
 from tests.pgserver import PASSWORD
 
 __all__ = ["django_project"]  # the fixture, shared with the example's tests
@@ -186,6 +186,17 @@ def test_a_fake_with_if_tables_exist_fakes_only_what_is_there(django_project: Pr
     assert not django_project.query("materials", "SELECT 1 FROM django_migrations WHERE app = 'materials'")
 
 
+def test_plan_on_fresh_databases_lists_the_fake_then_every_migration(django_project: Project) -> None:
+    create_databases(django_project)
+    preview = django_project.run("plan", **environment(django_project))
+    assert preview.code == 1, preview.out
+    lines = [line.strip() for line in preview.out.splitlines()]
+    fake = lines.index("fake results_db: simulation up to 0003 (recorded, not run)")
+    assert lines[fake + 1:fake + 2] == ["apply default: contenttypes.0001_initial"]
+    assert "apply results_db: simulation.0004_create_results_tables" in lines
+    assert not django_project.query("results", "SELECT to_regclass('django_migrations')")[0][0]
+
+
 def test_status_and_json_show_applied_and_pending_per_alias_and_app(django_project: Project) -> None:
     env = environment(django_project)
     assert django_project.run("run", "--once", **env).code == 0
@@ -204,6 +215,8 @@ def test_status_and_json_show_applied_and_pending_per_alias_and_app(django_proje
     assert report["healthy"] is False
     plan = django_project.run("plan", **env)
     assert plan.code == 1 and "apply results_db: simulation.0007_results_sql" in plan.out, plan.out
+    assert "results: Django alias results_db has all its migrations" in plan.out
+    assert "fake " not in plan.out  # done on the first run: not again
 
 
 def test_verification_fails_when_an_alias_has_unapplied_migrations(django_project: Project) -> None:
