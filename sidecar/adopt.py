@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .db import Connection, scalar
+from .db import Connection, table_exists
 from .errors import StepError
 from .formats import flyway_checksum
 from .history import Applied, Ident
@@ -36,9 +36,8 @@ def find(conn: Connection, step: SqlStep, applied: dict[Ident, Applied]) -> Adop
     if not candidates:
         return None
     table = TABLES[step.format]
-    with conn.cursor() as cur:
-        if not scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (table,)):
-            return None
+    if not table_exists(conn, table):
+        return None
     files = READERS[step.format](conn, step, candidates)
     return Adoption(tuple(files), f"{step.format}'s {table}") if files else None
 

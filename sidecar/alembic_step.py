@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .commands import application_name, command_environment
-from .db import Connection, conninfo
+from .db import Connection, conninfo, table_exists
 from .errors import PlanError, SidecarError, StepError, UnavailableError
 from .log import get_logger
 from .model import AlembicRevision, AlembicStep, Plan
@@ -40,7 +40,7 @@ def start(plan: Plan, step: AlembicStep) -> Session:
                      revision=event["revision"], doc=event["doc"], duration_ms=event["duration_ms"])
 
     return Session(plan.path, step.name, program=CHILD, python=step.python, cwd=step.config.parent,
-                   env={**command_environment(plan, step.database), **dict(step.env)}, guard=step.guard,
+                   env=command_environment(plan, step.database, step.env), guard=step.guard,
                    database=step.database, request={"config": str(step.config)}, on_event=on_event,
                    error_for=lambda event, inspecting: _error(plan, step, event, inspecting))
 
@@ -52,11 +52,9 @@ def inspect(plan: Plan, step: AlembicStep, session: Session) -> AlembicStep:
 
 def pending(conn: Connection, step: AlembicStep) -> Revisions:
     """Applied: the revisions in alembic_version and everything they follow; pending: the rest, base first."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('alembic_version') IS NOT NULL")
-        row = cur.fetchone()
-        current: list[str] = []
-        if row and row[0]:
+    current: list[str] = []
+    if table_exists(conn, "alembic_version"):
+        with conn.cursor() as cur:
             cur.execute("SELECT version_num FROM alembic_version")
             current = [r[0] for r in cur.fetchall()]
     follows = {r.revision: r.down for r in step.revisions}

@@ -172,6 +172,12 @@ def conninfo(conn: Connection) -> ConnInfo:
     return info
 
 
+def table_exists(conn: Connection, table: str) -> bool:
+    """Whether `table` (name or schema.name, as the search path finds it) exists."""
+    with conn.cursor() as cur:
+        return bool(scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (table,)))
+
+
 def scalar(cur: psycopg2.extensions.cursor, query: str, params: tuple[Any, ...] | None = None) -> Any:
     """The first column of the first row of `query`."""
     cur.execute(query, params)

@@ -211,8 +211,9 @@ def fake(alias: str, app: str, name: str, if_tables_exist: bool, tracker: Tracke
     if target in executor.loader.applied_migrations:
         tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1], reason="already applied")
         return
-    plan = [(m, backwards) for m, backwards in executor.migration_plan([target]) if m.app_label == app]
-    others = [(m.app_label, m.name) for m, _ in executor.migration_plan([target]) if m.app_label != app]
+    full = executor.migration_plan([target])
+    plan = [(m, backwards) for m, backwards in full if m.app_label == app]
+    others = [(m.app_label, m.name) for m, _ in full if m.app_label != app]
     if others:  # the app's dependencies elsewhere are applied for real, first
         executor.migrate(others)
         executor = MigrationExecutor(connection, tracker)

@@ -9,12 +9,13 @@ verification and the serving heartbeat never start Django.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from .commands import application_name
-from .db import Connection, conninfo
+from .db import Connection, conninfo, table_exists
 from .errors import PlanError, SidecarError, StepError, UnavailableError
 from .log import get_logger
 from .model import DjangoAlias, DjangoFake, DjangoMigration, DjangoStep, Plan
@@ -52,7 +53,8 @@ def start(plan: Plan, step: DjangoStep) -> Session:
             log.info("django.alias.migrated", step=step.name, **_where(step, event), applied=event["applied"],
                      faked=event["faked"], duration_ms=event["duration_ms"])
 
-    return Session(plan.path, step.name, program=CHILD, python=step.python, cwd=step.cwd, env=dict(step.env),
+    return Session(plan.path, step.name, program=CHILD, python=step.python, cwd=step.cwd,
+                   env={**os.environ, **dict(step.env)},
                    guard=step.guard, database="all aliases",
                    request={"settings": step.settings, "fakes": [[f.app, f.to] for f in step.fakes]},
                    on_event=on_event, now_doing=_now_doing,
@@ -96,11 +98,9 @@ def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems
 
 def recorded(conn: Connection) -> set[tuple[str, str]]:
     """(app, name) of every migration django_migrations records on this database (one query)."""
+    if not table_exists(conn, "django_migrations"):
+        return set()
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('django_migrations') IS NOT NULL")
-        row = cur.fetchone()
-        if not (row and row[0]):
-            return set()
         cur.execute("SELECT app, name FROM django_migrations")
         return {(app, name) for app, name in cur.fetchall()}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from .db import Connection, error_line, scalar, server_message
+from .db import Connection, error_line, server_message, table_exists
 from .errors import StepError, UnavailableError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
@@ -83,7 +83,7 @@ def ident(version: str) -> Ident:
 def read(conn: Connection, *, create: bool = False) -> dict[Ident, Applied]:
     """Applied versions by ident; empty when there is no history table (made if `create`)."""
     with conn.cursor() as cur:
-        if not scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (TABLE,)):
+        if not table_exists(conn, TABLE):
             if create:  # only when missing: a re-run should not take DDL locks for nothing
                 cur.execute(CREATE_TABLE)
             return {}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -29,6 +28,9 @@ ErrorFor = Callable[[dict[str, Any], bool], SidecarError]
 
 
 class Session:
+    """`program` run with `python` in `cwd`; `env` is its whole environment (step_environment adds the
+    step's application name and the guard's timeouts)."""
+
     def __init__(self, plan_path: Path, step: str, *, program: Path, python: str, cwd: Path,
                  env: Mapping[str, str], guard: Guard | None, database: str, request: dict[str, Any],
                  on_event: Callable[[dict[str, Any]], None], error_for: ErrorFor,
@@ -40,7 +42,7 @@ class Session:
         self.received: list[dict[str, Any]] = []  # every other event, in order
         self.inspected: dict[str, Any] | None = None
         self.ready = threading.Event()  # inspected, or an error
-        environment = step_environment({**os.environ, **env}, step, guard)
+        environment = step_environment(env, step, guard)
         try:
             self.child = Child((python, str(program)), env=environment, cwd=cwd, step=step, database=database,
                                on_event=self._event, quiet=True)
