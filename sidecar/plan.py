@@ -260,8 +260,8 @@ class _PlanReader:
         return self.command_step(table, key, database)
 
     def alembic_step(self, table: dict[str, Any], key: str, database: str | None) -> AlembicStep | None:
-        config = self.string(table, "alembic", f"{key}.alembic", required=True)
-        python = self.string(table, "python", f"{key}.python", default="python")
+        config = self.text(table, "alembic", f"{key}.alembic", example='"migrations/alembic.ini"')
+        python = self.text(table, "python", f"{key}.python", example='"python"', default="python")
         timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
         env = self.environment(table.get("env", {}), f"{key}.env")
         guarded = self.boolean(table, "guard", f"{key}.guard", False)
@@ -333,7 +333,7 @@ class _PlanReader:
         if settings is not None and not PYTHON_MODULE.fullmatch(settings):
             self.problem(f"{key}.django", f"expected the settings module, e.g. \"mysite.settings\", got {settings!r}")
             settings = None
-        python = self.string(table, "python", f"{key}.python", default="python")
+        python = self.text(table, "python", f"{key}.python", example='"python"', default="python")
         timeout = self.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
         cwd = self.string(table, "cwd", f"{key}.cwd", default=".")
         env = self.environment(table.get("env", {}), f"{key}.env")
@@ -362,7 +362,8 @@ class _PlanReader:
         for index, item in enumerate(value, start=1):
             item_key = f"{key}[{index}]"
             self.check_keys(item, "fake", item_key)
-            alias, app, to = (self.string(item, k, f"{item_key}.{k}", required=True) for k in ("alias", "app", "to"))
+            alias, app, to = (self.text(item, k, f"{item_key}.{k}", example=example)
+                              for k, example in (("alias", '"results_db"'), ("app", '"simulation"'), ("to", '"0003"')))
             if_tables_exist = self.boolean(item, "if_tables_exist", f"{item_key}.if_tables_exist", False)
             if alias and app and to:
                 fakes.append(DjangoFake(alias, app, to, if_tables_exist))
@@ -449,6 +450,15 @@ class _PlanReader:
         before = len(self.problems)
         text = self.substitute(value, key)
         return text if len(self.problems) == before else None  # reported once, not again downstream
+
+    def text(self, table: dict[str, Any], name: str, key: str, *, example: str,
+             default: str | None = None) -> str | None:
+        """A string that must not be empty (required when there is no default)."""
+        value = self.string(table, name, key, required=default is None, default=default)
+        if value == "":
+            self.problem(key, f"must not be empty, e.g. {example}")
+            return None
+        return value
 
     def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
         value = table.get(name, [])

@@ -127,6 +127,13 @@ def test_all_problems_are_reported_together_with_file_and_key(tmp_path: Path) ->
     ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\nsql = "m"\nformat = "liquibase"\n',
      "steps[1].format: 'liquibase' is not a format sidecar reads; expected one of: sidecar, dbmate, flyway"),
     ("this is = not [toml", "not valid TOML"),
+    # A framework step's strings may not be empty: an empty one would drop the step or the fake.
+    ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndjango = "app.settings"\npython = ""\n',
+     'steps[1].python: must not be empty, e.g. "python"'),
+    ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndjango = "app.settings"\n'
+     '[[steps.fake]]\nalias = "d"\napp = "a"\nto = ""\n', 'steps[1].fake[1].to: must not be empty'),
+    ('[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\nalembic = ""\n',
+     'steps[1].alembic: must not be empty'),
 ])
 def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) -> None:
     found = problems(tmp_path, text, files={"m/0001_a.sql": "SELECT 1;"})
