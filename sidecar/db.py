@@ -134,6 +134,18 @@ def session(*, liveness_interval: float = DEFAULT_LIVENESS_INTERVAL) -> Iterator
 
 
 @contextlib.contextmanager
+def plain_waits() -> Iterator[None]:
+    """psycopg2 runs COPY only without a wait callback: within the block, libpq waits by itself
+    (no liveness check or cancel on a signal; the server's lock and statement timeouts still hold)."""
+    previous = psycopg2.extensions.get_wait_callback()
+    psycopg2.extensions.set_wait_callback(None)
+    try:
+        yield
+    finally:
+        psycopg2.extensions.set_wait_callback(previous)
+
+
+@contextlib.contextmanager
 def deadline(seconds: float | None) -> Iterator[None]:
     """Bound every connect and statement inside the block to `seconds` from now."""
     token = _deadline.set(None if seconds is None else time.monotonic() + seconds)

@@ -59,8 +59,13 @@ def discover(directory: Path, label: str, tool: str) -> Found:
     return tuple(found), problems
 
 
-def _checked(path: Path, version: str, name: str, up: str, **kwargs: bool) -> tuple[MigrationFile | None, str]:
-    return migration(path, version, name, up, hashlib.sha256(up.encode()).hexdigest(), **kwargs)
+def _checked(path: Path, version: str, name: str, up: str, *, tool: str = "",
+             **kwargs: bool) -> tuple[MigrationFile | None, str]:
+    """`tool`: a tool that sends a file as one query, so its data rows reach the server as SQL."""
+    copy_refused = (f"{tool} sends the file to the server as SQL, data rows included, and it fails there"
+                    " (a syntax error at the first row); load the rows with INSERT" if tool else "")
+    return migration(path, version, name, up, hashlib.sha256(up.encode()).hexdigest(), copy_refused=copy_refused,
+                     **kwargs)
 
 
 def _dbmate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
@@ -81,7 +86,7 @@ def _dbmate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
         return None, f"{path}: unknown dbmate option {unknown[0]!r} on the `-- migrate:up` line"
     # Blank lines in place of what comes before keep line numbers in errors the file's own.
     section = "\n" * text.count("\n", 0, up.end()) + text[up.end():end]
-    return _checked(path, match["version"], match["name"], section,
+    return _checked(path, match["version"], match["name"], section, tool="dbmate",
                     transactional="transaction:false" not in options)
 
 
@@ -93,7 +98,7 @@ def _golang_migrate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
                       " (e.g. 000001_create_users.up.sql)")
     if match["direction"] == "down":
         return None, ""
-    return _checked(path, match["version"], match["name"], text)
+    return _checked(path, match["version"], match["name"], text, tool="golang-migrate")
 
 
 def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:

@@ -8,17 +8,19 @@ applied without being recorded (or recorded without being applied).
 
 from __future__ import annotations
 
+import io
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg2
 
-from .db import Connection, error_line, server_message, table_exists
+from .db import Connection, error_line, plain_waits, server_message, table_exists
 from .errors import StepError, UnavailableError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
-from .sqltext import line_of, split_statements
+from .sqltext import Statement, line_of, split_statements
 
 log = get_logger()
 
@@ -51,6 +53,7 @@ def _row(m: MigrationFile) -> str:
 
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired
+_COPY_LINE = re.compile(r"^COPY [^,\n]*, line (\d+)")  # the server's context for a bad data row
 
 
 class LockTimedOut(Exception):
@@ -147,6 +150,9 @@ def set_synchronous_commit(conn: Connection, on: bool) -> None:
 
 def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, step: str) -> None:
     """Apply `migrations` (already in order) in one transaction: all recorded, or none."""
+    if any(m.copies for m in migrations):
+        _apply_statementwise(conn, migrations, database=database, step=step)
+        return
     with conn.cursor() as cur:
         starts: list[int] = []
         body = ""
@@ -171,6 +177,10 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, s
             else:  # a run-time error carries no position: find the statement by a rolled-back replay
                 failed, line = _replay(conn, migrations)
             raise _step_error(exc, failed, line, database=database, step=step) from exc
+    _log_applied(migrations, started, database=database, step=step)
+
+
+def _log_applied(migrations: list[MigrationFile], started: float, *, database: str, step: str) -> None:
     ms = round((time.monotonic() - started) * 1000)
     for m in migrations:
         log.info("migration.applied", database=database, step=step, version=m.version,
@@ -186,14 +196,13 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: s
             if index < resume_at:  # took effect in an earlier attempt
                 continue
             try:
-                cur.execute(statement.text)
+                execute(cur, statement)
             except psycopg2.Error as exc:
                 if connection_gone(exc):
                     raise _connection_lost(exc, database, step) from exc
                 if exc.pgcode == LOCK_NOT_AVAILABLE:  # the ones before it stay applied
                     raise LockTimedOut(index) from exc
-                error = _step_error(exc, m, statement.line + _line_in(statement.text, exc) - 1,
-                                    database=database, step=step)
+                error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
                 error.hint = (f"this file runs outside a transaction: statements before line"
                               f" {statement.line} took effect; make it safe to re-run"
                               " (IF NOT EXISTS) and run again")
@@ -212,9 +221,9 @@ def _replay(conn: Connection, migrations: list[MigrationFile]) -> tuple[Migratio
             for m in migrations:
                 for statement in split_statements(m.sql):
                     try:
-                        cur.execute(statement.text)
+                        execute(cur, statement)
                     except psycopg2.Error as exc:
-                        return m, statement.line + _line_in(statement.text, exc) - 1
+                        return m, _line_in(statement, exc)
         finally:
             cur.execute("ROLLBACK")
     return migrations[-1], None  # not reproduced on replay: name the file, not a line
@@ -226,9 +235,44 @@ def _position(exc: psycopg2.Error) -> int | None:
     return int(position) - 1 if position else None
 
 
-def _line_in(text: str, exc: psycopg2.Error) -> int:
+def _line_in(statement: Statement, exc: psycopg2.Error) -> int:
+    """The file's line where `statement` failed: the server's position in it, or the COPY data's line."""
+    copied = _COPY_LINE.search(getattr(exc.diag, "context", None) or "")
+    if statement.copy_data is not None and copied:
+        return statement.copy_line + int(copied[1]) - 1
     position = _position(exc)
-    return line_of(text, position) if position is not None else 1
+    return statement.line + (line_of(statement.text, position) if position is not None else 1) - 1
+
+
+def execute(cur: psycopg2.extensions.cursor, statement: Statement) -> None:
+    """Run one statement; a `COPY ... FROM stdin` sends its data lines too (as psql does)."""
+    if statement.copy_data is None:
+        cur.execute(statement.text)
+    else:
+        with plain_waits():
+            cur.copy_expert(statement.text, io.StringIO(statement.copy_data))
+
+
+def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, database: str, step: str) -> None:
+    """Like `apply`, statement by statement in one explicit transaction: COPY data cannot travel
+    inside a query message."""
+    started = time.monotonic()
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        for m in migrations:
+            for statement in split_statements(m.sql):
+                try:
+                    execute(cur, statement)
+                except psycopg2.Error as exc:
+                    if connection_gone(exc):
+                        raise _connection_lost(exc, database, step) from exc
+                    cur.execute("ROLLBACK")
+                    if exc.pgcode == LOCK_NOT_AVAILABLE:
+                        raise LockTimedOut() from exc
+                    raise _step_error(exc, m, _line_in(statement, exc), database=database, step=step) from exc
+            cur.execute(_row(m), (m.version, m.name, m.checksum, False, step))
+        cur.execute("COMMIT")
+    _log_applied(migrations, started, database=database, step=step)
 
 
 def connection_gone(exc: psycopg2.Error) -> bool:

@@ -19,16 +19,16 @@ from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, split_statements
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # A transactional file that provably needs no lexing: a statement first (after line comments),
 # then only plain text, line comments and closed '...' or "..." quotes. Dollar quotes, block
-# comments and any backslash (E'...' escapes) go to the lexer. `-(?!-)` and the possessive
-# `[^\n]*+` keep a comment from being read any other way, so the parse is unambiguous and
-# fullmatch proves every quote closes.
-_PLAIN_TEXT = re.compile(r"""\s*(?:--[^\n]*\n\s*)*[A-Za-z][^'"$\\/-]*"""
-                         r"""(?:(?:'[^'\\]*'|"[^"\\]*"|--[^\n]*+|-(?!-)|/(?!\*))[^'"$\\/-]*)*""")
+# comments and any backslash (E'...' escapes, psql meta-commands, COPY data's `\.`) go to the
+# lexer. Each alternative starts with its own character and every repetition is possessive, so
+# nothing backtracks (linear time) and fullmatch proves every quote closes.
+_PLAIN_TEXT = re.compile(r"""\s*+(?:--[^\n\r]*+[\n\r]\s*+)*+[A-Za-z][^'"$\\/-]*+"""
+                         r"""(?:(?:'[^'\\]*+'|"[^"\\]*+"|--[^\n\r]*+|-(?!-)|/(?!\*))[^'"$\\/-]*+)*+""")
 # The first words of the lexer's transaction control; only where one appears can a statement
 # end the transaction. Taken from the lexer so the fast path can never lag behind it.
 _CONTROL_WORDS = tuple(sorted({words[0] for words in TRANSACTION_CONTROL}))
 _CONTROL_WORD = re.compile(rf"\b(?:{'|'.join(_CONTROL_WORDS)})\b", re.I)
-_NO_TRANSACTION = re.compile(r"^\s*--\s*sidecar:\s*no-transaction\s*$", re.M | re.I)
+_NO_TRANSACTION = re.compile(r"^[ \t]*--[ \t]*sidecar:[ \t]*no-transaction[ \t\r]*$", re.M | re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,7 @@ class MigrationFile:
     transactional: bool = True
     key: tuple[int, ...] = ()  # order and identity: "0001" -> (1,), "1.1" -> (1, 1); () for a repeatable
     repeatable: bool = False  # Flyway's R__ files: run again whenever they change, after the versioned ones
+    copies: bool = False  # holds `COPY ... FROM stdin` data: runs statement by statement (in its transaction)
 
     @property
     def ident(self) -> tuple[int, ...] | str:
@@ -113,8 +114,11 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
 
 
 def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, transactional: bool = True,
-              repeatable: bool = False) -> tuple[MigrationFile | None, str]:
-    """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem."""
+              repeatable: bool = False, copy_refused: str = "") -> tuple[MigrationFile | None, str]:
+    """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem.
+
+    `copy_refused` says why the folder's tool cannot run `COPY ... FROM stdin` data; empty where it can.
+    """
     upper = sql.upper()  # substring tests on it are far cheaper than a case-blind regex
     transactional = transactional and ("NO-TRANSACTION" not in upper
                                        or not _NO_TRANSACTION.search(_leading_comments(sql)))
@@ -127,6 +131,9 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
         return None, f"{path}: {exc}"
     if not statements:
         return None, f"{path}: contains no SQL statement; write the migration or delete the file"
+    copies = [s for s in statements if s.copy_data is not None]
+    if copies and copy_refused:
+        return None, f"{path}: line {copies[0].line}: COPY ... FROM stdin with its data in the file; {copy_refused}"
     if transactional:
         for statement in statements:
             if statement.is_transaction_control:
@@ -136,7 +143,7 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
                     " transaction with its history row) or mark the file"
                     " `-- sidecar: no-transaction`"
                 )
-    return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable), ""
+    return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable, bool(copies)), ""
 
 
 def needs_no_lexing(sql: str, upper: str) -> bool:
@@ -146,7 +153,7 @@ def needs_no_lexing(sql: str, upper: str) -> bool:
     every quote closes, and no word of transaction control appears (the substring test on
     `upper` spares most files the slower case-blind regex).
     """
-    if not _PLAIN_TEXT.fullmatch(sql):
+    if "STDIN" in upper or not _PLAIN_TEXT.fullmatch(sql):  # COPY data is for the lexer to find
         return False
     return not any(word in upper for word in _CONTROL_WORDS) or _CONTROL_WORD.search(sql) is None
 

@@ -1,27 +1,64 @@
-"""A small SQL lexer: split a file into statements and find transaction control.
+"""SQL text read as psql reads it: statements, `COPY ... FROM stdin` data, psql-only syntax refused.
 
-Only what the sidecar needs: statement boundaries that respect quotes, dollar
-quotes, comments and `BEGIN ATOMIC` bodies, so that a no-transaction file can
-run statement by statement and a `COMMIT;` hidden in a transactional file is
-refused before it can end the migration's transaction early.
+psql is the tool every PostgreSQL user knows, so a file splits exactly where psql would
+send each statement (its lexer: src/fe_utils/psqlscan.l, PostgreSQL 15): at a `;` outside
+quotes, dollar quotes, comments and parentheses, and outside the BEGIN ... END body of a
+statement that starts CREATE [OR REPLACE] FUNCTION or PROCEDURE (psql's own heuristic).
+After `COPY ... FROM stdin;` the lines up to `\\.` are data, as psql reads them. A backslash
+outside a literal starts a psql meta-command: sidecar runs SQL, not psql scripts, so the
+reader refuses it with its line instead of letting the server find it.
+
+Time is linear in the input. Regular expressions only find the next token that matters
+(no nested repetition, so nothing backtracks); each quote, comment or data block is closed
+by a forward search for its end. An unclosed quote is reported at once, whatever follows.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 
-# The tokens that matter; everything between them is skipped by the regex engine.
-_TOKEN = re.compile(r"""--|/\*|'|"|\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$|;|\b(?:ATOMIC|CASE|END)\b""", re.I)
-_SINGLE = re.compile(r"(?:[^']+|'')*'")
-_E_STRING = re.compile(r"(?:[^'\\]+|\\.|'')*'", re.S)  # E'...': backslash escapes
-_DOUBLE = re.compile(r'(?:[^"]+|"")*"')
+# psql reads bytes: every byte of a non-ASCII character is an identifier character.
+_IDENT = "A-Za-z0-9_$\u0080-\U0010ffff"
+_TAG = "A-Za-z0-9_\u0080-\U0010ffff"  # a dollar quote's tag: an identifier without `$`
+_START = "A-Za-z_\u0080-\U0010ffff"
+_ALWAYS = f"--|/\\*|'|\"|;|\\\\|\\$(?:[{_START}][{_TAG}]*)?\\$"
+# Three scanners for three needs of the statement at hand. Only literal first characters, no
+# look-behind first: the regex engine then skips plain text at C speed.
+_FAST = re.compile(_ALWAYS)  # quotes, comments and ends
+# every identifier (not the prefixes of B'', E'', N'', U&'', X''), while the first ones decide the kind
+_HEAD = re.compile(f"{_ALWAYS}|(?<![{_IDENT}])(?![bBeEnNxX]'|[uU]&)[{_START}][{_IDENT}]*")
+# inside CREATE FUNCTION/PROCEDURE: the words that open and close a body
+_BODY = re.compile(f"{_ALWAYS}|(?<![{_IDENT}])(?i:begin|case|end)(?![{_IDENT}])")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
+_LINE_END = re.compile(r"[\r\n]")  # a `--` comment ends at either
+_E_STRING_STOP = re.compile(r"[\\']")
+# After a closing quote: white space holding a newline, then a quote, continues the literal (E'a'\n'b').
+_CONTINUES = re.compile(r"(?>(?:[ \t\f]++|--[^\r\n]*+)*+)[\r\n](?>(?:[ \t\r\n\f]++|--[^\r\n]*+[\r\n])*+)'")
 _NON_SPACE = re.compile(r"\S")
+_WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT}'&])")
+_IDENT_CHAR = re.compile(f"[{_IDENT}]")
+_START_CHAR = re.compile(f"[{_START}]")
+_IDENT_RUN = re.compile(f"[{_IDENT}]*")
+_RUN_START = re.compile(f"[^{_IDENT}][{_IDENT}]*\\Z")
+_PARENS = re.compile(r"[()]")
+_PAREN_STEP = {"(": 1, ")": -1}
+_END_OF_DATA = re.compile(r"^\\\.\r?$", re.M)  # psql ends COPY data at a line `\.`
+_META_NAME = re.compile(r"\\(?:[A-Za-z_]+|.)?", re.S)
 _LEADING_WORDS = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)?\s*([A-Za-z_][A-Za-z0-9_$]*)?")
+_HEAD_WORDS = {"create", "function", "procedure", "or", "replace"}  # the ones psql's heuristic looks at
 TRANSACTION_CONTROL = {
     ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),
     ("ABORT",), ("SAVEPOINT",), ("RELEASE",), ("PREPARE", "TRANSACTION"),
+}
+_META_ADVICE = {
+    "\\set": "sidecar always stops at the first error (ON_ERROR_STOP) and has no psql variables: remove the line",
+    "\\c": "a step runs on the database its plan names: move what follows into a step for that database",
+    "\\connect": "a step runs on the database its plan names: move what follows into a step for that database",
+    "\\i": "put that file in the step's folder instead", "\\ir": "put that file in the step's folder instead",
+    "\\;": "psql's `\\;` joins statements into one message: write `;`",
+    "\\.": "`\\.` ends the data of a `COPY ... FROM stdin;`, on a line of its own after the data",
 }
 
 
@@ -31,6 +68,8 @@ class Statement:
     offset: int  # character offset of the statement's first character in the file
     line: int  # 1-based line of that character
     words: tuple[str, ...]  # the statement's first two keywords, upper-cased
+    copy_data: str | None = None  # for `COPY ... FROM stdin`: the data lines, without the `\.` line
+    copy_line: int = 0  # 1-based line of the first data line
 
     @property
     def is_transaction_control(self) -> bool:
@@ -40,81 +79,16 @@ class Statement:
 
 
 class SqlSyntaxError(ValueError):
-    """A quote, dollar quote or comment is never closed."""
+    """A quote, dollar quote or comment is never closed, or psql-only syntax (a meta-command) is used."""
 
 
 def split_statements(sql: str) -> list[Statement]:
-    """Split `sql` at top-level semicolons; comments and blank chunks are dropped.
+    """Split `sql` where psql sends each statement; comments and blank chunks are dropped.
 
-    Regular expressions find the next token that matters, so plain text,
-    quoted strings and comments are skipped at C speed (a 10 MB file of
-    INSERTs splits in well under a second).
+    Raises SqlSyntaxError naming the line of an unclosed quote, dollar quote or comment,
+    of a psql meta-command, or of text after `COPY ... FROM stdin;` on its line.
     """
-    statements: list[Statement] = []
-    n = len(sql)
-    i = 0
-    first = -1  # offset of the current statement's first non-comment character
-    atomic_depth = 0  # inside BEGIN ATOMIC ... END, where ';' does not end the statement
-    counted, line = 0, 1  # newlines counted up to `counted`: lines found in one pass, not per statement
-
-    def finish(end: int) -> None:
-        nonlocal counted, line
-        if first >= 0:
-            text = sql[first:end].strip()
-            if text:
-                line += sql.count("\n", counted, first)
-                counted = first
-                words = tuple(w.upper() for w in _LEADING_WORDS.match(text).groups() if w)  # type: ignore[union-attr]
-                statements.append(Statement(text, first, line, words))
-
-    while True:
-        m = _TOKEN.search(sql, i)
-        plain_end = m.start() if m else n
-        if first < 0 and (code := _NON_SPACE.search(sql, i, plain_end)):
-            first = code.start()
-        if m is None:
-            break
-        token, j = m.group(), m.start()
-        if token == "--":
-            newline = sql.find("\n", j)
-            i = n if newline < 0 else newline + 1
-            continue
-        if token == "/*":
-            i = _skip_block_comment(sql, j)
-            continue
-        if first < 0:
-            first = j
-        if token == ";":
-            if atomic_depth == 0:
-                finish(j)
-                first = -1
-            i = j + 1
-        elif token in ("'", '"'):
-            escapes = token == "'" and j > 0 and sql[j - 1] in "eE" and (j < 2 or not _is_word_char(sql[j - 2]))
-            pattern = _E_STRING if escapes else _SINGLE if token == "'" else _DOUBLE
-            closed = pattern.match(sql, j + 1)
-            if closed is None:
-                raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted text starting here is never closed")
-            i = closed.end()
-        elif token[0] == "$":
-            if j > 0 and _is_word_char(sql[j - 1]):  # part of an identifier such as a$b
-                i = j + 1
-                continue
-            close = sql.find(token, m.end())
-            if close < 0:
-                raise SqlSyntaxError(f"line {line_of(sql, j)}: dollar quote {token} is never closed")
-            i = close + len(token)
-        else:
-            word = token.upper()
-            if word == "ATOMIC" and _previous_word(sql, j) == "BEGIN":
-                atomic_depth = 1
-            elif atomic_depth and word == "CASE":
-                atomic_depth += 1
-            elif atomic_depth and word == "END":
-                atomic_depth -= 1
-            i = m.end()
-    finish(n)
-    return statements
+    return _Scanner(sql).run()
 
 
 def line_of(sql: str, offset: int) -> int:
@@ -122,22 +96,245 @@ def line_of(sql: str, offset: int) -> int:
     return sql.count("\n", 0, max(0, min(offset, len(sql)))) + 1
 
 
+class _Scanner:
+    """One pass over the text; the state psql's lexer keeps, per statement."""
 
-def _is_word_char(c: str) -> bool:
-    return c.isalnum() or c in "_$"
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self.statements: list[Statement] = []
+        self.parens = 0
+        self.counted, self.line = 0, 1  # newlines counted up to `counted`, so lines cost one pass in all
+
+    def _new_statement(self, i: int) -> int:
+        """Start a statement's state at `i`; return where scanning goes on."""
+        self.first = -1  # offset of the statement's first character that is not a comment
+        self.words: list[str] = []  # psql's identifiers[]: the first four, or "" for other words
+        self.begin_depth = 0  # psql's begin_depth: inside a function body's BEGIN ... END
+        self.after_from = self.from_stdin = False
+        self.pattern, self.parens = _HEAD, 0
+        # Most statements start with plain keywords that settle their kind at once: read those here.
+        word = _WORD_AHEAD.match(self.sql, i)
+        if word and word[1].lower() not in ("create", "copy"):  # the common case, in short
+            self.pattern, self.first, self.words = _FAST, word.start(1), [word[1]]
+            return word.end()
+        while len(self.words) < 4 and (word := _WORD_AHEAD.match(self.sql, i)):
+            self.first = word.start(1) if self.first < 0 else self.first
+            i = word.end()
+            if self._word(word[1].lower()):
+                break
+        return i
+
+    def run(self) -> list[Statement]:
+        sql, n = self.sql, len(self.sql)
+        find, count, starts = sql.find, sql.count, sql.startswith
+        i, parens = self._new_statement(0), 0  # psql's paren_depth: `;` inside parentheses ends nothing
+        # The common tokens are handled inline: this loop is the reader's whole cost on large files.
+        while True:
+            m = self.pattern.search(sql, i)
+            end = m.start() if m else n
+            if end > i:  # plain text between tokens: words, numbers, operators; only parentheses count
+                if self.first < 0 or self.after_from:
+                    self._code(i, end)
+                closed = count(")", i, end)
+                parens = parens + count("(", i, end) - closed if closed <= parens else _parens(sql, i, end, parens)
+            if m is None:
+                break
+            token = m.group()
+            if token == ";" and not (parens or self.begin_depth or self.from_stdin):
+                self._finish(end)
+                i = self._new_statement(end + 1)
+            elif token == '"' or (token == "'" and (end == i or sql[end - 1] not in "eE")):  # "..." or '...'
+                self.first = end if self.first < 0 else self.first
+                self.after_from = False
+                j = end + 1
+                while (k := find(token, j)) >= 0 and starts(token, k + 1):
+                    j = k + 2
+                if k < 0:
+                    what = "quoted text" if token == "'" else "quoted identifier"
+                    raise SqlSyntaxError(f"line {line_of(sql, end)}: {what} starting here is never closed")
+                i = k + 1
+            else:
+                self.parens = parens  # what _token's words and COPY read
+                i = self._token(token, i, end, m.end())
+        self._finish(n)
+        return self.statements
+
+    def _code(self, i: int, end: int) -> None:
+        if code := _NON_SPACE.search(self.sql, i, end):
+            self.first = code.start() if self.first < 0 else self.first
+            self.after_from = False
+
+    def _token(self, token: str, plain: int, j: int, after: int) -> int:
+        """Handle the token at `j` (plain text ran from `plain`); return where scanning goes on."""
+        if token == "--":
+            newline = _LINE_END.search(self.sql, j)
+            return len(self.sql) if newline is None else newline.end()
+        if token == "/*":
+            return self._comment_end(j)
+        self.first = j if self.first < 0 else self.first
+        head = token[0]
+        if head == ";":
+            return self._semicolon(j)
+        if head == "\\":
+            self._meta_command(j)
+        if head in "'\"$":
+            self.after_from = False
+        if head == "'":
+            return self._string_end(j, escapes=j - 1 == plain or not _IDENT_CHAR.match(self.sql, j - 2))
+        if head == '"':
+            return self._identifier_end(j)
+        if head == "$":
+            return self._dollar_end(token, plain, j, after)
+        self._word(token.lower())
+        return after
+
+    def _word(self, word: str) -> bool:
+        """An identifier or keyword: the statement's kind, COPY's FROM STDIN, a body's BEGIN/CASE/END.
+
+        True once the words read so far settle the statement's kind."""
+        if self.pattern is _HEAD:
+            if len(self.words) < 4:
+                self.words.append(word if word in _HEAD_WORDS or not self.words else "")
+            if self.words[0] == "copy":
+                self.from_stdin = self.from_stdin or (self.after_from and word == "stdin")
+                self.after_from = word == "from" and self.parens == 0
+                return True
+            kind = _function_heuristic(self.words)
+            if kind is None:
+                return False
+            self.pattern = _BODY if kind else _FAST
+        if self.pattern is _BODY and not self.parens:
+            if word == "begin" or (word == "case" and self.begin_depth):
+                self.begin_depth += 1
+            elif word == "end" and self.begin_depth:
+                self.begin_depth -= 1
+        return True
+
+    def _dollar_end(self, token: str, plain: int, j: int, after: int) -> int:
+        """Past the dollar-quoted text at `j`; or past the identifier (a$b$c) that `$` is part of."""
+        sql = self.sql
+        if j > plain and _IDENT_CHAR.match(sql, j - 1):  # the end of a word or number: which?
+            run = _RUN_START.search(sql, plain, j)
+            if _START_CHAR.match(sql, run.start() + 1 if run else plain):
+                return _IDENT_RUN.match(sql, j).end()  # type: ignore[union-attr]
+        close = sql.find(token, after)
+        if close < 0:
+            raise SqlSyntaxError(f"line {line_of(sql, j)}: dollar quote {token} is never closed")
+        return close + len(token)
+
+    def _semicolon(self, j: int) -> int:
+        if self.parens or self.begin_depth:
+            return j + 1
+        if not self.from_stdin:
+            self._finish(j)
+            return self._new_statement(j + 1)
+        line = self._line_at(self.first)  # before the data's lines are counted
+        data, data_line, after = self._copy_data(j + 1)
+        self._finish(j, data, data_line, line)
+        return self._new_statement(after)
+
+    def _copy_data(self, k: int) -> tuple[str, int, int]:
+        """After `COPY ... FROM stdin;`: (data, its first line, where SQL goes on), as psql reads it."""
+        sql, n = self.sql, len(self.sql)
+        newline = sql.find("\n", k)
+        line_end = n if newline < 0 else newline
+        rest = sql[k:line_end].strip()
+        if rest and not rest.startswith("--"):
+            raise SqlSyntaxError(f"line {line_of(sql, k)}: {rest[:40]!r} follows `COPY ... FROM stdin;` on its"
+                                 " line; the data starts on the next line: move it there, or end the data"
+                                 " first with a line `\\.`")
+        start = min(n, line_end + 1)
+        marker = _END_OF_DATA.search(sql, start)
+        if marker is None:  # psql reads data to the end of the file
+            return sql[start:], self._line_at(start), n
+        return sql[start:marker.start()], self._line_at(start), min(n, marker.end() + 1)
+
+    def _finish(self, end: int, copy_data: str | None = None, copy_line: int = 0, line: int = 0) -> None:
+        if self.first < 0:
+            return
+        text = self.sql[self.first:end].strip()
+        if text:
+            match = _LEADING_WORDS.match(text)
+            words = tuple(w.upper() for w in match.groups() if w) if match else ()
+            self.statements.append(Statement(text, self.first, line or self._line_at(self.first), words,
+                                             copy_data, copy_line))
+
+    def _line_at(self, offset: int) -> int:
+        """The line of `offset`; offsets asked for only grow, so the file's lines are counted once."""
+        self.line += self.sql.count("\n", self.counted, offset)
+        self.counted = offset
+        return self.line
+
+    def _string_end(self, j: int, *, escapes: bool) -> int:
+        """Past the '...' literal at `j` ('' is a quote); an E'...' literal also takes backslash escapes."""
+        if escapes:
+            return self._escape_string_end(j)
+        sql, i = self.sql, j + 1
+        while (k := sql.find("'", i)) >= 0:
+            if not sql.startswith("'", k + 1):
+                return k + 1
+            i = k + 2
+        raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted text starting here is never closed")
+
+    def _escape_string_end(self, j: int) -> int:
+        sql, i = self.sql, j + 1
+        while (stop := _E_STRING_STOP.search(sql, i)) is not None:
+            k = stop.start()
+            if sql[k] == "\\" or sql.startswith("'", k + 1):  # an escaped character, or ''
+                i = k + 2
+            elif more := _CONTINUES.match(sql, k + 1):  # E'a' <newline> 'b\'c' is one literal
+                i = more.end()
+            else:
+                return k + 1
+        raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted text starting here is never closed")
+
+    def _identifier_end(self, j: int) -> int:
+        """Past the "..." identifier at `j` ("" is a quote)."""
+        sql, i = self.sql, j + 1
+        while (k := sql.find('"', i)) >= 0:
+            if not sql.startswith('"', k + 1):
+                return k + 1
+            i = k + 2
+        raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted identifier starting here is never closed")
+
+    def _comment_end(self, i: int) -> int:
+        """Past the (possibly nested) comment starting at `i`."""
+        depth, j = 0, i
+        while (m := _COMMENT_EDGE.search(self.sql, j)) is not None:
+            depth += 1 if m.group() == "/*" else -1
+            j = m.end()
+            if depth == 0:
+                return j
+        raise SqlSyntaxError(f"line {line_of(self.sql, i)}: comment starting here is never closed")
+
+    def _meta_command(self, j: int) -> None:
+        name = _META_NAME.match(self.sql, j).group()  # type: ignore[union-attr]
+        advice = _META_ADVICE.get(name, "remove it, or run the file with psql in a command step")
+        raise SqlSyntaxError(f"line {line_of(self.sql, j)}: {name.strip() or 'a backslash'} is a psql"
+                             f" meta-command, and sidecar runs SQL, not psql scripts; {advice}")
 
 
-def _previous_word(sql: str, i: int) -> str:
-    m = re.search(r"([A-Za-z_]+)\s*$", sql[max(0, i - 40):i])
-    return m.group(1).upper() if m else ""
+def _parens(sql: str, i: int, end: int, depth: int) -> int:
+    """psql's paren_depth after the plain text sql[i:end], from `depth`."""
+    found = _PARENS.findall(sql, i, end)
+    steps = list(accumulate(map(_PAREN_STEP.__getitem__, found), initial=depth))
+    if min(steps) >= 0:  # never below zero on the way: the sum is the depth
+        return steps[-1]
+    for paren in found:  # psql never lets the depth go below zero: replay with that floor
+        depth = depth + 1 if paren == "(" else max(0, depth - 1)
+    return depth
 
 
-def _skip_block_comment(sql: str, i: int) -> int:
-    """The offset just past the (possibly nested) comment starting at `i`."""
-    depth, j = 0, i
-    while (m := _COMMENT_EDGE.search(sql, j)) is not None:
-        depth += 1 if m.group() == "/*" else -1
-        j = m.end()
-        if depth == 0:
-            return j
-    raise SqlSyntaxError(f"line {line_of(sql, i)}: comment starting here is never closed")
+def _function_heuristic(words: list[str]) -> bool | None:
+    """psql's test: does the statement start CREATE [OR REPLACE] FUNCTION|PROCEDURE? None: not known yet."""
+    seen = [*words, None, None, None, None]
+    if seen[0] != "create":
+        return False
+    if seen[1] in ("function", "procedure"):
+        return True
+    if seen[1] != "or" or seen[2] not in ("replace", None):
+        return None if seen[1] is None else False
+    if seen[2] is None or seen[3] is None:
+        return None
+    return seen[3] in ("function", "procedure")
+

@@ -68,10 +68,88 @@ def test_dollar_in_identifiers_is_not_a_quote() -> None:
     assert texts("SELECT a$b$c FROM t; SELECT 2") == ["SELECT a$b$c FROM t", "SELECT 2"]
 
 
+def test_semicolons_inside_parentheses_do_not_split_as_in_psql() -> None:
+    assert texts("SELECT (1; 2); SELECT ((;)) ; SELECT 3") == ["SELECT (1; 2)", "SELECT ((;))", "SELECT 3"]
+    assert texts("SELECT 1); SELECT 2") == ["SELECT 1)", "SELECT 2"]  # a stray ')' leaves the depth at 0
+    assert texts("SELECT ) (; SELECT 2") == ["SELECT ) (; SELECT 2"]  # ... and so this '(' is open
+
+
+@pytest.mark.parametrize("head", ["CREATE FUNCTION", "create or replace function", "CREATE PROCEDURE",
+                                  "CREATE OR REPLACE PROCEDURE", "CREATE /* c */ FUNCTION",
+                                  "CREATE\nOR REPLACE\tFUNCTION"])
+def test_a_function_body_between_begin_and_end_is_one_statement(head: str) -> None:
+    sql = f"{head} f() LANGUAGE sql BEGIN ATOMIC SELECT CASE WHEN true THEN 1 END; SELECT 2; END; SELECT 3;"
+    assert len(texts(sql)) == 2
+
+
+@pytest.mark.parametrize("sql", [
+    "CREATE TABLE t (id int); BEGIN; SELECT 1; END; SELECT 2;",  # BEGIN/END count only in CREATE FUNCTION
+    "CREATE OR REPLACE VIEW v AS SELECT 1; BEGIN; SELECT 2; END; SELECT 3",
+    "CREATE FUNCTION f(begin int) RETURNS int AS 'SELECT 1' LANGUAGE sql; SELECT 2; SELECT 3; SELECT 4; SELECT 5;",
+])
+def test_begin_and_end_elsewhere_do_not_join_statements(sql: str) -> None:
+    assert len(texts(sql)) == 5
+
+
+@pytest.mark.parametrize(("sql", "expected"), [
+    ("SELECT a$b$c FROM t; SELECT 2", ["SELECT a$b$c FROM t", "SELECT 2"]),  # $ inside an identifier
+    ("SELECT $1; SELECT 2", ["SELECT $1", "SELECT 2"]),  # a parameter
+    ("SELECT 12$a$;$a$; SELECT 2", ["SELECT 12$a$;$a$", "SELECT 2"]),  # after a number, a dollar quote opens
+    ("SELECT $a$ $b$; $a$; SELECT 2", ["SELECT $a$ $b$; $a$", "SELECT 2"]),  # another tag inside
+    ("SELECT E'a\\';'; SELECT 2", ["SELECT E'a\\';'", "SELECT 2"]),
+    ("SELECT E'a'\n  'b\\';c'; SELECT 2", ["SELECT E'a'\n  'b\\';c'", "SELECT 2"]),  # continued E'' literal
+    ("SELECT 'a'\n'b\\'; SELECT 2", ["SELECT 'a'\n'b\\'", "SELECT 2"]),  # a standard one: no escapes
+    ("SELECT e'x\\''';' FROM t; SELECT 2", ["SELECT e'x\\''';' FROM t", "SELECT 2"]),  # \' then ''
+    ("SELECT e'x\\'' ; SELECT 2", ["SELECT e'x\\''", "SELECT 2"]),  # \' then the closing quote
+    ("SELECT U&'d\\0061t;a'; SELECT 2", ["SELECT U&'d\\0061t;a'", "SELECT 2"]),
+    ("SELECT B'10'';', X'1F'; SELECT 2", ["SELECT B'10'';', X'1F'", "SELECT 2"]),
+    ("-- c\rSELECT 1; SELECT 2", ["SELECT 1", "SELECT 2"]),  # a CR ends a line comment too
+    ("SELECT 1; /* a /* b; */ c; */ SELECT 2", ["SELECT 1", "SELECT 2"]),
+])
+def test_literals_and_identifiers_as_psql_reads_them(sql: str, expected: list[str]) -> None:
+    assert texts(sql) == expected
+
+
+def test_copy_from_stdin_takes_the_lines_up_to_the_end_marker_as_data() -> None:
+    sql = ("CREATE TABLE t (a int, b text);\nCOPY t (a, b) FROM stdin; -- rows\n1\tit's\n2\t$$;\n\\.\n"
+           "copy t from STDIN with (format csv);\r\n3,x\r\n\\.\r\nSELECT 1;\nCOPY t FROM stdin;\n4\ty\n")
+    statements = split_statements(sql)
+    assert [(s.words[0], s.line, s.copy_data, s.copy_line) for s in statements] == [
+        ("CREATE", 1, None, 0), ("COPY", 2, "1\tit's\n2\t$$;\n", 3), ("COPY", 6, "3,x\r\n", 7),
+        ("SELECT", 9, None, 0), ("COPY", 10, "4\ty\n", 11)]  # no marker: data to the end, as psql reads it
+
+
+@pytest.mark.parametrize("sql", ["COPY t TO stdout; SELECT 'x'", "COPY t FROM '/data/t.csv'; SELECT 'x'",
+                                 "COPY (SELECT 'from stdin') TO stdout; SELECT 'x'"])
+def test_other_copies_carry_no_data(sql: str) -> None:
+    assert [s.copy_data for s in split_statements(sql)] == [None, None]
+
+
+def test_text_after_copy_on_its_line_is_refused() -> None:
+    with pytest.raises(SqlSyntaxError, match=r"line 1: 'SELECT 1;' follows `COPY ... FROM stdin;`"):
+        split_statements("COPY t FROM stdin; SELECT 1;\n1\n\\.\n")
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("\\set ON_ERROR_STOP on\nSELECT 1;", r"line 1: \\set is a psql meta-command"),
+    ("SELECT 1;\n  \\c other\n", r"line 2: \\c is a psql meta-command.*plan names"),
+    ("SELECT 1 \\gset", r"line 1: \\gset is a psql meta-command.*command step"),
+    ("SELECT 1\\; SELECT 2;", r"line 1: \\; is a psql meta-command.*write `;`"),
+])
+def test_psql_meta_commands_are_refused_with_their_line(sql: str, message: str) -> None:
+    with pytest.raises(SqlSyntaxError, match=message):
+        split_statements(sql)
+
+
+def test_backslashes_inside_literals_are_data() -> None:
+    assert len(texts("SELECT '\\set', $$\\c$$, \"a\\b\", E'\\\\'; /* \\x */ -- \\y\nSELECT 2")) == 2
+
+
 # Text built from the characters and words that decide how SQL splits, often after a statement's start.
 _SQL_PIECES = st.tuples(
     st.sampled_from(["", "SELECT ", "-- c\n"]),
-    st.lists(st.sampled_from(["'", '"', "$", "-", "/", "*", "\\", ";", "\n", "E", "a", "begin", "end"]),
+    st.lists(st.sampled_from(["'", '"', "$", "-", "/", "*", "\\", ";", "\n", "\r", "E", "a", "begin", "end", "(", ")",
+                              " stdin", "copy "]),
              max_size=12),
 ).map(lambda t: t[0] + "".join(t[1]))
 
