@@ -17,17 +17,28 @@ from pathlib import Path
 from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, split_statements
 
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
-# A transactional file that provably needs no lexing: a statement first (after line comments),
-# then only plain text, line comments and closed '...' or "..." quotes. Dollar quotes, block
-# comments and any backslash (E'...' escapes, psql meta-commands, COPY data's `\.`) go to the
-# lexer. Each alternative starts with its own character and every repetition is possessive, so
-# nothing backtracks (linear time) and fullmatch proves every quote closes.
-_PLAIN_TEXT = re.compile(r"""\s*+(?:--[^\n\r]*+[\n\r]\s*+)*+[A-Za-z][^'"$\\/-]*+"""
-                         r"""(?:(?:'[^'\\]*+'|"[^"\\]*+"|--[^\n\r]*+|-(?!-)|/(?!\*))[^'"$\\/-]*+)*+""")
+# A transactional file that provably needs no lexing: a statement first (after comments), then
+# only plain text, comments, closed '...' or "..." quotes and dollar-quoted bodies. Nested block
+# comments, a `$` that opens no body (a$b, $1) and any backslash (E'...' escapes, psql
+# meta-commands, COPY data's `\.`) go to the lexer. Each alternative starts with its own
+# character, every repetition is possessive and a body is matched atomically up to the first
+# `$tag$` (where the lexer closes it too), so nothing backtracks: linear time, and fullmatch
+# proves every quote closes.
+_IDENT = "A-Za-z0-9_$\u0080-\U0010ffff"
+_BODY = (rf"(?<![{_IDENT}])(?>\$((?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*+)?)\$"
+         r"(?s:.*?)\$\1\$)")
+_COMMENT = r"/\*(?:[^*/]++|\*(?!/)|/(?!\*))*+\*/"  # not nested
+_QUOTED = r"'[^'\\]*+'" + r'|"[^"\\]*+"'
+_PLAIN_TEXT = re.compile(rf"""\s*+(?:(?:--[^\n\r]*+[\n\r]|{_COMMENT})\s*+)*+[A-Za-z][^'"$\\/-]*+"""
+                         rf"""(?:(?:{_QUOTED}|--[^\n\r]*+|-(?!-)|/(?!\*)|{_COMMENT}|{_BODY})[^'"$\\/-]*+)*+""")
 # The first words of the lexer's transaction control; only where one appears can a statement
 # end the transaction. Taken from the lexer so the fast path can never lag behind it.
 _CONTROL_WORDS = tuple(sorted({words[0] for words in TRANSACTION_CONTROL}))
 _CONTROL_WORD = re.compile(rf"\b(?:{'|'.join(_CONTROL_WORDS)})\b", re.I)
+# The same words outside literals and comments (plpgsql bodies say BEGIN and END): the literals
+# are matched whole, in the order _PLAIN_TEXT proved, so each is read once.
+_CONTROL_OUTSIDE = re.compile(rf"""{_QUOTED}|--[^\n\r]*+|{_COMMENT}|{_BODY}|(?P<word>{_CONTROL_WORD.pattern})""",
+                              re.I)
 _NO_TRANSACTION = re.compile(r"^[ \t]*--[ \t]*sidecar:[ \t]*no-transaction[ \t\r]*$", re.M | re.I)
 
 
@@ -150,12 +161,14 @@ def needs_no_lexing(sql: str, upper: str) -> bool:
     """True when the lexer would surely accept `sql` as a transactional file (`upper` is sql.upper()).
 
     The common case, proved in C-speed passes instead of the lexer: it starts with a statement,
-    every quote closes, and no word of transaction control appears (the substring test on
-    `upper` spares most files the slower case-blind regex).
+    every quote closes, and no word of transaction control appears outside literals (the
+    substring test on `upper` spares most files the slower case-blind regexes).
     """
     if "STDIN" in upper or not _PLAIN_TEXT.fullmatch(sql):  # COPY data is for the lexer to find
         return False
-    return not any(word in upper for word in _CONTROL_WORDS) or _CONTROL_WORD.search(sql) is None
+    if not any(word in upper for word in _CONTROL_WORDS) or _CONTROL_WORD.search(sql) is None:
+        return True
+    return not any(m.lastgroup == "word" for m in _CONTROL_OUTSIDE.finditer(sql))
 
 
 def _leading_comments(sql: str) -> str:

@@ -30,7 +30,8 @@ _FAST = re.compile(_ALWAYS)  # quotes, comments and ends
 # every identifier (not the prefixes of B'', E'', N'', U&'', X''), while the first ones decide the kind
 _HEAD = re.compile(f"{_ALWAYS}|(?<![{_IDENT}])(?![bBeEnNxX]'|[uU]&)[{_START}][{_IDENT}]*")
 # inside CREATE FUNCTION/PROCEDURE: the words that open and close a body
-_BODY = re.compile(f"{_ALWAYS}|(?<![{_IDENT}])(?i:begin|case|end)(?![{_IDENT}])")
+_BODY = re.compile(f"{_ALWAYS}|[BbCcEe](?<![{_IDENT}].)(?:(?<=[Bb])(?i:egin)|(?<=[Cc])(?i:ase)|(?<=[Ee])(?i:nd))"
+                   f"(?![{_IDENT}])")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 _LINE_END = re.compile(r"[\r\n]")  # a `--` comment ends at either
 _E_STRING_STOP = re.compile(r"[\\']")
@@ -43,10 +44,11 @@ _START_CHAR = re.compile(f"[{_START}]")
 _IDENT_RUN = re.compile(f"[{_IDENT}]*")
 _RUN_START = re.compile(f"[^{_IDENT}][{_IDENT}]*\\Z")
 _PARENS = re.compile(r"[()]")
+_FLAT_PARENS = re.compile(r"[^()]*+(?:\([^()]*+\)[^()]*+)*+(?:\([^()]*+)*+")  # (a) (b) (c: no ')' before its '('
 _PAREN_STEP = {"(": 1, ")": -1}
 _END_OF_DATA = re.compile(r"^\\\.\r?$", re.M)  # psql ends COPY data at a line `\.`
 _META_NAME = re.compile(r"\\(?:[A-Za-z_]+|.)?", re.S)
-_LEADING_WORDS = re.compile(r"([A-Za-z_][A-Za-z0-9_$]*)?\s*([A-Za-z_][A-Za-z0-9_$]*)?")
+_LEADING_WORDS = re.compile(f"([{_START}][{_IDENT}]*+)?\\s*+([{_START}][{_IDENT}]*+)?")
 _HEAD_WORDS = {"create", "function", "procedure", "or", "replace"}  # the ones psql's heuristic looks at
 TRANSACTION_CONTROL = {
     ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),
@@ -136,7 +138,10 @@ class _Scanner:
                 if self.first < 0 or self.after_from:
                     self._code(i, end)
                 closed = count(")", i, end)
-                parens = parens + count("(", i, end) - closed if closed <= parens else _parens(sql, i, end, parens)
+                if closed <= parens or (not parens and _FLAT_PARENS.fullmatch(sql, i, end)):  # cannot dip below 0
+                    parens += count("(", i, end) - closed
+                else:
+                    parens = _parens(sql, i, end, parens)
             if m is None:
                 break
             token = m.group()
@@ -153,6 +158,13 @@ class _Scanner:
                     what = "quoted text" if token == "'" else "quoted identifier"
                     raise SqlSyntaxError(f"line {line_of(sql, end)}: {what} starting here is never closed")
                 i = k + 1
+            elif token[0] == "$" and (end == i or not _IDENT_CHAR.match(sql, end - 1)):  # a dollar quote
+                self.first = end if self.first < 0 else self.first
+                self.after_from = False
+                close = find(token, m.end())
+                if close < 0:
+                    raise SqlSyntaxError(f"line {line_of(sql, end)}: dollar quote {token} is never closed")
+                i = close + len(token)
             else:
                 self.parens = parens  # what _token's words and COPY read
                 i = self._token(token, i, end, m.end())
@@ -254,8 +266,8 @@ class _Scanner:
             return
         text = self.sql[self.first:end].strip()
         if text:
-            match = _LEADING_WORDS.match(text)
-            words = tuple(w.upper() for w in match.groups() if w) if match else ()
+            first, second = _LEADING_WORDS.match(text).groups()  # type: ignore[union-attr]
+            words = () if not first else (first.upper(), second.upper()) if second else (first.upper(),)
             self.statements.append(Statement(text, self.first, line or self._line_at(self.first), words,
                                              copy_data, copy_line))
 

@@ -149,8 +149,8 @@ def test_backslashes_inside_literals_are_data() -> None:
 _SQL_PIECES = st.tuples(
     st.sampled_from(["", "SELECT ", "-- c\n"]),
     st.lists(st.sampled_from(["'", '"', "$", "-", "/", "*", "\\", ";", "\n", "\r", "E", "a", "begin", "end", "(", ")",
-                              " stdin", "copy "]),
-             max_size=12),
+                              " stdin", "copy ", "$$", "$a$", "/*", "*/", " ", "1", "commit", "é"]),
+             max_size=16),
 ).map(lambda t: t[0] + "".join(t[1]))
 
 
@@ -167,14 +167,17 @@ def test_the_fast_path_accepts_only_what_the_lexer_accepts(sql: str) -> None:
 @pytest.mark.parametrize("sql", [
     "INSERT INTO t VALUES ('it''s', \"odd\"\"name\", 1 - 2, 4 / 2); -- a 'comment\nSELECT 1",
     "-- header\n-- more\nCREATE TABLE t (id int DEFAULT '-- not a comment');",
+    "/* licence */\nCREATE FUNCTION f() RETURNS int AS $fn$ BEGIN RETURN 1; END; $fn$ LANGUAGE plpgsql;",
+    "DO $$ BEGIN PERFORM 1; END $$; SELECT 'begin', \"end\"; -- commit\n",
 ])
 def test_the_fast_path_takes_plain_files(sql: str) -> None:
     assert needs_no_lexing(sql, sql.upper())
 
 
 @pytest.mark.parametrize("sql", [
-    "SELECT 'open", "SELECT 1; COMMIT;", "SELECT 1 -- it's\n; SELECT 'x", "DO $$ BEGIN END $$",
-    "SELECT E'\\''", "/* c */ SELECT 1", "-- only a comment\n", "",
+    "SELECT 'open", "SELECT 1; COMMIT;", "SELECT 1 -- it's\n; SELECT 'x", "DO $$ BEGIN END $$; COMMIT",
+    "SELECT E'\\''", "/* c */ /* d", "-- only a comment\n", "", "SELECT a$b$c", "SELECT $1",
+    "SELECT /* a /* nested */ */ 1", "SELECT $a$ x $b$", "COPY t FROM stdin;\n1\n",
 ])
 def test_the_fast_path_leaves_the_rest_to_the_lexer(sql: str) -> None:
     assert not needs_no_lexing(sql, sql.upper())
