@@ -14,6 +14,7 @@ from . import __version__
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (the probe's fast path)
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
     from .errors import SidecarError
     from .model import Plan
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 def _with_errors_reported(args: argparse.Namespace) -> int:
     from . import log, redact
     from .errors import BUG, Interrupted, PlanError, SidecarError
-    from .settings import from_environment
+    from .settings import from_environment, health_file
 
     # status and plan own stdout; their log lines (check commands' output) go to stderr.
     stream = sys.stderr if args.command in ("status", "plan") else sys.stdout
@@ -111,6 +112,7 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
         settings = from_environment(os.environ)
     except PlanError as exc:  # reported with the default log settings, since ours are what is wrong
         log.configure("console", "info", stream)
+        _no_health_file_left(args, health_file(os.environ))
         return _report_failure(exc)
     log.configure(settings.log_format, settings.log_level, stream)
     try:
@@ -118,6 +120,7 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
     except SidecarError as exc:
         holds = args.command == "run" and not args.once and not isinstance(exc, Interrupted)
         hold = settings.failure_hold if holds else 0.0
+        _no_health_file_left(args, settings.health_file)
         code = _report_failure(exc, hold)
         if hold:
             from . import service
@@ -127,10 +130,29 @@ def _with_errors_reported(args: argparse.Namespace) -> int:
     except Exception as exc:  # a bug: say so plainly, still without a password
         import traceback
 
+        _no_health_file_left(args, settings.health_file)
         log.get_logger().error("sidecar.crashed", error=redact.redact(f"{type(exc).__name__}: {exc}"),
                                traceback=redact.redact(traceback.format_exc()),
                                hint="this is a bug in sidecar; please report it with this log")
         return BUG
+
+
+def _no_health_file_left(args: argparse.Namespace, default: Path) -> None:
+    """A `run` that fails leaves no health file, however early it fails.
+
+    An invalid plan or settings stop the run before it replaces an earlier run's
+    file, which may say `healthy` and still be fresh: without this, the probe
+    would pass on a run that never happened. A run that fails later has removed
+    its own file already (progress.Progress); SIDECAR_FAILURE_HOLD then writes
+    `failed` (service.hold_after_failure).
+    """
+    import contextlib
+
+    from . import health
+
+    if args.command == "run":
+        with contextlib.suppress(OSError):  # a folder we cannot write: nothing more we can do
+            health.remove(args.health_file or default)
 
 
 def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:

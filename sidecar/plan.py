@@ -8,6 +8,7 @@ naming the file, the key and what was expected.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -35,7 +36,7 @@ from .model import (
     Step,
     VerifySpec,
 )
-from .values import expand, parse_duration
+from .values import expand, expand_value, parse_duration
 
 # A table name as SQL writes it: name or schema.name, each plain or "quoted".
 _IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
@@ -44,6 +45,7 @@ RULE_NAME = re.compile(r"[a-z][a-z0-9-]*")
 PYTHON_MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 VERSION = re.compile(r"\d+(?:[._]\d+)*")
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
+DURATION_EXAMPLES = '"30s", "10m" or "500ms"'  # what every duration problem says a duration looks like
 # The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
 # wait.timeout and lock.timeout may be 0: "try once, do not wait".
 MIN_INTERVAL = 0.1
@@ -483,16 +485,34 @@ class _PlanReader:
 
     def duration(self, table: dict[str, Any], name: str, key: str, default: float, *,
                  minimum: float = 0.0) -> float | None:
-        """A duration of at least `minimum` seconds (0 allowed where it means "do not wait")."""
+        """A duration of at least `minimum` seconds (0 allowed where it means "do not wait").
+
+        A string may take it from the environment, like any string: timeout = "${WAIT:-60s}".
+        """
         if name not in table:
             return default
+        value = written = table[name]
+        bad, short = f"expected a duration like {DURATION_EXAMPLES}, got {written!r}", f"{written!r} is too short"
+        if isinstance(written, str):
+            expansion = expand_value(written, self.environ)
+            for problem in expansion.problems:  # each names the variable: not set, file unreadable, ...
+                self.problem(key, problem)
+            if expansion.problems:
+                return None
+            value = expansion.text
+            if expansion.secret:  # a VAR_FILE's content is a secret: name the file, never echo it
+                source = f"{written} comes from {', '.join(f'{v}_FILE' for v in expansion.secret)} (not shown)"
+                bad, short = f"{source}; expected a duration like {DURATION_EXAMPLES}", f"{source} and is too short"
+            elif value != written:
+                shown = f"{written} is {json.dumps(value, ensure_ascii=False)}"
+                bad, short = f"{shown}; expected a duration like {DURATION_EXAMPLES}", f"{shown}, too short"
         try:
-            seconds = parse_duration(table[name])
+            seconds = parse_duration(value)
         except ValueError:
-            self.problem(key, f"expected a duration like \"30s\", \"10m\" or \"500ms\", got {table[name]!r}")
+            self.problem(key, bad)
             return None
         if seconds < minimum:
-            self.problem(key, f"{table[name]!r} is too short: it must be at least {minimum * 1000:g}ms")
+            self.problem(key, f"{short}: it must be at least {minimum * 1000:g}ms")
             return None
         return seconds
 

@@ -31,6 +31,11 @@ class Settings:
     liveness_interval: float  # seconds without a byte from the server before asking it over a second link
 
 
+def health_file(environ: Mapping[str, str]) -> Path:
+    """SIDECAR_HEALTH_FILE, which needs no checking: known even when another setting is invalid."""
+    return Path(environ.get("SIDECAR_HEALTH_FILE") or DEFAULT_HEALTH_FILE)
+
+
 def from_environment(environ: Mapping[str, str]) -> Settings:
     """Every SIDECAR_* and LOG_* setting; PlanError (exit 2) naming each bad variable."""
     problems: list[str] = []
@@ -56,7 +61,7 @@ def from_environment(environ: Mapping[str, str]) -> Settings:
 
     settings = Settings(
         plan=Path(environ.get("SIDECAR_PLAN") or DEFAULT_PLAN),
-        health_file=Path(environ.get("SIDECAR_HEALTH_FILE") or DEFAULT_HEALTH_FILE),
+        health_file=health_file(environ),
         log_format=choice("LOG_FORMAT", "console", LOG_FORMATS),
         log_level=choice("LOG_LEVEL", "info", LOG_LEVELS),
         failure_hold=duration("SIDECAR_FAILURE_HOLD", "0s", 0.0),

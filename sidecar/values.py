@@ -8,13 +8,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import redact
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^}]*))?\})")
+# A default holds no brace: it cannot run on into the next ${...}, and each match attempt stops at the
+# next brace, so expanding is linear even in an unclosed "${A:-${A:-${A:-..." (it was quadratic).
+_VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^{}]*))?\})")
+
+
+@dataclass(frozen=True, slots=True)
+class Expansion:
+    text: str
+    problems: list[str]
+    secret: tuple[str, ...]  # the variables whose value came from a VAR_FILE: never to be echoed
 
 
 def parse_duration(value: object) -> float:
@@ -36,7 +46,14 @@ def parse_duration(value: object) -> float:
 
 def expand(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
     """Expand ${VAR}, ${VAR:-default} and $$; VAR_FILE stands in for VAR. Returns (text, problems)."""
+    expansion = expand_value(text, environ)
+    return expansion.text, expansion.problems
+
+
+def expand_value(text: str, environ: Mapping[str, str]) -> Expansion:
+    """`expand`, also naming the variables whose value came from a VAR_FILE (a secret)."""
     problems: list[str] = []
+    secret: list[str] = []
 
     def replace(match: re.Match[str]) -> str:
         name = match["name"]
@@ -44,6 +61,8 @@ def expand(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
             return "$"
         before = len(problems)
         value = _variable(name, environ, problems)
+        if value is not None and environ.get(name) is None:  # so it was read from NAME_FILE
+            secret.append(name)
         if value is None:
             if match["default"] is not None:
                 return match["default"]
@@ -53,7 +72,8 @@ def expand(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
             return ""
         return value
 
-    return _VARIABLE.sub(replace, text), problems
+    expanded = _VARIABLE.sub(replace, text)
+    return Expansion(expanded, problems, tuple(dict.fromkeys(secret)))
 
 
 def _variable(name: str, environ: Mapping[str, str], problems: list[str]) -> str | None:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from tests.integration.conftest import Project, wait_for
 from tests.pgserver import PgServer
 
@@ -54,6 +56,30 @@ def test_stale_health_file_from_an_earlier_run_is_removed_first(project: Project
         wait_for(lambda: not project.is_healthy(), timeout=5)
     finally:
         project.stop(process)
+
+
+@pytest.mark.parametrize("broken", ["a bad duration", "not TOML", "no plan file"])
+@pytest.mark.parametrize("once", [True, False], ids=["once", "serving"])
+def test_a_run_on_an_invalid_plan_leaves_no_healthy_file_from_the_run_before(project: Project, broken: str,
+                                                                             once: bool) -> None:
+    """The good run's file is fresh for 3 minutes; the next run's plan is invalid (exit 2): the probe must fail
+    at once, not pass on the earlier run's file until it goes stale."""
+    project.one_database_plan("", '[serve]\ninterval = "60s"')
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
+    assert project.run("run", "--once").code == 0
+    assert project.is_healthy() and probe(project) == 0
+    if broken == "a bad duration":
+        project.one_database_plan("", '[serve]\ninterval = "${EVERY}"')
+    elif broken == "not TOML":
+        project.plan("[serve\ninterval = ")
+    else:
+        (project.root / "sidecar.toml").unlink()
+    result = project.run("run", *(["--once"] if once else []), EVERY="soon")
+    assert result.code == 2, result.out
+    if broken == "a bad duration":
+        assert 'serve.interval: ${EVERY} is \\"soon\\"; expected a duration' in result.out, result.out
+    assert probe(project) == 1
+    assert not project.health.exists()
 
 
 def test_heartbeat_refreshes_the_file_and_probe_sees_a_killed_sidecar_as_stale(project: Project) -> None:

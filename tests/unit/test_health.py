@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -179,3 +180,68 @@ def test_probe_rejects_a_bad_wait() -> None:
     done = subprocess.run([sys.executable, "-m", "sidecar", "probe", "--wait", "soon"], capture_output=True, text=True,
                           check=False)
     assert done.returncode == 2 and "invalid duration value: 'soon'" in done.stderr
+
+
+def _sidecar(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "sidecar", *args], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"], "LOG_FORMAT": "json", **env}, check=False)
+
+
+def _plan(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / "plan" / "sidecar.toml"
+    path.parent.mkdir()
+    if kind == "invalid":
+        path.write_text('[wait]\ntimeout = "${WAIT}"\n[databases.d]\nurl = "postgresql://u@h/d"\n'
+                        '[[steps]]\ndatabase = "d"\ncommand = ["true"]\n')
+    elif kind == "not TOML":
+        path.write_text("this is = not [toml")
+    elif kind == "missing":
+        pass
+    return path
+
+
+@pytest.mark.parametrize("kind", ["invalid", "not TOML", "missing", "invalid settings"])
+@pytest.mark.parametrize("once", [False, True], ids=["serving", "once"])
+@pytest.mark.parametrize("via", ["SIDECAR_HEALTH_FILE", "--health-file"])
+def test_a_run_whose_plan_is_invalid_leaves_no_healthy_file_behind(tmp_path: Path, kind: str, once: bool,
+                                                                    via: str) -> None:
+    """An earlier run's file says healthy and is fresh; a run on a bad plan (exit 2) must not leave it there:
+    the probe fails at once, it does not pass until the file goes stale."""
+    path = tmp_path / "run" / "health.json"
+    path.parent.mkdir()
+    health.write(path, health.HEALTHY, 60.0, plan="p", ready_at="earlier")
+    assert _sidecar("probe", str(path), env={}).returncode == 0
+    plan = _plan(tmp_path, "invalid" if kind == "invalid settings" else kind)
+    args = ["run", str(plan), *(["--once"] if once else []), *(["--health-file", str(path)] if via[0] == "-" else [])]
+    # With --health-file, SIDECAR_HEALTH_FILE names another file: the option wins.
+    env = {"SIDECAR_HEALTH_FILE": str(tmp_path / "elsewhere.json") if via[0] == "-" else str(path)}
+    if kind == "invalid settings":
+        env.update(LOG_FORMAT="fancy", WAIT="1s")
+    run = _sidecar(*args, env=env)
+    assert run.returncode == 2, run.stdout + run.stderr
+    probed = _sidecar("probe", str(path), env={})
+    assert probed.returncode == 1 and probed.stdout.startswith("no health file"), probed.stdout
+    assert not path.exists()
+
+
+def test_a_failure_hold_after_an_invalid_plan_reports_failed_then_removes_the_file(tmp_path: Path) -> None:
+    """As after any failed run (not --once): `failed` while the hold lasts, no file after it."""
+    path = tmp_path / "run" / "health.json"
+    path.parent.mkdir()
+    health.write(path, health.HEALTHY, 60.0, plan="p", ready_at="earlier")
+    plan = _plan(tmp_path, "invalid")
+    process = subprocess.Popen([sys.executable, "-m", "sidecar", "run", str(plan), "--health-file", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={"PATH": os.environ["PATH"], "SIDECAR_FAILURE_HOLD": "30s"})
+    try:
+        deadline = time.monotonic() + 20
+        while (document := health.read(path)) is None or document["status"] != health.FAILED:
+            assert time.monotonic() < deadline and process.poll() is None, document
+            time.sleep(0.02)
+        assert "wait.timeout: ${WAIT} is not set" in document["reason"]
+        assert _sidecar("probe", str(path), env={}).returncode == 1
+    finally:
+        process.terminate()
+        out, _ = process.communicate(timeout=30)
+    assert process.returncode == 2, out
+    assert not path.exists()
