@@ -35,8 +35,10 @@ _BODY = re.compile(f"{_ALWAYS}|[BbCcEe](?<![{_IDENT}].)(?:(?<=[Bb])(?i:egin)|(?<
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 _LINE_END = re.compile(r"[\r\n]")  # a `--` comment ends at either
 _E_STRING_STOP = re.compile(r"[\\']")
-# After a closing quote: white space holding a newline, then a quote, continues the literal (E'a'\n'b').
-_CONTINUES = re.compile(r"(?>(?:[ \t\f]++|--[^\r\n]*+)*+)[\r\n](?>(?:[ \t\r\n\f]++|--[^\r\n]*+[\r\n])*+)'")
+# After a closing quote, white space holding a newline and then a quote continue the literal
+# (E'a'<newline>'b\'c' is one E'' literal). psql hands its lexer one line at a time, so only a CR
+# within a line can do it: after a LF the next quote opens a new literal.
+_CONTINUES = re.compile(r"(?>(?:[ \t\f]++|--[^\r\n]*+)*+)\r(?>(?:[ \t\r\f]++|--[^\r\n]*+\r)*+)'")
 _NON_SPACE = re.compile(r"\S")
 _WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT}'&])")
 _IDENT_CHAR = re.compile(f"[{_IDENT}]")
@@ -294,7 +296,7 @@ class _Scanner:
             k = stop.start()
             if sql[k] == "\\" or sql.startswith("'", k + 1):  # an escaped character, or ''
                 i = k + 2
-            elif more := _CONTINUES.match(sql, k + 1):  # E'a' <newline> 'b\'c' is one literal
+            elif more := _CONTINUES.match(sql, k + 1):  # E'a' <CR> 'b\'c' is one literal
                 i = more.end()
             else:
                 return k + 1

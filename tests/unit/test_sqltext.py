@@ -97,7 +97,8 @@ def test_begin_and_end_elsewhere_do_not_join_statements(sql: str) -> None:
     ("SELECT 12$a$;$a$; SELECT 2", ["SELECT 12$a$;$a$", "SELECT 2"]),  # after a number, a dollar quote opens
     ("SELECT $a$ $b$; $a$; SELECT 2", ["SELECT $a$ $b$; $a$", "SELECT 2"]),  # another tag inside
     ("SELECT E'a\\';'; SELECT 2", ["SELECT E'a\\';'", "SELECT 2"]),
-    ("SELECT E'a'\n  'b\\';c'; SELECT 2", ["SELECT E'a'\n  'b\\';c'", "SELECT 2"]),  # continued E'' literal
+    ("SELECT E'a'\r  'b\\';c'; SELECT 2", ["SELECT E'a'\r  'b\\';c'", "SELECT 2"]),  # continued E'' literal
+    ("SELECT E'a'\n'b\\'; SELECT 2", ["SELECT E'a'\n'b\\'", "SELECT 2"]),  # psql lexes line by line: no more
     ("SELECT 'a'\n'b\\'; SELECT 2", ["SELECT 'a'\n'b\\'", "SELECT 2"]),  # a standard one: no escapes
     ("SELECT e'x\\''';' FROM t; SELECT 2", ["SELECT e'x\\''';' FROM t", "SELECT 2"]),  # \' then ''
     ("SELECT e'x\\'' ; SELECT 2", ["SELECT e'x\\''", "SELECT 2"]),  # \' then the closing quote
