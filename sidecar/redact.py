@@ -18,11 +18,20 @@ MASK = "<SECRET>"
 MIN_LENGTH = 4
 
 _secrets: set[str] = set()
-# user:password@ in anything URL-shaped, even before its password was registered.
-_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/@:\s]*:)(?P<pw>[^@\s/]*)@", re.I)
-_KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
-# SQL's PASSWORD 'literal' (CREATE/ALTER ROLE), as a blocking session's query may show it.
-_SQL_PASSWORD = re.compile(r"(?P<key>\bpassword\s+)(?P<pw>'(?:[^']|'')*'?)", re.I)
+# Every pattern runs in time linear in the text it scans, whatever the text (tests/unit/test_linear_time.py):
+# what a run of characters may match is taken whole (possessive `*+`), and a match starts only where a run
+# does, so no position is scanned again for each one before it.
+# user:password@ in anything URL-shaped, even before its password was registered. The lookbehind starts a
+# match only at the start of a run of scheme characters (any digits or +.- before its first letter go into
+# `scheme` and are put back): from any later letter of the run the match would end where it does, and
+# trying each of them made a long run of letters quadratic.
+_URL_PASSWORD = re.compile(
+    r"(?<![a-z0-9+.-])(?P<scheme>[0-9+.-]*+[a-z][a-z0-9+.-]*+://[^/@:\s]*+:)(?P<pw>[^@\s/]*+)@", re.I)
+# password=value or password='quoted value' (libpq's key=value form, backslash escapes). A quote that is
+# not closed is masked to the end of the text, in one match: the secret may be all of it.
+_KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*+=\s*+)(?P<pw>'(?:[^'\\]++|\\.)*+'|'(?s:.*)|\S++)", re.I)
+# SQL's PASSWORD 'literal' (CREATE/ALTER ROLE), as a blocking session's query may show it; unclosed: to the end.
+_SQL_PASSWORD = re.compile(r"(?P<key>\bpassword\s++)(?P<pw>'(?:[^']++|'')*+'?)", re.I)
 
 
 def register(secret: str | None) -> None:

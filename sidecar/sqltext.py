@@ -39,7 +39,8 @@ _E_STRING_STOP = re.compile(r"[\\']")
 # (E'a'<newline>'b\'c' is one E'' literal). psql hands its lexer one line at a time, so only a CR
 # within a line can do it: after a LF the next quote opens a new literal.
 _CONTINUES = re.compile(r"(?>(?:[ \t\f]++|--[^\r\n]*+)*+)\r(?>(?:[ \t\r\f]++|--[^\r\n]*+\r)*+)'")
-_NON_SPACE = re.compile(r"\S")
+_SPACE = " \t\n\r\f"  # psql's white space; any other character is part of a statement
+_NON_SPACE = re.compile(f"[^{_SPACE}]")
 _WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT}'&])")
 _IDENT_CHAR = re.compile(f"[{_IDENT}]")
 _START_CHAR = re.compile(f"[{_START}]")
@@ -266,7 +267,7 @@ class _Scanner:
     def _finish(self, end: int, copy_data: str | None = None, copy_line: int = 0, line: int = 0) -> None:
         if self.first < 0:
             return
-        text = self.sql[self.first:end].strip()
+        text = self.sql[self.first:end].strip(_SPACE)
         if text:
             first, second = _LEADING_WORDS.match(text).groups()  # type: ignore[union-attr]
             words = () if not first else (first.upper(), second.upper()) if second else (first.upper(),)

@@ -14,6 +14,8 @@ from pathlib import Path
 from . import redact
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+# The whole value first, possessively: findall alone retried every digit of "111...1" (quadratic).
+_DURATION = re.compile(r"(?:\d++(?:\.\d++)?+(?:ms|s|m|h))++")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 # A default holds no brace: it cannot run on into the next ${...}, and each match attempt stops at the
 # next brace, so expanding is linear even in an unclosed "${A:-${A:-${A:-..." (it was quadratic).
@@ -38,10 +40,9 @@ def parse_duration(value: object) -> float:
     if not isinstance(value, str) or not value.strip():
         raise ValueError
     text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if "".join(n + u for n, u in parts) != text:
+    if not _DURATION.fullmatch(text):
         raise ValueError
-    return sum(float(n) * _UNITS[u] for n, u in parts)
+    return sum(float(n) * _UNITS[u] for n, u in _DURATION_PART.findall(text))
 
 
 def expand(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:

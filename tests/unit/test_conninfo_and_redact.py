@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -110,3 +112,36 @@ def test_sql_password_literals_are_masked() -> None:
     """A blocking session's query, as the guard logs it, may be an ALTER ROLE."""
     assert redact.redact("ALTER ROLE app PASSWORD 'it''s-secret' VALID UNTIL 'x'") == (
         "ALTER ROLE app PASSWORD <SECRET> VALID UNTIL 'x'")
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("connect host=h password='my secret pass", "connect host=h password=<SECRET>"),
+    ("password='ends in a backslash\\", "password=<SECRET>"),
+    ("password='a \\\nb' user=u", "password=<SECRET>"),  # a backslash-newline: open to the end
+    ("ALTER ROLE app PASSWORD 'it''s never closed; VALID UNTIL x", "ALTER ROLE app PASSWORD <SECRET>"),
+    ("9postgresql://u:pw-secret@h/db", "9postgresql://u:<SECRET>@h/db"),
+    ("xx.postgresql://u:pw-secret@h/db", "xx.postgresql://u:<SECRET>@h/db"),
+])
+def test_an_unclosed_or_odd_password_is_masked_to_its_end(text: str, masked: str) -> None:
+    assert redact.redact(text) == masked
+
+
+# The patterns before they were made linear (a run of letters made the URL one quadratic): the new
+# ones must mask what these did, and only ever more (an unclosed quoted keyword value: to the end).
+_OLD_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://[^/@:\s]*:)(?P<pw>[^@\s/]*)@", re.I)
+_OLD_KEYWORD = re.compile(r"(?P<key>\bpassword\s*=\s*)(?P<pw>'(?:[^'\\]|\\.)*'|\S+)", re.I)
+_OLD_SQL = re.compile(r"(?P<key>\bpassword\s+)(?P<pw>'(?:[^']|'')*'?)", re.I)
+_REDACT_PIECES = ["a", "Z", "1", "+", ".", "-", ":", "/", "://", "@", " ", "\n", "'", "''", "\\", "\\'", "\\\n",
+                  "password", "PASSWORD ", "=", "password='", "postgresql://", "u:", "pw@", "\u212a", "é", "?"]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(_REDACT_PIECES), max_size=16).map("".join) | st.text(max_size=16))
+def test_the_linear_patterns_mask_what_the_old_ones_did(text: str) -> None:
+    def spans(pattern: re.Pattern[str]) -> list[tuple[int, int]]:
+        return [m.span("pw") for m in pattern.finditer(text)]
+
+    assert spans(redact._URL_PASSWORD) == spans(_OLD_URL)
+    assert spans(redact._SQL_PASSWORD) == spans(_OLD_SQL)
+    new = spans(redact._KEYWORD_PASSWORD)
+    assert all(any(a <= start and end <= b for a, b in new) for start, end in spans(_OLD_KEYWORD)), new
