@@ -35,10 +35,12 @@ def discover(directory: Path, label: str, tool: str) -> Found:
     found: list[MigrationFile] = []
     problems: list[str] = []
     seen: dict[tuple[int, ...] | str, Path] = {}
-    for file_name in sorted(entry.name for entry in os.scandir(directory)):
-        if not file_name.endswith(".sql"):
-            continue
+    entries = {entry.name: entry for entry in os.scandir(directory) if entry.name.endswith(".sql")}
+    for file_name in sorted(entries):
         path = directory / file_name
+        if not entries[file_name].is_file():  # a folder, a broken link, a FIFO (would block), a device
+            problems.append(f"{path}: not a regular file; a migration must be a file (or a link to one)")
+            continue
         try:
             text = path.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as exc:

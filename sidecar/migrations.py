@@ -87,10 +87,12 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
     by_number: dict[tuple[int, ...], Path] = {}
     # os.scandir and plain names: a plan re-checks every file on each run, and pathlib's
     # per-entry objects cost more than reading the files.
-    for file_name in sorted(entry.name for entry in os.scandir(directory)):
-        if not file_name.endswith(".sql"):
-            continue
+    entries = {entry.name: entry for entry in os.scandir(directory) if entry.name.endswith(".sql")}
+    for file_name in sorted(entries):
         path = directory / file_name
+        if not entries[file_name].is_file():  # a folder, a broken link, a FIFO (would block), a device
+            problems.append(f"{path}: not a regular file; a migration must be a file (or a link to one)")
+            continue
         match = FILE_NAME.match(file_name)
         if not match:
             problems.append(

@@ -49,6 +49,7 @@ DURATION_EXAMPLES = '"30s", "10m" or "500ms"'  # what every duration problem say
 # The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
 # wait.timeout and lock.timeout may be 0: "try once, do not wait".
 MIN_INTERVAL = 0.1
+MAX_DURATION = 2147483.647  # seconds: PostgreSQL's largest timeout (an int of milliseconds), 24.8 days
 # The live-database guard's defaults: a statement waits at most 3 s for a lock, so the queries
 # queued behind its lock request wait no longer; then it is rolled back and tried again.
 DEFAULT_GUARD = Guard(lock_timeout=3.0, retries=10, deadline=600.0, statement_timeout=0.0)
@@ -492,7 +493,8 @@ class _PlanReader:
         if name not in table:
             return default
         value = written = table[name]
-        bad, short = f"expected a duration like {DURATION_EXAMPLES}, got {written!r}", f"{written!r} is too short"
+        shown = repr(written)  # how a problem shows the value
+        bad, short = f"expected a duration like {DURATION_EXAMPLES}, got {shown}", f"{shown} is too short"
         if isinstance(written, str):
             expansion = expand_value(written, self.environ)
             for problem in expansion.problems:  # each names the variable: not set, file unreadable, ...
@@ -501,8 +503,8 @@ class _PlanReader:
                 return None
             value = expansion.text
             if expansion.secret:  # a VAR_FILE's content is a secret: name the file, never echo it
-                source = f"{written} comes from {', '.join(f'{v}_FILE' for v in expansion.secret)} (not shown)"
-                bad, short = f"{source}; expected a duration like {DURATION_EXAMPLES}", f"{source} and is too short"
+                shown = f"{written} comes from {', '.join(f'{v}_FILE' for v in expansion.secret)} (not shown)"
+                bad, short = f"{shown}; expected a duration like {DURATION_EXAMPLES}", f"{shown} and is too short"
             elif value != written:
                 shown = f"{written} is {json.dumps(value, ensure_ascii=False)}"
                 bad, short = f"{shown}; expected a duration like {DURATION_EXAMPLES}", f"{shown}, too short"
@@ -513,6 +515,13 @@ class _PlanReader:
             return None
         if seconds < minimum:
             self.problem(key, f"{short}: it must be at least {minimum * 1000:g}ms")
+            return None
+        if seconds > MAX_DURATION:  # PostgreSQL's timeouts are whole milliseconds in an int
+            self.problem(key, f"{shown}: too long; at most 24 days (PostgreSQL's limit, 2147483647ms)")
+            return None
+        if 0 < seconds < 0.001:
+            self.problem(key, f"{shown}: under 1ms, which PostgreSQL would read as 0 (no limit); write 0 or at"
+                              " least 1ms")
             return None
         return seconds
 

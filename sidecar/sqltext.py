@@ -45,6 +45,8 @@ _WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT
 _IDENT_CHAR = re.compile(f"[{_IDENT}]")
 _START_CHAR = re.compile(f"[{_START}]")
 _IDENT_RUN = re.compile(f"[{_IDENT}]*")
+_NUMBER = re.compile(r"\$?[0-9]+(?:[eE][0-9]+)?|\$?")  # how psql reads a run of these: not as a word
+_WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&)[{_START}][{_IDENT}]*")
 _RUN_START = re.compile(f"[^{_IDENT}][{_IDENT}]*\\Z")
 _PARENS = re.compile(r"[()]")
 _FLAT_PARENS = re.compile(r"[^()]*+(?:\([^()]*+\)[^()]*+)*+(?:\([^()]*+)*+")  # (a) (b) (c: no ')' before its '('
@@ -115,7 +117,7 @@ class _Scanner:
         self.first = -1  # offset of the statement's first character that is not a comment
         self.words: list[str] = []  # psql's identifiers[]: the first four, or "" for other words
         self.begin_depth = 0  # psql's begin_depth: inside a function body's BEGIN ... END
-        self.after_from = self.from_stdin = False
+        self.copy_word, self.from_stdin = "", False
         self.pattern, self.parens = _HEAD, 0
         # Most statements start with plain keywords that settle their kind at once: read those here.
         word = _WORD_AHEAD.match(self.sql, i)
@@ -138,7 +140,7 @@ class _Scanner:
             m = self.pattern.search(sql, i)
             end = m.start() if m else n
             if end > i:  # plain text between tokens: words, numbers, operators; only parentheses count
-                if self.first < 0 or self.after_from:
+                if self.first < 0 or self.copy_word:
                     self._code(i, end)
                 closed = count(")", i, end)
                 if closed <= parens or (not parens and _FLAT_PARENS.fullmatch(sql, i, end)):  # cannot dip below 0
@@ -153,21 +155,21 @@ class _Scanner:
                 i = self._new_statement(end + 1)
             elif token == '"' or (token == "'" and (end == i or sql[end - 1] not in "eE")):  # "..." or '...'
                 self.first = end if self.first < 0 else self.first
-                self.after_from = False
+                self.copy_word = ""
                 j = end + 1
                 while (k := find(token, j)) >= 0 and starts(token, k + 1):
                     j = k + 2
                 if k < 0:
-                    what = "quoted text" if token == "'" else "quoted identifier"
-                    raise SqlSyntaxError(f"line {line_of(sql, end)}: {what} starting here is never closed")
+                    raise self._unclosed(end, "quoted text" if token == "'" else "quoted identifier")
                 i = k + 1
             elif token[0] == "$" and (end == i or not _IDENT_CHAR.match(sql, end - 1)):  # a dollar quote
                 self.first = end if self.first < 0 else self.first
-                self.after_from = False
+                self.copy_word = ""
                 close = find(token, m.end())
                 if close < 0:
-                    raise SqlSyntaxError(f"line {line_of(sql, end)}: dollar quote {token} is never closed")
-                i = close + len(token)
+                    raise self._unclosed(end, f"dollar quote {token}")
+                self.parens = parens
+                i = self._after_dollar_quote(close + len(token))
             else:
                 self.parens = parens  # what _token's words and COPY read
                 i = self._token(token, i, end, m.end())
@@ -177,7 +179,7 @@ class _Scanner:
     def _code(self, i: int, end: int) -> None:
         if code := _NON_SPACE.search(self.sql, i, end):
             self.first = code.start() if self.first < 0 else self.first
-            self.after_from = False
+            self.copy_word = ""
 
     def _token(self, token: str, plain: int, j: int, after: int) -> int:
         """Handle the token at `j` (plain text ran from `plain`); return where scanning goes on."""
@@ -186,16 +188,16 @@ class _Scanner:
             return len(self.sql) if newline is None else newline.end()
         if token == "/*":
             return self._comment_end(j)
+        if token == "\\":
+            return self._meta_command(j)
         self.first = j if self.first < 0 else self.first
         head = token[0]
         if head == ";":
             return self._semicolon(j)
-        if head == "\\":
-            self._meta_command(j)
         if head in "'\"$":
-            self.after_from = False
+            self.copy_word = ""
         if head == "'":
-            return self._string_end(j, escapes=j - 1 == plain or not _IDENT_CHAR.match(self.sql, j - 2))
+            return self._string_end(j, escapes=self._token_starts(plain, j - 1))
         if head == '"':
             return self._identifier_end(j)
         if head == "$":
@@ -211,8 +213,7 @@ class _Scanner:
             if len(self.words) < 4:
                 self.words.append(word if word in _HEAD_WORDS or not self.words else "")
             if self.words[0] == "copy":
-                self.from_stdin = self.from_stdin or (self.after_from and word == "stdin")
-                self.after_from = word == "from" and self.parens == 0
+                self._copy_word(word)
                 return True
             kind = _function_heuristic(self.words)
             if kind is None:
@@ -225,17 +226,41 @@ class _Scanner:
                 self.begin_depth -= 1
         return True
 
+    def _copy_word(self, word: str) -> None:
+        """A word of a COPY statement: FROM STDIN means data follows; TO STDOUT means psql's output."""
+        if self.copy_word == "to" and word == "stdout":
+            raise SqlSyntaxError(f"line {self._line_at(self.first)}: COPY ... TO stdout writes rows to psql's"
+                                 " output, and a migration has none: remove it, or copy to a file on the server")
+        self.from_stdin = self.from_stdin or (self.copy_word == "from" and word == "stdin")
+        self.copy_word = word if word in ("from", "to") and not self.parens else ""
+
     def _dollar_end(self, token: str, plain: int, j: int, after: int) -> int:
-        """Past the dollar-quoted text at `j`; or past the identifier (a$b$c) that `$` is part of."""
+        """Past the dollar-quoted text at `j`; or past the identifier (a$b$c, 1x$$) that `$` is part of."""
         sql = self.sql
-        if j > plain and _IDENT_CHAR.match(sql, j - 1):  # the end of a word or number: which?
-            run = _RUN_START.search(sql, plain, j)
-            if _START_CHAR.match(sql, run.start() + 1 if run else plain):
-                return _IDENT_RUN.match(sql, j).end()  # type: ignore[union-attr]
+        if not self._token_starts(plain, j):
+            return _IDENT_RUN.match(sql, j).end()  # type: ignore[union-attr]
         close = sql.find(token, after)
         if close < 0:
-            raise SqlSyntaxError(f"line {line_of(sql, j)}: dollar quote {token} is never closed")
-        return close + len(token)
+            raise self._unclosed(j, f"dollar quote {token}")
+        return self._after_dollar_quote(close + len(token))
+
+    def _token_starts(self, plain: int, j: int) -> bool:
+        """Does psql start a token at `j` (a `$`, or the E of E'...'), or is it inside a word?
+
+        Only a number ($1, 12, 1e5) or a lone `$` before it, in the run of identifier characters
+        that ends there, leaves it a token of its own."""
+        if j == plain or not _IDENT_CHAR.match(self.sql, j - 1):
+            return True
+        run = _RUN_START.search(self.sql, plain, j)
+        return _NUMBER.fullmatch(self.sql, run.start() + 1 if run else plain, j) is not None
+
+    def _after_dollar_quote(self, i: int) -> int:
+        """A word right after a closing `$tag$` is a token of its own (its `$` ends no word): read it here,
+        where the scanners' look-behind would take it for the rest of a word."""
+        if self.pattern is not _FAST and (word := _WORD_AT.match(self.sql, i)):
+            self._word(word.group().lower())
+            return word.end()
+        return i
 
     def _semicolon(self, j: int) -> int:
         if self.parens or self.begin_depth:
@@ -260,8 +285,9 @@ class _Scanner:
                                  " first with a line `\\.`")
         start = min(n, line_end + 1)
         marker = _END_OF_DATA.search(sql, start)
-        if marker is None:  # psql reads data to the end of the file
-            return sql[start:], self._line_at(start), n
+        if marker is None:  # psql would read every line to the end as data: a forgotten `\.` eats the SQL after it
+            raise SqlSyntaxError(f"line {self._line_at(self.first)}: the data of this `COPY ... FROM stdin` runs to"
+                                 " the end of the file: end it with a line `\\.`")
         return sql[start:marker.start()], self._line_at(start), min(n, marker.end() + 1)
 
     def _finish(self, end: int, copy_data: str | None = None, copy_line: int = 0, line: int = 0) -> None:
@@ -289,7 +315,7 @@ class _Scanner:
             if not sql.startswith("'", k + 1):
                 return k + 1
             i = k + 2
-        raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted text starting here is never closed")
+        raise self._unclosed(j, "quoted text")
 
     def _escape_string_end(self, j: int) -> int:
         sql, i = self.sql, j + 1
@@ -301,7 +327,7 @@ class _Scanner:
                 i = more.end()
             else:
                 return k + 1
-        raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted text starting here is never closed")
+        raise self._unclosed(j, "quoted text")
 
     def _identifier_end(self, j: int) -> int:
         """Past the "..." identifier at `j` ("" is a quote)."""
@@ -310,7 +336,7 @@ class _Scanner:
             if not sql.startswith('"', k + 1):
                 return k + 1
             i = k + 2
-        raise SqlSyntaxError(f"line {line_of(sql, j)}: quoted identifier starting here is never closed")
+        raise self._unclosed(j, "quoted identifier")
 
     def _comment_end(self, i: int) -> int:
         """Past the (possibly nested) comment starting at `i`."""
@@ -320,13 +346,26 @@ class _Scanner:
             j = m.end()
             if depth == 0:
                 return j
-        raise SqlSyntaxError(f"line {line_of(self.sql, i)}: comment starting here is never closed")
+        raise self._unclosed(i, "comment")
 
-    def _meta_command(self, j: int) -> None:
+    def _meta_command(self, j: int) -> int:
+        """Past a line of pg_dump's `\\restrict KEY` or `\\unrestrict KEY`, which only stop psql from running
+        meta-commands a dump might smuggle in; any other meta-command is refused."""
         name = _META_NAME.match(self.sql, j).group()  # type: ignore[union-attr]
+        if name in ("\\restrict", "\\unrestrict"):
+            newline = self.sql.find("\n", j)
+            return len(self.sql) if newline < 0 else newline + 1
         advice = _META_ADVICE.get(name, "remove it, or run the file with psql in a command step")
         raise SqlSyntaxError(f"line {line_of(self.sql, j)}: {name.strip() or 'a backslash'} is a psql"
                              f" meta-command, and sidecar runs SQL, not psql scripts; {advice}")
+
+    def _unclosed(self, j: int, what: str) -> SqlSyntaxError:
+        """The error for a literal or comment opened at `j` and never closed; with the line of the statement
+        it is in, where the typo that left it open usually is."""
+        line = line_of(self.sql, j)
+        start = line_of(self.sql, self.first) if 0 <= self.first < j else line
+        where = f" (in the statement that starts at line {start})" if start != line else ""
+        return SqlSyntaxError(f"line {line}: {what} starting here is never closed{where}")
 
 
 def _parens(sql: str, i: int, end: int, depth: int) -> int:

@@ -17,6 +17,7 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 # The whole value first, possessively: findall alone retried every digit of "111...1" (quadratic).
 _DURATION = re.compile(r"(?:\d++(?:\.\d++)?+(?:ms|s|m|h))++")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+MAX_SECRET_FILE = 64 * 1024  # bytes: a VAR_FILE holds a password or a setting, not a data set
 # A default holds no brace: it cannot run on into the next ${...}, and each match attempt stops at the
 # next brace, so expanding is linear even in an unclosed "${A:-${A:-${A:-..." (it was quadratic).
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>[^{}]*))?\})")
@@ -64,9 +65,9 @@ def expand_value(text: str, environ: Mapping[str, str]) -> Expansion:
         value = _variable(name, environ, problems)
         if value is not None and environ.get(name) is None:  # so it was read from NAME_FILE
             secret.append(name)
+        if not value and match["default"] is not None:  # unset or empty: the default, as in Compose
+            return str(match["default"])
         if value is None:
-            if match["default"] is not None:
-                return match["default"]
             if len(problems) == before:
                 problems.append(f"${{{name}}} is not set; set {name} (or {name}_FILE to a file holding it)"
                                 " in the environment")
@@ -84,8 +85,15 @@ def _variable(name: str, environ: Mapping[str, str], problems: list[str]) -> str
         return None
     if file_name is None:
         return direct
+    path = Path(file_name)
     try:
-        value = Path(file_name).read_text(encoding="utf-8").rstrip("\r\n")
+        if not path.is_file():  # a FIFO would block the run, a device never end
+            raise OSError("not a regular file")
+        with path.open("rb") as file:
+            raw = file.read(MAX_SECRET_FILE + 1)
+        if len(raw) > MAX_SECRET_FILE:
+            raise OSError(f"larger than {MAX_SECRET_FILE // 1024} KiB")
+        value = raw.decode("utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{name}_FILE={file_name} cannot be read ({exc}); mount the secret or fix the path")
         return None

@@ -145,3 +145,32 @@ def test_an_unclosed_quote_is_refused_at_once(project: Project) -> None:
     assert "0001_notes.sql: line 2: quoted text starting here is never closed" in result.out
     assert time.monotonic() - started < 30  # the old reader: years; any linear one: a fraction of a second
     assert not database_created(project)
+
+
+def test_a_real_pg_dump_runs_as_a_migration_and_restores_the_same_rows(project: Project) -> None:
+    """pg_dump (the oracle) writes COPY blocks with escapes, NULLs and non-ASCII, and \\restrict lines."""
+    from tests.pgserver import find_bindir
+
+    source = f"{project.names['default']}_source"
+    project.server.query("postgres", f"CREATE DATABASE {source}")
+    project.server.query(source, """
+        CREATE TABLE note (id int PRIMARY KEY, body text, at timestamptz);
+        INSERT INTO note VALUES (1, 'it''s a tab:	and a backslash: \\ and a newline:
+        here', now()), (2, NULL, NULL), (3, 'ünïcødé ; $$ -- /* ''', '2025-01-01');
+        CREATE VIEW long_notes AS SELECT id FROM note WHERE length(body) > 10;
+        CREATE FUNCTION notes() RETURNS bigint LANGUAGE sql BEGIN ATOMIC SELECT count(*) FROM note; END;
+        CREATE SEQUENCE ticket START 40; SELECT nextval('ticket');
+    """)
+    bindir = find_bindir()
+    assert bindir is not None
+    dump = subprocess.run([str(bindir / "pg_dump"), project.server.url(source)], capture_output=True, text=True,
+                          check=True).stdout
+    assert "COPY public.note" in dump and "\\restrict " in dump
+    project.one_database_plan()
+    write(project, "migrations/0001_dump.sql", dump)
+    result = project.run("run", "--once")
+    assert result.code == 0, result.out
+    rows = "SELECT id, body, at FROM note ORDER BY id"
+    assert project.query("default", rows) == project.server.query(source, rows)
+    assert project.query("default", "SELECT notes(), (SELECT count(*) FROM long_notes), nextval('ticket')") == [
+        (3, 2, 41)]

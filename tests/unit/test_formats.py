@@ -131,3 +131,22 @@ def test_flyway_checksum_matches_javas_line_reader(tmp_path: Path) -> None:
     java = subprocess.run(["java", "-cp", str(tmp_path), "FlywayChecksum", *paths], capture_output=True, text=True,
                           check=True).stdout.split()
     assert [int(v) for v in java] == [flyway_checksum(text) for text in texts]
+
+
+@pytest.mark.parametrize("tool", ["sidecar", "dbmate", "flyway", "golang-migrate"])
+def test_entries_that_are_no_regular_files_are_plan_problems(tmp_path: Path, tool: str) -> None:
+    """A folder, a broken link (a ConfigMap mount mid-update), a FIFO (reading it blocks) or a link to a device
+    (never ends) named like a migration: exit 2 naming each, never a crash or a hang."""
+    import os
+
+    from sidecar import migrations
+
+    root = tmp_path / "m"
+    (root / "0002_dir.sql").mkdir(parents=True)
+    (root / "0003_gone.sql").symlink_to(tmp_path / "nowhere")
+    os.mkfifo(root / "0004_fifo.sql")
+    (root / "0005_zero.sql").symlink_to("/dev/zero")
+    found, problems = migrations.discover(root, "x") if tool == "sidecar" else discover(root, "x", tool)
+    assert found == ()
+    assert problems == [f"{root / name}: not a regular file; a migration must be a file (or a link to one)"
+                        for name in ("0002_dir.sql", "0003_gone.sql", "0004_fifo.sql", "0005_zero.sql")]

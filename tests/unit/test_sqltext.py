@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -57,10 +59,12 @@ def test_transaction_control(sql: str, control: bool) -> None:
 
 @pytest.mark.parametrize(("sql", "message"), [
     ("SELECT 'open", "line 1: quoted text"), ("SELECT 1;\n/* open", "line 2: comment"),
-    ("DO $x$ BEGIN", "dollar quote $x$ is never closed"),
+    ("DO $x$ BEGIN", "dollar quote $x$ starting here is never closed"),
+    ("INSERT INTO t VALUES ('it's');\nINSERT INTO t VALUES ('x');\n", "line 2: quoted text starting here is never"
+     " closed (in the statement that starts at line 1)"),
 ])
 def test_unclosed_quotes_are_reported_with_their_line(sql: str, message: str) -> None:
-    with pytest.raises(SqlSyntaxError, match=message.replace("$", r"\$")):
+    with pytest.raises(SqlSyntaxError, match=re.escape(message)):
         split_statements(sql)
 
 
@@ -113,15 +117,34 @@ def test_literals_and_identifiers_as_psql_reads_them(sql: str, expected: list[st
 
 def test_copy_from_stdin_takes_the_lines_up_to_the_end_marker_as_data() -> None:
     sql = ("CREATE TABLE t (a int, b text);\nCOPY t (a, b) FROM stdin; -- rows\n1\tit's\n2\t$$;\n\\.\n"
-           "copy t from STDIN with (format csv);\r\n3,x\r\n\\.\r\nSELECT 1;\nCOPY t FROM stdin;\n4\ty\n")
+           "copy t from STDIN with (format csv);\r\n3,x\r\n\\.\r\nSELECT 1;\nCOPY t FROM stdin;\n4\ty\n\\.")
     statements = split_statements(sql)
     assert [(s.words[0], s.line, s.copy_data, s.copy_line) for s in statements] == [
         ("CREATE", 1, None, 0), ("COPY", 2, "1\tit's\n2\t$$;\n", 3), ("COPY", 6, "3,x\r\n", 7),
-        ("SELECT", 9, None, 0), ("COPY", 10, "4\ty\n", 11)]  # no marker: data to the end, as psql reads it
+        ("SELECT", 9, None, 0), ("COPY", 10, "4\ty\n", 11)]
 
 
-@pytest.mark.parametrize("sql", ["COPY t TO stdout; SELECT 'x'", "COPY t FROM '/data/t.csv'; SELECT 'x'",
-                                 "COPY (SELECT 'from stdin') TO stdout; SELECT 'x'"])
+def test_copy_data_without_its_end_marker_is_refused() -> None:
+    """psql would read every line to the end of the file as data, the SQL after a forgotten `\\.` too."""
+    with pytest.raises(SqlSyntaxError, match=r"line 2: the data of this `COPY ... FROM stdin` runs to the end"):
+        split_statements("SELECT 1;\nCOPY t FROM stdin;\nx\nCREATE INDEX ON t (a);\n")
+
+
+@pytest.mark.parametrize("sql", ["SELECT 1;\nCOPY t TO stdout;", "COPY (SELECT 1) TO STDOUT WITH (FORMAT csv);"])
+def test_copy_to_stdout_is_refused(sql: str) -> None:
+    with pytest.raises(SqlSyntaxError, match=r"COPY \.\.\. TO stdout writes rows to psql.s output"):
+        split_statements(sql)
+
+
+def test_pg_dumps_restrict_lines_are_passed_over() -> None:
+    """pg_dump (15.14 and later) brackets a dump in `\\restrict KEY` ... `\\unrestrict KEY`, psql-only guards
+    against meta-commands in the dump, and so none to sidecar, which runs none."""
+    sql = "-- dump\n\\restrict AbC123\nSET x = 1;\nSELECT 2;\n\\unrestrict AbC123\n"
+    assert [(s.text, s.line) for s in split_statements(sql)] == [("SET x = 1", 3), ("SELECT 2", 4)]
+
+
+@pytest.mark.parametrize("sql", ["COPY t TO '/data/t.csv'; SELECT 'x'", "COPY t FROM '/data/t.csv'; SELECT 'x'",
+                                 "COPY (SELECT 'from stdin') TO '/data/x'; SELECT 'x'"])
 def test_other_copies_carry_no_data(sql: str) -> None:
     assert [s.copy_data for s in split_statements(sql)] == [None, None]
 

@@ -195,3 +195,40 @@ def test_expansion_is_linear_in_an_unclosed_run_of_variables() -> None:
 
     once, twice = seconds(20_000), seconds(40_000)
     assert twice / once < 4, (once, twice)
+
+
+@pytest.mark.parametrize(("env", "expected"), [({"W": ""}, "20s"), ({"W": "5s"}, "5s"), ({}, "20s")])
+def test_an_empty_variable_takes_the_default_as_in_compose(env: dict[str, str], expected: str) -> None:
+    """Compose passes `W=` for a variable the user left empty; `${W:-20s}` then means 20s there and here."""
+    assert expand("${W:-20s}", env) == (expected, [])
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("1000h", 'is "1000h": too long; at most 24 days (PostgreSQL\'s limit, 2147483647ms)'),
+    ("0.5ms", 'is "0.5ms": under 1ms, which PostgreSQL would read as 0 (no limit); write 0 or at least 1ms'),
+])
+@pytest.mark.parametrize("key", ["guard.lock_timeout", "guard.statement_timeout", "serve.interval", "lock.timeout"])
+def test_durations_beyond_what_postgresql_takes_are_plan_errors(tmp_path: Path, key: str, value: str,
+                                                                says: str) -> None:
+    """1000h overflowed lock_timeout's int at run time (exit 3); 0.5ms became 0, which turns the guard off."""
+    path = every_duration(tmp_path, '"${D}"', only=key)
+    found = problems(path, {"D": value})
+    if key == "serve.interval" and value == "0.5ms":
+        assert found == [f'{path}: {key}: ${{D}} is "0.5ms", too short: it must be at least 100ms']
+    else:
+        assert found == [f"{path}: {key}: ${{D}} {says}"]
+
+
+@pytest.mark.parametrize("target", ["fifo", "/dev/zero", "folder", "big"])
+def test_a_var_file_that_is_no_small_regular_file_is_refused_at_once(tmp_path: Path, target: str) -> None:
+    """A FIFO would block validation forever and /dev/zero never end: neither is a secret file."""
+    path = {"fifo": tmp_path / "fifo", "/dev/zero": Path("/dev/zero"), "folder": tmp_path, "big": tmp_path / "big"}[
+        target]
+    if target == "fifo":
+        os.mkfifo(path)
+    if target == "big":
+        path.write_text("x" * 70_000)
+    started = time.monotonic()
+    text, found = expand("${W}", {"W_FILE": str(path)})
+    assert time.monotonic() - started < 5
+    assert text == "" and len(found) == 1 and found[0].startswith(f"W_FILE={path} cannot be read (")
