@@ -190,7 +190,7 @@ bench-reader: venv ## the SQL reader's validation throughput, this tree against 
 .PHONY: chaos
 chaos: venv postgres images ## the full fault, concurrency and bad-input campaigns (about 15 min), then their table
 	rm -f $(STAMPS)/chaos.jsonl
-	$(WITH_IMAGES) CHAOS=full CHAOS_REPORT=$(STAMPS)/chaos.jsonl $(BIN)/pytest tests/chaos
+	$(WITH_IMAGES) CHAOS=full CHAOS_REPORT=$(STAMPS)/chaos.jsonl $(BIN)/pytest tests/chaos tests/integration/test_psql_oracle.py
 	$(BIN)/python tests/chaos/report.py $(STAMPS)/chaos.jsonl
 
 .PHONY: lint

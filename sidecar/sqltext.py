@@ -45,7 +45,10 @@ _WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT
 _IDENT_CHAR = re.compile(f"[{_IDENT}]")
 _START_CHAR = re.compile(f"[{_START}]")
 _IDENT_RUN = re.compile(f"[{_IDENT}]*")
-_NUMBER = re.compile(r"\$?[0-9]+(?:[eE][0-9]+)?|\$?")  # how psql reads a run of these: not as a word
+# What may stand before a `$` or the E of E'...' that still starts a token of its own, in psql 15 (which
+# reads a number run on into letters, 5e2$$ or 1E, as one token): a lone `$`, or before a `$` a plain integer.
+_BEFORE_DOLLAR = re.compile(r"\$?[0-9]*")
+_BEFORE_E = re.compile(r"\$?")
 _WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&)[{_START}][{_IDENT}]*")
 _RUN_START = re.compile(f"[^{_IDENT}][{_IDENT}]*\\Z")
 _PARENS = re.compile(r"[()]")
@@ -197,7 +200,7 @@ class _Scanner:
         if head in "'\"$":
             self.copy_word = ""
         if head == "'":
-            return self._string_end(j, escapes=self._token_starts(plain, j - 1))
+            return self._string_end(j, escapes=self._token_starts(plain, j - 1, _BEFORE_E))
         if head == '"':
             return self._identifier_end(j)
         if head == "$":
@@ -244,15 +247,14 @@ class _Scanner:
             raise self._unclosed(j, f"dollar quote {token}")
         return self._after_dollar_quote(close + len(token))
 
-    def _token_starts(self, plain: int, j: int) -> bool:
+    def _token_starts(self, plain: int, j: int, before: re.Pattern[str] = _BEFORE_DOLLAR) -> bool:
         """Does psql start a token at `j` (a `$`, or the E of E'...'), or is it inside a word?
 
-        Only a number ($1, 12, 1e5) or a lone `$` before it, in the run of identifier characters
-        that ends there, leaves it a token of its own."""
+        `before`: what the run of identifier characters ending at `j` may be for it to start one."""
         if j == plain or not _IDENT_CHAR.match(self.sql, j - 1):
             return True
         run = _RUN_START.search(self.sql, plain, j)
-        return _NUMBER.fullmatch(self.sql, run.start() + 1 if run else plain, j) is not None
+        return before.fullmatch(self.sql, run.start() + 1 if run else plain, j) is not None
 
     def _after_dollar_quote(self, i: int) -> int:
         """A word right after a closing `$tag$` is a token of its own (its `$` ends no word): read it here,
