@@ -3,10 +3,10 @@
     make bench-reader                              # against HEAD~1's reader: writes bench/READER.md
     .venv/bin/python -m bench.reader --against 552554a --runs 9
 
-Inputs, generated: the benchmark's 900-file corpus (3 folders × 300), one 10 MB file of
-INSERTs (what the fast path proves without lexing), and one 10 MB file that needs the
-lexer (functions with dollar-quoted bodies, block comments, E'' literals, grants, views),
-read as a no-transaction file so that every statement is split. Each figure is the best
+Inputs, generated: the benchmark's 900-file corpus (3 folders x 300), one 10 MB file of
+INSERTs, one 10 MB file shaped like real folders (functions with dollar-quoted bodies,
+block comments, grants, views) read as a transactional migration, and the same with E''
+escapes read as a no-transaction file, so that the lexer splits every statement. Each figure is the best
 of --runs calls of the reader in a fresh process per tree; the trees take turns.
 """
 
@@ -30,7 +30,7 @@ MEASURE = """
 import json, sys, time
 from pathlib import Path
 from sidecar.migrations import discover, migration
-folders, plain, lexed, runs = sys.argv[1:4] + [int(sys.argv[4])]
+folders, plain, lexed, shaped, runs = sys.argv[1:5] + [int(sys.argv[5])]
 
 def best(action):
     times = []
@@ -52,12 +52,12 @@ def validate_corpus():
         files, problems = discover(folder, "bench")
         assert len(files) == 300 and not problems, problems
 print(json.dumps({"corpus": best(validate_corpus), "plain": best(lambda: read(plain, False)),
-                  "lexed": best(lambda: read(lexed, True))}))
+                  "lexed": best(lambda: read(lexed, True)), "shaped": best(lambda: read(shaped, False))}))
 """
 
 
-def lexed_file(size: int) -> str:
-    """Real-shaped text that only the lexer can read: bodies, comments, literals with escapes."""
+def lexed_file(size: int, escapes: bool = True) -> str:
+    """Real-shaped text: bodies, comments, grants, views; with E'' escapes only the lexer can read it."""
     block = ("/* the report's totals, kept up to date */\n"
              "CREATE OR REPLACE FUNCTION totals_{n}(since date) RETURNS TABLE (day date, total numeric)\n"
              "LANGUAGE plpgsql AS $body$\nBEGIN\n  RETURN QUERY SELECT d, sum(amount) FROM orders\n"
@@ -66,6 +66,8 @@ def lexed_file(size: int) -> str:
              "GRANT EXECUTE ON FUNCTION totals_{n}(date) TO reporting;\n"
              "CREATE VIEW recent_{n} AS SELECT id, \"Customer Name\" FROM orders WHERE d > now() - interval '7 days';\n"
              "INSERT INTO settings (key, value) VALUES ('k{n}', $$a;b$$), ('k{n}b', 'x');\n")
+    if not escapes:
+        block = block.replace("E'daily totals\\\\n(since a date)'", "'daily totals (since a date)'")
     parts, n, total = [], 0, 0
     while total < size:
         text = block.replace("{n}", str(n))
@@ -99,26 +101,29 @@ def main() -> int:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-reader-"))
     write_corpus(work / "corpus", 300, "postgresql://unused/{db}")
-    plain, lexed = work / "plain.sql", work / "lexed.sql"
+    plain, lexed, shaped = work / "plain.sql", work / "lexed.sql", work / "shaped.sql"
     plain.write_text(plain_file(10_000_000))
     lexed.write_text(lexed_file(10_000_000))
+    shaped.write_text(lexed_file(10_000_000, escapes=False))
     corpus_bytes = sum(p.stat().st_size for db in DATABASES for p in (work / "corpus" / "sidecar" / db).iterdir())
-    sizes = {"corpus": corpus_bytes, "plain": plain.stat().st_size, "lexed": lexed.stat().st_size}
+    sizes = {"corpus": corpus_bytes, "plain": plain.stat().st_size, "lexed": lexed.stat().st_size,
+             "shaped": shaped.stat().st_size}
     trees = {"this tree": ROOT, args.against: tree_of(args.against, work)}
     best: dict[str, dict[str, float]] = {label: {} for label in trees}
     for _ in range(args.rounds):
         for label, tree in trees.items():
             out = subprocess.run([sys.executable, "-c", MEASURE, str(work / "corpus" / "sidecar"), str(plain),
-                                  str(lexed), str(args.runs)], cwd=tree, env={"PYTHONPATH": str(tree)},
+                                  str(lexed), str(shaped), str(args.runs)], cwd=tree, env={"PYTHONPATH": str(tree)},
                                  capture_output=True, text=True, check=False)
             if out.returncode:
                 raise SystemExit(f"bench.reader: the reader of {label} failed:\n{out.stderr}")
             for key, seconds in json.loads(out.stdout).items():
                 best[label][key] = min(best[label].get(key, float("inf")), seconds)
     rows = [("validate the 900-file corpus", "corpus"), ("a 10 MB file of INSERTs (fast path)", "plain"),
-            ("a 10 MB file the lexer reads (bodies, comments, E'')", "lexed")]
+            ("a 10 MB file of functions, views, grants, comments (transactional)", "shaped"),
+            ("the same with E'' escapes, split statement by statement (no-transaction): the lexer", "lexed")]
     lines = [f"# SQL reader throughput\n\nMade by `make bench-reader` on {datetime.now():%Y-%m-%d %H:%M}: best of"
-             f" {args.runs} reads × {args.rounds} fresh processes per tree, trees taking turns.\n",
+             f" {args.runs} reads x {args.rounds} fresh processes per tree, trees taking turns.\n",
              f"| input | MB | this tree: MB/s | {args.against}: MB/s | this tree ÷ {args.against} (time) |",
              "|---|---:|---:|---:|---:|"]
     for title, key in rows:

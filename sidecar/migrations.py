@@ -25,8 +25,8 @@ FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # `$tag$` (where the lexer closes it too), so nothing backtracks: linear time, and fullmatch
 # proves every quote closes.
 _IDENT = "A-Za-z0-9_$\u0080-\U0010ffff"
-_BODY = (rf"(?<![{_IDENT}])(?>\$((?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*+)?)\$"
-         r"(?s:.*?)\$\1\$)")
+_BODY = (rf"(?>\$(?<![{_IDENT}]\$)((?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*+)?)\$"
+         r"(?s:.*?)\$\1\$)")  # the look-behind after the `$`: regexes then skip to the next `$` at C speed
 _COMMENT = r"/\*(?:[^*/]++|\*(?!/)|/(?!\*))*+\*/"  # not nested
 _QUOTED = r"'[^'\\]*+'" + r'|"[^"\\]*+"'
 _PLAIN_TEXT = re.compile(rf"""\s*+(?:(?:--[^\n\r]*+[\n\r]|{_COMMENT})\s*+)*+[A-Za-z][^'"$\\/-]*+"""
@@ -34,11 +34,10 @@ _PLAIN_TEXT = re.compile(rf"""\s*+(?:(?:--[^\n\r]*+[\n\r]|{_COMMENT})\s*+)*+[A-Z
 # The first words of the lexer's transaction control; only where one appears can a statement
 # end the transaction. Taken from the lexer so the fast path can never lag behind it.
 _CONTROL_WORDS = tuple(sorted({words[0] for words in TRANSACTION_CONTROL}))
-_CONTROL_WORD = re.compile(rf"\b(?:{'|'.join(_CONTROL_WORDS)})\b", re.I)
-# The same words outside literals and comments (plpgsql bodies say BEGIN and END): the literals
-# are matched whole, in the order _PLAIN_TEXT proved, so each is read once.
-_CONTROL_OUTSIDE = re.compile(rf"""{_QUOTED}|--[^\n\r]*+|{_COMMENT}|{_BODY}|(?P<word>{_CONTROL_WORD.pattern})""",
-                              re.I)
+_CONTROL_WORD = re.compile(rf"\b(?:{'|'.join(_CONTROL_WORDS)})\b")  # searched in upper case: faster than re.I
+# Literals and comments, to look for those words outside them (plpgsql bodies say BEGIN and END).
+# Once _PLAIN_TEXT has matched, each literal's first character opens it here too, so each is read once.
+_LITERALS = re.compile(rf"{_QUOTED}|--[^\n\r]*+|{_COMMENT}|{_BODY}")
 _NO_TRANSACTION = re.compile(r"^[ \t]*--[ \t]*sidecar:[ \t]*no-transaction[ \t\r]*$", re.M | re.I)
 
 
@@ -164,13 +163,13 @@ def needs_no_lexing(sql: str, upper: str) -> bool:
 
     The common case, proved in C-speed passes instead of the lexer: it starts with a statement,
     every quote closes, and no word of transaction control appears outside literals (the
-    substring test on `upper` spares most files the slower case-blind regexes).
+    substring test on `upper` spares most files the slower search for whole words).
     """
     if "STDIN" in upper or not _PLAIN_TEXT.fullmatch(sql):  # COPY data is for the lexer to find
         return False
-    if not any(word in upper for word in _CONTROL_WORDS) or _CONTROL_WORD.search(sql) is None:
+    if not any(word in upper for word in _CONTROL_WORDS):
         return True
-    return not any(m.lastgroup == "word" for m in _CONTROL_OUTSIDE.finditer(sql))
+    return _CONTROL_WORD.search(_LITERALS.sub(" ", sql).upper()) is None
 
 
 def _leading_comments(sql: str) -> str:
