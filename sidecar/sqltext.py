@@ -43,7 +43,6 @@ _SPACE = " \t\n\r\f"  # psql's white space; any other character is part of a sta
 _NON_SPACE = re.compile(f"[^{_SPACE}]")
 _WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT}'&])")
 _IDENT_CHAR = re.compile(f"[{_IDENT}]")
-_START_CHAR = re.compile(f"[{_START}]")
 _IDENT_RUN = re.compile(f"[{_IDENT}]*")
 # What may stand before a `$` or the E of E'...' that still starts a token of its own, in psql 15 (which
 # reads a number run on into letters, 5e2$$ or 1E, as one token): a lone `$`, or before a `$` a plain integer.
@@ -95,8 +94,9 @@ class SqlSyntaxError(ValueError):
 def split_statements(sql: str) -> list[Statement]:
     """Split `sql` where psql sends each statement; comments and blank chunks are dropped.
 
-    Raises SqlSyntaxError naming the line of an unclosed quote, dollar quote or comment,
-    of a psql meta-command, or of text after `COPY ... FROM stdin;` on its line.
+    Raises SqlSyntaxError naming the line of an unclosed quote, dollar quote or comment, of a
+    psql meta-command, of text after `COPY ... FROM stdin;` on its line, of COPY data without its
+    `\\.` line, or of `COPY ... TO stdout`.
     """
     return _Scanner(sql).run()
 
@@ -136,7 +136,7 @@ class _Scanner:
 
     def run(self) -> list[Statement]:
         sql, n = self.sql, len(self.sql)
-        find, count, starts = sql.find, sql.count, sql.startswith
+        find, count = sql.find, sql.count
         i, parens = self._new_statement(0), 0  # psql's paren_depth: `;` inside parentheses ends nothing
         # The common tokens are handled inline: this loop is the reader's whole cost on large files.
         while True:
@@ -159,12 +159,9 @@ class _Scanner:
             elif token == '"' or (token == "'" and (end == i or sql[end - 1] not in "eE")):  # "..." or '...'
                 self.first = end if self.first < 0 else self.first
                 self.copy_word = ""
-                j = end + 1
-                while (k := find(token, j)) >= 0 and starts(token, k + 1):
-                    j = k + 2
-                if k < 0:
+                if (close := _closing_quote(sql, token, end + 1)) < 0:
                     raise self._unclosed(end, "quoted text" if token == "'" else "quoted identifier")
-                i = k + 1
+                i = close + 1
             elif token[0] == "$" and (end == i or not _IDENT_CHAR.match(sql, end - 1)):  # a dollar quote
                 self.first = end if self.first < 0 else self.first
                 self.copy_word = ""
@@ -201,8 +198,6 @@ class _Scanner:
             self.copy_word = ""
         if head == "'":
             return self._string_end(j, escapes=self._token_starts(plain, j - 1, _BEFORE_E))
-        if head == '"':
-            return self._identifier_end(j)
         if head == "$":
             return self._dollar_end(token, plain, j, after)
         self._word(token.lower())
@@ -312,12 +307,9 @@ class _Scanner:
         """Past the '...' literal at `j` ('' is a quote); an E'...' literal also takes backslash escapes."""
         if escapes:
             return self._escape_string_end(j)
-        sql, i = self.sql, j + 1
-        while (k := sql.find("'", i)) >= 0:
-            if not sql.startswith("'", k + 1):
-                return k + 1
-            i = k + 2
-        raise self._unclosed(j, "quoted text")
+        if (close := _closing_quote(self.sql, "'", j + 1)) < 0:
+            raise self._unclosed(j, "quoted text")
+        return close + 1
 
     def _escape_string_end(self, j: int) -> int:
         sql, i = self.sql, j + 1
@@ -330,15 +322,6 @@ class _Scanner:
             else:
                 return k + 1
         raise self._unclosed(j, "quoted text")
-
-    def _identifier_end(self, j: int) -> int:
-        """Past the "..." identifier at `j` ("" is a quote)."""
-        sql, i = self.sql, j + 1
-        while (k := sql.find('"', i)) >= 0:
-            if not sql.startswith('"', k + 1):
-                return k + 1
-            i = k + 2
-        raise self._unclosed(j, "quoted identifier")
 
     def _comment_end(self, i: int) -> int:
         """Past the (possibly nested) comment starting at `i`."""
@@ -368,6 +351,14 @@ class _Scanner:
         start = line_of(self.sql, self.first) if 0 <= self.first < j else line
         where = f" (in the statement that starts at line {start})" if start != line else ""
         return SqlSyntaxError(f"line {line}: {what} starting here is never closed{where}")
+
+
+def _closing_quote(sql: str, quote: str, i: int) -> int:
+    """The offset of the quote that closes a '...' or "..." whose text starts at `i` (a doubled quote is
+    part of the text); -1 when none does."""
+    while (k := sql.find(quote, i)) >= 0 and sql.startswith(quote, k + 1):
+        i = k + 2
+    return k
 
 
 def _parens(sql: str, i: int, end: int, depth: int) -> int:

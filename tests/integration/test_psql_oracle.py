@@ -68,12 +68,9 @@ is compared as is, less psql's closing `\\.` line.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import signal
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +81,7 @@ from hypothesis import strategies as st
 
 from sidecar.sqltext import SqlSyntaxError, Statement, split_statements
 from tests.conftest import require
+from tests.linear import OverTime, hard_limit
 from tests.psql_recorder import FakeServer, Psql, PsqlRun, find_psql
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,44 +202,20 @@ def sidecar_copy_data(statements: list[Statement]) -> list[str]:
     return [data for data in found if isinstance(data, str)]
 
 
-class TooSlow(Exception):
-    """The time limit passed."""
-
-
-@contextlib.contextmanager
-def time_limit(seconds: float) -> Iterator[None]:
-    """Raise TooSlow in the main thread after `seconds` (the regex engine checks for signals, so a
-    pattern that backtracks without end is interrupted too); elsewhere no limit."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def expire(signum: int, frame: object) -> None:
-        raise TooSlow
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def sidecar_reading(sql: str) -> tuple[list[str], str, list[str]]:
     """sidecar's statements, its SqlSyntaxError ("" for none; then the statements before it), COPY data.
 
-    TooSlow when split_statements takes more than SIDECAR_SECONDS over the file, or over all the
+    OverTime when split_statements takes more than SIDECAR_SECONDS over the file, or over all the
     prefixes that statements_before_error tries (with their probes, which lengthen them)."""
     try:
-        with time_limit(SIDECAR_SECONDS):
+        with hard_limit(SIDECAR_SECONDS):
             statements = split_statements(sql)
     except SqlSyntaxError as exc:
         try:
-            with time_limit(SIDECAR_SECONDS):
+            with hard_limit(SIDECAR_SECONDS):
                 return statements_before_error(sql), f"{exc}", []
-        except TooSlow as slow:
-            raise TooSlow("over the file's prefixes, looking for the statements before its error") from slow
+        except OverTime as slow:
+            raise OverTime("over the file's prefixes, looking for the statements before its error") from slow
     return [s.text for s in statements], "", sidecar_copy_data(statements)
 
 
@@ -253,7 +227,7 @@ def disagreement(run: PsqlRun, data: bytes, meta: bool = False) -> str | None:
         return f"psql complained (exit {run.returncode}): {run.stdout}{run.stderr}"
     try:
         ours, error, copies = sidecar_reading(sql)
-    except TooSlow as slow:
+    except OverTime as slow:
         return (f"split_statements took more than {SIDECAR_SECONDS} s {slow or 'over the file'}"
                 f" (catastrophic backtracking?)\nfile: {data!r}\n" + _show("psql sent", run.statements))
     psql_side, our_side = normalized(run.statements), normalized(ours)
