@@ -122,9 +122,12 @@ class _Scanner:
         self.begin_depth = 0  # psql's begin_depth: inside a function body's BEGIN ... END
         self.copy_word, self.from_stdin = "", False
         self.pattern, self.parens = _HEAD, 0
-        # Most statements start with plain keywords that settle their kind at once: read those here.
+        return self._leading_words(i)
+
+    def _leading_words(self, i: int) -> int:
+        """Most statements start with plain keywords that settle their kind at once: read those here."""
         word = _WORD_AHEAD.match(self.sql, i)
-        if word and word[1].lower() not in ("create", "copy"):  # the common case, in short
+        if word and not self.words and word[1].lower() not in ("create", "copy"):  # the common case, in short
             self.pattern, self.first, self.words = _FAST, word.start(1), [word[1]]
             return word.end()
         while len(self.words) < 4 and (word := _WORD_AHEAD.match(self.sql, i)):
@@ -183,11 +186,13 @@ class _Scanner:
 
     def _token(self, token: str, plain: int, j: int, after: int) -> int:
         """Handle the token at `j` (plain text ran from `plain`); return where scanning goes on."""
-        if token == "--":
-            newline = _LINE_END.search(self.sql, j)
-            return len(self.sql) if newline is None else newline.end()
-        if token == "/*":
-            return self._comment_end(j)
+        if token in ("--", "/*"):
+            if token == "--":
+                newline = _LINE_END.search(self.sql, j)
+                i = len(self.sql) if newline is None else newline.end()
+            else:
+                i = self._comment_end(j)
+            return self._leading_words(i) if self.first < 0 else i  # after a statement's leading comments
         if token == "\\":
             return self._meta_command(j)
         self.first = j if self.first < 0 else self.first

@@ -8,12 +8,15 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import docker
+import docker.errors
 import pytest
 
 from tests.conftest import require
@@ -114,13 +117,22 @@ class Stack:
         return events
 
     def container(self, service: str) -> Any:
-        found = self.client.containers.list(all=True, filters={
-            "label": [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]})
-        return found[0] if found else None
+        labels = [f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}"]
+        for _ in range(10):  # docker-compose 1.29 removes containers during `up` (a listed one may be gone)
+            try:
+                found = self.client.containers.list(all=True, filters={"label": labels})
+            except docker.errors.NotFound:
+                time.sleep(0.2)
+                continue
+            return found[0] if found else None
+        return None
 
     def logs(self, service: str) -> str:
         container = self.container(service)
-        return container.logs().decode() if container else ""
+        try:
+            return container.logs().decode() if container else ""
+        except docker.errors.NotFound:  # removed since it was found: as if not there yet
+            return ""
 
     def explain(self) -> str:
         """Everything worth attaching to a failed assertion."""
