@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import AnyStr
 
 SSL_REQUEST = 80877103
 GSSENC_REQUEST = 80877104
@@ -93,18 +94,20 @@ def _cstring(text: str) -> bytes:
 READY = _message(b"Z", b"I")
 
 
-def _code_start(query: bytes) -> int:
-    """Where the statement's code starts: past white space and comments, /* */ ones nested."""
+def code_start(query: AnyStr, noise: re.Pattern[AnyStr]) -> int:
+    """Where the statement's code starts: past `noise` (white space, `--` comments) and /* */
+    comments, nested ones too; one never closed runs to the end. For bytes and for str alike."""
+    opening, closing = ("/*", "*/") if isinstance(query, str) else (b"/*", b"*/")
     i = 0
     while True:
-        if m := _LEADING_NOISE.match(query, i):
+        if m := noise.match(query, i):
             i = m.end()
-        elif query.startswith(b"/*", i):
+        elif query.startswith(opening, i):
             depth = 0
             while i < len(query):
-                if query.startswith(b"/*", i):
+                if query.startswith(opening, i):
                     depth, i = depth + 1, i + 2
-                elif query.startswith(b"*/", i):
+                elif query.startswith(closing, i):
                     depth, i = depth - 1, i + 2
                     if depth == 0:
                         break
@@ -203,7 +206,7 @@ class FakeServer:
             session.queries.append(query)
             if not query.strip():
                 conn.sendall(_message(b"I") + READY)
-            elif _COPY_FROM_STDIN.match(query, _code_start(query)):
+            elif _COPY_FROM_STDIN.match(query, code_start(query, _LEADING_NOISE)):
                 self._copy_in(conn, session)
             else:
                 words = query.split()

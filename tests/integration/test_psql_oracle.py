@@ -82,7 +82,7 @@ from hypothesis import strategies as st
 from sidecar.sqltext import SqlSyntaxError, Statement, split_statements
 from tests.conftest import require
 from tests.linear import OverTime, hard_limit
-from tests.psql_recorder import FakeServer, Psql, PsqlRun, find_psql
+from tests.psql_recorder import FakeServer, Psql, PsqlRun, code_start, find_psql
 
 ROOT = Path(__file__).resolve().parents[2]
 FULL = os.environ.get("CHAOS") == "full"
@@ -135,23 +135,7 @@ _LEADING_NOISE = re.compile(r"\s+|--[^\r\n]*")
 def _strip_leading_comments(text: str) -> str:
     """`text` without the white space and comments it starts with (/* */ ones nested; one never
     closed runs to the end)."""
-    i = 0
-    while True:
-        if m := _LEADING_NOISE.match(text, i):
-            i = m.end()
-        elif text.startswith("/*", i):
-            depth = 0
-            while i < len(text):
-                if text.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif text.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                    if depth == 0:
-                        break
-                else:
-                    i += 1
-        else:
-            return text[i:]
+    return text[code_start(text, _LEADING_NOISE):]
 
 
 def normalized(statements: list[str]) -> list[str]:
