@@ -10,13 +10,12 @@ sidecar's own format.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 
 from .log import get_logger
-from .migrations import MigrationFile, migration, order
+from .migrations import MigrationFile, migration, order, sql_files
 
 log = get_logger()
 
@@ -35,12 +34,8 @@ def discover(directory: Path, label: str, tool: str) -> Found:
     found: list[MigrationFile] = []
     problems: list[str] = []
     seen: dict[tuple[int, ...] | str, Path] = {}
-    entries = {entry.name: entry for entry in os.scandir(directory) if entry.name.endswith(".sql")}
-    for file_name in sorted(entries):
+    for file_name in sql_files(directory, problems):
         path = directory / file_name
-        if not entries[file_name].is_file():  # a folder, a broken link, a FIFO (would block), a device
-            problems.append(f"{path}: not a regular file; a migration must be a file (or a link to one)")
-            continue
         try:
             text = path.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as exc:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, split_statements
+from .sqltext import IDENT_CHARS, IDENT_START, TAG_CHARS, TRANSACTION_CONTROL, SqlSyntaxError, split_statements
 
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # A transactional file that provably needs no lexing: a statement first (after comments), then
@@ -24,8 +24,7 @@ FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # character, every repetition is possessive and a body is matched atomically up to the first
 # `$tag$` (where the lexer closes it too), so nothing backtracks: linear time, and fullmatch
 # proves every quote closes.
-_IDENT = "A-Za-z0-9_$\u0080-\U0010ffff"
-_BODY = (rf"(?>\$(?<![{_IDENT}]\$)((?:[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_\u0080-\U0010ffff]*+)?)\$"
+_BODY = (rf"(?>\$(?<![{IDENT_CHARS}]\$)((?:[{IDENT_START}][{TAG_CHARS}]*+)?)\$"
          r"(?s:.*?)\$\1\$)")  # the look-behind after the `$`: regexes then skip to the next `$` at C speed
 _COMMENT = r"/\*(?:[^*/]++|\*(?!/)|/(?!\*))*+\*/"  # not nested
 _QUOTED = r"'[^'\\]*+'" + r'|"[^"\\]*+"'
@@ -84,14 +83,8 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
     found: list[MigrationFile] = []
     problems: list[str] = []
     by_number: dict[tuple[int, ...], Path] = {}
-    # os.scandir and plain names: a plan re-checks every file on each run, and pathlib's
-    # per-entry objects cost more than reading the files.
-    entries = {entry.name: entry for entry in os.scandir(directory) if entry.name.endswith(".sql")}
-    for file_name in sorted(entries):
+    for file_name in sql_files(directory, problems):
         path = directory / file_name
-        if not entries[file_name].is_file():  # a folder, a broken link, a FIFO (would block), a device
-            problems.append(f"{path}: not a regular file; a migration must be a file (or a link to one)")
-            continue
         match = FILE_NAME.match(file_name)
         if not match:
             problems.append(
@@ -113,6 +106,20 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
             found.append(migration)
     found.sort(key=order)
     return tuple(found), problems
+
+
+def sql_files(directory: Path, problems: list[str]) -> list[str]:
+    """The names of the folder's `*.sql` files, sorted; a problem for each such entry that is no
+    regular file (a folder, a broken link, a FIFO that would block the read, a device).
+
+    os.scandir and plain names: a plan re-checks every file on each run, and pathlib's per-entry
+    objects cost more than reading the files.
+    """
+    entries = sorted((entry.name, entry.is_file()) for entry in os.scandir(directory) if entry.name.endswith(".sql"))
+    for name, regular in entries:
+        if not regular:
+            problems.append(f"{directory / name}: not a regular file; a migration must be a file (or a link to one)")
+    return [name for name, regular in entries if regular]
 
 
 def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile | None, str]:

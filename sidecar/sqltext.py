@@ -19,19 +19,19 @@ import re
 from dataclasses import dataclass
 from itertools import accumulate
 
-# psql reads bytes: every byte of a non-ASCII character is an identifier character.
-_IDENT = "A-Za-z0-9_$\u0080-\U0010ffff"
-_TAG = "A-Za-z0-9_\u0080-\U0010ffff"  # a dollar quote's tag: an identifier without `$`
-_START = "A-Za-z_\u0080-\U0010ffff"
-_ALWAYS = f"--|/\\*|'|\"|;|\\\\|\\$(?:[{_START}][{_TAG}]*)?\\$"
+# Character classes, as psql reads bytes: every byte of a non-ASCII character is an identifier character.
+IDENT_CHARS = "A-Za-z0-9_$\u0080-\U0010ffff"
+TAG_CHARS = "A-Za-z0-9_\u0080-\U0010ffff"  # a dollar quote's tag: an identifier without `$`
+IDENT_START = "A-Za-z_\u0080-\U0010ffff"
+_ALWAYS = f"--|/\\*|'|\"|;|\\\\|\\$(?:[{IDENT_START}][{TAG_CHARS}]*)?\\$"
 # Three scanners for three needs of the statement at hand. Only literal first characters, no
 # look-behind first: the regex engine then skips plain text at C speed.
 _FAST = re.compile(_ALWAYS)  # quotes, comments and ends
 # every identifier (not the prefixes of B'', E'', N'', U&'', X''), while the first ones decide the kind
-_HEAD = re.compile(f"{_ALWAYS}|(?<![{_IDENT}])(?![bBeEnNxX]'|[uU]&)[{_START}][{_IDENT}]*")
+_HEAD = re.compile(f"{_ALWAYS}|(?<![{IDENT_CHARS}])(?![bBeEnNxX]'|[uU]&)[{IDENT_START}][{IDENT_CHARS}]*")
 # inside CREATE FUNCTION/PROCEDURE: the words that open and close a body
-_BODY = re.compile(f"{_ALWAYS}|[BbCcEe](?<![{_IDENT}].)(?:(?<=[Bb])(?i:egin)|(?<=[Cc])(?i:ase)|(?<=[Ee])(?i:nd))"
-                   f"(?![{_IDENT}])")
+_BODY = re.compile(f"{_ALWAYS}|[BbCcEe](?<![{IDENT_CHARS}].)(?:(?<=[Bb])(?i:egin)|(?<=[Cc])(?i:ase)|(?<=[Ee])(?i:nd))"
+                   f"(?![{IDENT_CHARS}])")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 _LINE_END = re.compile(r"[\r\n]")  # a `--` comment ends at either
 _E_STRING_STOP = re.compile(r"[\\']")
@@ -41,21 +41,21 @@ _E_STRING_STOP = re.compile(r"[\\']")
 _CONTINUES = re.compile(r"(?>(?:[ \t\f]++|--[^\r\n]*+)*+)\r(?>(?:[ \t\r\f]++|--[^\r\n]*+\r)*+)'")
 _SPACE = " \t\n\r\f"  # psql's white space; any other character is part of a statement
 _NON_SPACE = re.compile(f"[^{_SPACE}]")
-_WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{_IDENT}'&])")
-_IDENT_CHAR = re.compile(f"[{_IDENT}]")
-_IDENT_RUN = re.compile(f"[{_IDENT}]*")
+_WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{IDENT_CHARS}'&])")
+_IDENT_CHAR = re.compile(f"[{IDENT_CHARS}]")
+_IDENT_RUN = re.compile(f"[{IDENT_CHARS}]*")
 # What may stand before a `$` or the E of E'...' that still starts a token of its own, in psql 15 (which
 # reads a number run on into letters, 5e2$$ or 1E, as one token): a lone `$`, or before a `$` a plain integer.
 _BEFORE_DOLLAR = re.compile(r"\$?[0-9]*")
 _BEFORE_E = re.compile(r"\$?")
-_WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&)[{_START}][{_IDENT}]*")
-_RUN_START = re.compile(f"[^{_IDENT}][{_IDENT}]*\\Z")
+_WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&)[{IDENT_START}][{IDENT_CHARS}]*")
+_RUN_START = re.compile(f"[^{IDENT_CHARS}][{IDENT_CHARS}]*\\Z")
 _PARENS = re.compile(r"[()]")
 _FLAT_PARENS = re.compile(r"[^()]*+(?:\([^()]*+\)[^()]*+)*+(?:\([^()]*+)*+")  # (a) (b) (c: no ')' before its '('
 _PAREN_STEP = {"(": 1, ")": -1}
 _END_OF_DATA = re.compile(r"^\\\.\r?$", re.M)  # psql ends COPY data at a line `\.`
 _META_NAME = re.compile(r"\\(?:[A-Za-z_]+|.)?", re.S)
-_LEADING_WORDS = re.compile(f"([{_START}][{_IDENT}]*+)?\\s*+([{_START}][{_IDENT}]*+)?")
+_LEADING_WORDS = re.compile(f"([{IDENT_START}][{IDENT_CHARS}]*+)?\\s*+([{IDENT_START}][{IDENT_CHARS}]*+)?")
 _HEAD_WORDS = {"create", "function", "procedure", "or", "replace"}  # the ones psql's heuristic looks at
 TRANSACTION_CONTROL = {
     ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),
@@ -130,11 +130,12 @@ class _Scanner:
         if word and not self.words and word[1].lower() not in ("create", "copy"):  # the common case, in short
             self.pattern, self.first, self.words = _FAST, word.start(1), [word[1]]
             return word.end()
-        while len(self.words) < 4 and (word := _WORD_AHEAD.match(self.sql, i)):
+        while word and len(self.words) < 4:
             self.first = word.start(1) if self.first < 0 else self.first
             i = word.end()
             if self._word(word[1].lower()):
                 break
+            word = _WORD_AHEAD.match(self.sql, i)
         return i
 
     def run(self) -> list[Statement]:
