@@ -57,12 +57,14 @@ $(STAMPS)/venv: pyproject.toml
 venv: $(STAMPS)/venv ## make the virtual environment with the test and lint tools
 
 .PHONY: postgres
-postgres: ## install Debian's postgresql package when its server binaries are missing (root only)
-	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then :; \
+postgres: ## install Debian's postgresql and pgbouncer packages when their binaries are missing (root only)
+	@missing=; ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing=" postgresql"; \
+	test -x /usr/sbin/pgbouncer || missing="$$missing pgbouncer"; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-		echo "installing PostgreSQL from Debian's packages"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
-	else echo "PostgreSQL server binaries missing: run 'sudo apt-get install postgresql'" >&2; exit 1; fi
+		echo "installing$$missing from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "missing:$$missing: run 'sudo apt-get install$$missing'" >&2; exit 1; fi
 
 .PHONY: test
 test: venv postgres images ## every test: unit, integration, short fault campaigns; end-to-end under Compose v2 and 1.29; test-lowest

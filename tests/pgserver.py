@@ -97,34 +97,58 @@ def init_cluster(bindir: Path, data: Path) -> None:
 
 
 class PgServer:
-    """One postgres process on 127.0.0.1:<port>, which tests may stop, kill and restart."""
+    """One postgres process on <host>:<port> (127.0.0.1 by default), which tests may stop, kill
+    and restart. With `netns`, it runs inside that network namespace (tests/netns.py), listening
+    on `host`, that host's address, to play a database on a machine of its own."""
 
     # Tests trade durability for speed; the benchmark runs with PostgreSQL's defaults.
     FAST = ("-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
 
-    def __init__(self, bindir: Path, data: Path, port: int | None = None, durable: bool = False) -> None:
+    def __init__(self, bindir: Path, data: Path, port: int | None = None, durable: bool = False,
+                 host: str = "127.0.0.1", netns: str | None = None) -> None:
         self.bindir, self.data, self.durable = bindir, data, durable
+        self.host, self.netns = host, netns
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"postgres-{self.port}.log"
 
     @classmethod
-    def from_template(cls, bindir: Path, template: Path, root: Path, durable: bool = False) -> PgServer:
+    def from_template(cls, bindir: Path, template: Path, root: Path, durable: bool = False,
+                      host: str = "127.0.0.1", netns: str | None = None) -> PgServer:
         """A fresh cluster copied from an initdb'd template: much faster than initdb."""
         shutil.copytree(template, root / "data", symlinks=True)
         _chown(root)
         os.chmod(root / "data", 0o700)
-        return cls(bindir, root / "data", durable=durable)
+        return cls(bindir, root / "data", durable=durable, host=host, netns=netns)
+
+    def _command(self) -> tuple[list[object], dict[str, object]]:
+        """postgres's argv and the Popen arguments that run it as `postgres`.
+
+        In a namespace, `ip netns exec` needs root, so it runs as root and setpriv drops to
+        `postgres` after it; both exec, so the process is still the postmaster itself.
+        """
+        argv: list[object] = [
+            self.bindir / "postgres", "-D", self.data, "-p", str(self.port), "-k", self.data,
+            "-c", f"listen_addresses={self.host}", "-c", "max_connections=200",
+            *(() if self.durable else self.FAST)]
+        if self.netns is None:
+            return argv, _run_as()
+        drop = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"] if os.geteuid() == 0 else []
+        return ["ip", "netns", "exec", self.netns, *drop, *argv], {}
 
     def start(self, wait: bool = True) -> None:
         assert self.process is None or self.process.poll() is not None, "already running"
         _chown(self.data.parent)
+        if self.host != "127.0.0.1":  # initdb's pg_hba.conf lets TCP clients in from 127.0.0.1 only
+            hba = self.data / "pg_hba.conf"
+            line = "host all all 0.0.0.0/0 scram-sha-256\n"
+            if line not in hba.read_text():
+                with open(hba, "a") as f:
+                    f.write(line)
+        argv, run_as = self._command()
         with open(self.log, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
-                [self.bindir / "postgres", "-D", self.data, "-p", str(self.port), "-k", self.data,
-                 "-c", "listen_addresses=127.0.0.1", "-c", "max_connections=200",
-                 *(() if self.durable else self.FAST)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **_run_as())  # type: ignore[arg-type]
+                argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **run_as)  # type: ignore[arg-type]
         if wait:
             self.wait_ready()
 
@@ -165,11 +189,11 @@ class PgServer:
             _wait_gone(children)
 
     def keywords(self, dbname: str) -> dict[str, object]:
-        return {"host": "127.0.0.1", "port": self.port, "user": SUPERUSER, "password": PASSWORD,
+        return {"host": self.host, "port": self.port, "user": SUPERUSER, "password": PASSWORD,
                 "dbname": dbname}
 
     def url(self, dbname: str, user: str = SUPERUSER, password: str = PASSWORD) -> str:
-        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{dbname}"
 
     def connect(self, dbname: str = "postgres") -> psycopg2.extensions.connection:
         conn = psycopg2.connect(**self.keywords(dbname))

@@ -13,13 +13,15 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import require
+from tests.netns import Network
+from tests.pgbouncer import PgBouncer, find_pgbouncer
 from tests.pgserver import PASSWORD, PgServer, find_bindir, init_cluster
 
 _counter = itertools.count(1)
@@ -209,3 +211,35 @@ def wait_for(condition, timeout: float = 30, interval: float = 0.05):  # type: i
             return value
         time.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+@pytest.fixture
+def pgbouncer(pg: PgServer) -> Iterator[Callable[..., PgBouncer]]:
+    """A factory of started pgbouncers, in front of the shared server unless given `server`;
+    all stopped at teardown. Skips without pgbouncer, fails under CI=true."""
+    require(find_pgbouncer() is not None, "pgbouncer not found (apt-get install pgbouncer)")
+    with contextlib.ExitStack() as stack:
+
+        def make(pool_mode: str = "transaction", pool_size: int = 2, server_round_robin: bool = False,
+                 server: PgServer | None = None) -> PgBouncer:
+            bouncer = PgBouncer(server or pg, stack.enter_context(server_folder("pgbouncer")),
+                                pool_mode=pool_mode, pool_size=pool_size, server_round_robin=server_round_robin)
+            stack.callback(bouncer.stop)
+            bouncer.start()
+            return bouncer
+
+        yield make
+
+
+@pytest.fixture
+def netns_network() -> Iterator[Callable[..., Network]]:
+    """A factory of Networks (tests/netns.py): `netns_network(hosts=2)`; all removed at
+    teardown. Needs root, ip and iptables: skips without them, fails under CI=true."""
+    require(os.geteuid() == 0 and shutil.which("ip") is not None and shutil.which("iptables") is not None,
+            "network namespaces need root, ip (iproute2) and iptables")
+    with contextlib.ExitStack() as stack:
+
+        def make(hosts: int = 2) -> Network:
+            return stack.enter_context(Network(hosts))
+
+        yield make
