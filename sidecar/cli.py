@@ -202,7 +202,7 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
                              + ", ".join(f"{a.alias} (database {a.database!r})" for a in step.project)
                              + (f"; excludes {', '.join(step.exclude)}" if step.exclude else "")))
         return 0
-    with db.session(liveness_interval=settings.liveness_interval):
+    with db.session(liveness_interval=settings.liveness_interval, peer_timeout=settings.peer_timeout):
         if args.command == "status":
             from . import status
             from .errors import NOT_HEALTHY

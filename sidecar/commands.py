@@ -127,12 +127,14 @@ def command_environment(plan: Plan, database: str, extra: tuple[tuple[str, str],
     return {**os.environ, **dict(extra), "DATABASE_URL": conn.url(), **conn.pg_environment()}
 
 
-def step_environment(env: Mapping[str, str], step: str, guard: Guard | None) -> dict[str, str]:
-    """`env` for a step's program: its sessions named after the step, with the guard's timeouts if asked."""
+def step_environment(env: Mapping[str, str], step: str, guard: Guard | None, options: str = "") -> dict[str, str]:
+    """`env` for a step's program: its sessions named after the step, with the guard's timeouts if
+    asked and `options` (server settings, db.server_options) in PGOPTIONS, which libpq sends to the server."""
     env = dict(env)
-    if guard is not None:  # libpq sends PGOPTIONS to the server: the tool's session gets the timeouts
-        timeouts = " ".join(f"-c {name}={value}" for name, value in guard.server_settings().items())
-        env["PGOPTIONS"] = f"{env['PGOPTIONS']} {timeouts}" if env.get("PGOPTIONS") else timeouts
+    timeouts = " ".join(f"-c {name}={value}" for name, value in guard.server_settings().items()) if guard else ""
+    added = " ".join(filter(None, (options, timeouts)))
+    if added:
+        env["PGOPTIONS"] = f"{env['PGOPTIONS']} {added}" if env.get("PGOPTIONS") else added
     # libpq names the sessions after the step (unless a URL names them), so the heartbeat can
     # find them in pg_stat_activity.
     env.setdefault("PGAPPNAME", application_name(f"sidecar step {step}"))

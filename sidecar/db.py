@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import select
 import time
 from collections.abc import Iterator
@@ -24,24 +23,25 @@ import psycopg2.extensions
 from psycopg2 import sql
 
 from .conninfo import ConnInfo
-from .errors import Interrupted, UnavailableError
+from .errors import Interrupted, LockLost
 from .log import get_logger
 
 Connection = psycopg2.extensions.connection
 
 APPLICATION_NAME = "sidecar"
 MAINTENANCE_DATABASE = "postgres"  # where CREATE DATABASE is issued from
-# Dead peers are noticed in ~15 s instead of the kernel's two hours.
-KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-              "keepalives_count": 3, "tcp_user_timeout": 15000}
+DEFAULT_PEER_TIMEOUT = 15.0
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
 _connecting: contextvars.ContextVar[bool] = contextvars.ContextVar("connecting", default=False)
-_interrupted_connect: contextvars.ContextVar[Interrupted | None] = contextvars.ContextVar(
+# What stops a run from the main thread's signal handlers: a signal, or the watchdog's lost plan lock.
+Stop = Interrupted | LockLost
+_interrupted_connect: contextvars.ContextVar[Stop | None] = contextvars.ContextVar(
     "interrupted_connect", default=None)
 # How long a statement may go without a byte from the server before _check_alive asks the server
 # whether it is still running it: the session's setting, None outside a session.
 _liveness: contextvars.ContextVar[float | None] = contextvars.ContextVar("liveness", default=None)
+_peer_timeout: contextvars.ContextVar[float] = contextvars.ContextVar("peer_timeout", default=DEFAULT_PEER_TIMEOUT)
 log = get_logger()
 DEFAULT_LIVENESS_INTERVAL = 10.0
 
@@ -52,7 +52,7 @@ class DeadlineExceeded(psycopg2.OperationalError):
 
 def _wait(conn: Connection) -> None:
     """psycopg2 wait callback: select() with a deadline; a signal cancels the statement."""
-    interrupted: Interrupted | None = None
+    interrupted: Stop | None = None
     while True:
         try:
             state = conn.poll()
@@ -70,7 +70,7 @@ def _wait(conn: Connection) -> None:
                 if info is None or (deadline is not None and time.monotonic() >= deadline):
                     raise DeadlineExceeded("timeout expired")
                 _check_alive(conn, info, liveness)
-        except Interrupted as exc:
+        except (Interrupted, LockLost) as exc:
             if _connecting.get():
                 # psycopg2 turns an error raised while connecting into a bare OperationalError;
                 # connect() finds the signal here and raises it instead.
@@ -97,7 +97,7 @@ def _check_alive(conn: Connection, info: ConnInfo, liveness: float) -> None:
     connection that cannot be made, or a server that is not running our
     statement, means the first connection is gone.
     """
-    pid = conn.info.backend_pid
+    pid = backend_pid(conn)
     try:
         side = connect(info, timeout=liveness)
     except psycopg2.OperationalError as exc:
@@ -115,22 +115,59 @@ def _check_alive(conn: Connection, info: ConnInfo, liveness: float) -> None:
 
 
 class _Connection(psycopg2.extensions.connection):
-    """Carries its ConnInfo, for the liveness check."""
+    """Carries its ConnInfo (for the liveness check) and what connect() learnt of the server side."""
 
     sidecar_info: ConnInfo | None = None
+    sidecar_backend_pid: int = 0  # pg_backend_pid(): the server's process, also behind a pooler
+    sidecar_pooled: bool = False  # a pooler answered the startup (its cancel key is not the backend's)
 
 
 @contextlib.contextmanager
-def session(*, liveness_interval: float = DEFAULT_LIVENESS_INTERVAL) -> Iterator[None]:
-    """The scope in which sidecar connects: our wait callback and liveness setting, undone on exit."""
+def session(*, liveness_interval: float = DEFAULT_LIVENESS_INTERVAL,
+            peer_timeout: float = DEFAULT_PEER_TIMEOUT) -> Iterator[None]:
+    """The scope in which sidecar connects: our wait callback, liveness and peer settings, undone on exit."""
     previous = psycopg2.extensions.get_wait_callback()
-    token = _liveness.set(liveness_interval)
+    token, peer = _liveness.set(liveness_interval), _peer_timeout.set(peer_timeout)
     psycopg2.extensions.set_wait_callback(_wait)
     try:
         yield
     finally:
         psycopg2.extensions.set_wait_callback(previous)
         _liveness.reset(token)
+        _peer_timeout.reset(peer)
+
+
+def keepalives(peer_timeout: float) -> dict[str, int]:
+    """TCP settings that give up on a silent peer after about `peer_timeout` seconds; {} for 0 (the OS's).
+
+    The same numbers serve libpq (our end: keepalives_*, tcp_user_timeout) and the server
+    (its end: tcp_keepalives_*, tcp_user_timeout). The server's end is what matters for the
+    plan lock: with the kernel's defaults, a session whose client host vanished (no FIN, no
+    RST) keeps its locks for 16 min (unacknowledged data) to 2 h 11 min (idle).
+    An idle link is given up after idle + count x interval, about 0.73 x peer_timeout; a link
+    with data unacknowledged after tcp_user_timeout = peer_timeout.
+    """
+    if peer_timeout <= 0:
+        return {}
+    return {"keepalives_idle": max(1, round(peer_timeout / 3)),
+            "keepalives_interval": max(1, round(peer_timeout * 2 / 15)),
+            "keepalives_count": 3, "tcp_user_timeout": round(peer_timeout * 1000)}
+
+
+def server_settings(server_version: int, peer_timeout: float) -> dict[str, str]:
+    """What every session of ours sets for itself on the server (any role may): the server's
+    keepalives, and no idle_session_timeout (a DBA's, on the role, would end the session that
+    waits between two steps, or a command step's, while the plan runs)."""
+    settings = {f"tcp_{k}" if k.startswith("keepalives") else k: str(v)
+                for k, v in keepalives(peer_timeout).items()}
+    if server_version >= 140000:
+        settings["idle_session_timeout"] = "0"
+    return settings
+
+
+def server_options(server_version: int, peer_timeout: float) -> str:
+    """server_settings as libpq's `options` (PGOPTIONS), for the programs a step runs."""
+    return " ".join(f"-c {name}={value}" for name, value in server_settings(server_version, peer_timeout).items())
 
 
 @contextlib.contextmanager
@@ -159,7 +196,9 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
     """One autocommit connection, or psycopg2.OperationalError (classified by wait.py)."""
     if _liveness.get() is None:
         raise RuntimeError("sidecar.db.connect() called outside db.session()")
-    keywords: dict[str, Any] = {**info.keywords(), **KEEPALIVES, "application_name": APPLICATION_NAME}
+    peer_timeout = _peer_timeout.get()
+    keywords: dict[str, Any] = {**info.keywords(), "application_name": APPLICATION_NAME,
+                                **({"keepalives": 1, **keepalives(peer_timeout)} if peer_timeout > 0 else {})}
     token = _connecting.set(True)  # nothing to cancel yet: a signal just ends the attempt
     try:
         with deadline(timeout):
@@ -174,7 +213,58 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
         _connecting.reset(token)
     conn.autocommit = True
     conn.sidecar_info = info  # type: ignore[attr-defined]
+    try:
+        _set_up(conn, peer_timeout)
+    except BaseException:
+        close_quietly(conn)
+        raise
     return conn
+
+
+def _set_up(conn: Connection, peer_timeout: float) -> None:
+    """Learn the server's pid and set our session settings, in one round trip.
+
+    libpq reports the pid of the startup's cancel key; a pooler (PgBouncer, ...) answers the
+    startup with a key of its own, so a different pg_backend_pid() means one is in between.
+    Then nothing is set here: through a transaction-mode pooler it would leak into other
+    clients' sessions (pooler.check decides, and set_session_settings() follows when safe).
+    """
+    settings = server_settings(conn.server_version, peer_timeout)
+    sets = "".join(f", CASE WHEN pg_backend_pid() = %(pid)s THEN set_config(%(n{i})s, %(v{i})s, false) END"
+                   for i in range(len(settings)))
+    params: dict[str, Any] = {"pid": conn.info.backend_pid}
+    for i, (name, value) in enumerate(settings.items()):
+        params[f"n{i}"], params[f"v{i}"] = name, value
+    with conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()" + sets, params)
+        row = cur.fetchone()
+    assert row is not None
+    conn.sidecar_backend_pid = row[0]  # type: ignore[attr-defined]
+    conn.sidecar_pooled = row[0] != conn.info.backend_pid  # type: ignore[attr-defined]
+
+
+def set_session_settings(conn: Connection) -> None:
+    """server_settings() for a connection a session-mode pooler keeps on one server session."""
+    settings = server_settings(conn.server_version, _peer_timeout.get())
+    if settings:
+        with conn.cursor() as cur:
+            cur.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
+                        [part for item in settings.items() for part in item])
+
+
+def backend_pid(conn: Connection) -> int:
+    """The server process serving `conn` (pg_backend_pid(), not libpq's, which a pooler fakes)."""
+    return int(getattr(conn, "sidecar_backend_pid", 0) or conn.info.backend_pid)
+
+
+def pooled(conn: Connection) -> bool:
+    """Whether a pooler stands between `conn` and the server (see _set_up)."""
+    return bool(getattr(conn, "sidecar_pooled", False))
+
+
+def peer_timeout() -> float:
+    """The session's SIDECAR_PEER_TIMEOUT, in seconds."""
+    return _peer_timeout.get()
 
 
 def conninfo(conn: Connection) -> ConnInfo:
@@ -232,61 +322,6 @@ def create_database(conn: Connection, name: str) -> bool:
     except (psycopg2.errors.DuplicateDatabase, psycopg2.errors.UniqueViolation):
         return False  # another sidecar won the race; the database is there all the same
     return True
-
-
-def lock_key(plan_name: str) -> int:
-    """A stable signed 64-bit advisory lock key for a plan name."""
-    digest = hashlib.sha256(f"sidecar:{plan_name}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
-def acquire_lock(conn: Connection, key: int, *, timeout: float, database: str) -> None:
-    """Take the plan's session advisory lock, logging who holds it while we wait.
-
-    A session lock dies with its session, so a crashed sidecar never leaves
-    a stale lock behind (unlike lock rows in a table).
-    """
-    started = time.monotonic()
-    last_report = -10.0
-    with conn.cursor() as cur:
-        while True:
-            if scalar(cur, "SELECT pg_try_advisory_lock(%s)", (key,)):
-                waited = time.monotonic() - started
-                if waited > 0.05:
-                    log.info("lock.acquired", database=database, waited_s=round(waited, 2))
-                return
-            elapsed = time.monotonic() - started
-            if elapsed >= timeout:
-                raise UnavailableError(
-                    f"the plan lock on database {database!r} was held by another sidecar for"
-                    f" {timeout:.0f}s", hint="check `status`; raise lock.timeout if its plan is long",
-                    database=database)
-            if elapsed - last_report >= 10:
-                log.info("lock.waiting", database=database, holder=lock_holder(conn, key) or "unknown",
-                         elapsed_s=round(elapsed, 1))
-                last_report = elapsed
-            time.sleep(min(0.1, timeout - elapsed))
-
-
-def lock_holder(conn: Connection, key: int) -> str | None:
-    """Who holds the plan lock `key`, in words; None when nobody does."""
-    with conn.cursor() as cur:
-        cur.execute(
-            """SELECT a.pid, coalesce(host(a.client_addr), 'local'), a.application_name,
-                      to_char(a.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
-                 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                WHERE l.locktype = 'advisory' AND l.granted
-                  AND l.classid = ((%(key)s >> 32) & 4294967295)::oid AND l.objid = (%(key)s & 4294967295)::oid""",
-            {"key": key})
-        row = cur.fetchone()
-    if row is None:
-        return None
-    return f"pid {row[0]} from {row[1]} ({row[2]}), connected since {row[3]}"
-
-
-def release_lock(conn: Connection, key: int) -> None:
-    with conn.cursor() as cur:
-        cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
 
 
 def close_quietly(conn: Connection | None) -> None:

@@ -53,6 +53,14 @@ class UnavailableError(SidecarError):
     exit_code = 3
 
 
+class LockLost(UnavailableError):
+    """The plan lock's session ended while the plan ran: another sidecar may be running the plan now.
+
+    Raised in the main thread (planlock's watchdog delivers it like a signal), so whatever runs
+    stops as it does for SIGTERM: the statement cancelled, a step's programs stopped.
+    """
+
+
 class StepError(SidecarError):
     """A migration or command step failed; its transaction was rolled back."""
 

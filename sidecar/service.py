@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg2
 
-from . import db, health
+from . import db, health, planlock, pooler
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
@@ -81,9 +81,11 @@ def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
                     maintenance[server] = wait_for_server(
                         info.with_database(db.MAINTENANCE_DATABASE), database=database.name,
                         timeout=_remaining(deadline), budget=plan.wait_timeout)
+                    pooler.check(maintenance[server], info.with_database(db.MAINTENANCE_DATABASE), database=database.name)
                 _create(maintenance[server], database.name, info.dbname)
             conns[database.name] = wait_for_server(info, database=database.name,
                                                    timeout=_remaining(deadline), budget=plan.wait_timeout)
+            pooler.check(conns[database.name], info, database=database.name)
     except BaseException:
         for conn in conns.values():
             db.close_quietly(conn)
@@ -107,17 +109,16 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
 
 def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
                 children: Mapping[str, Session]) -> list[StepResult]:
-    lock_conn, key = conns[plan.lock_database], db.lock_key(plan.name)
+    lock_info = plan.database(plan.lock_database).conn
     try:
-        db.acquire_lock(lock_conn, key, timeout=plan.lock_timeout, database=plan.lock_database)
-        try:
-            results = run_steps(plan, conns, progress, children)
-            verify_plan(plan, conns)
-            return results
-        finally:
-            with contextlib.suppress(psycopg2.Error):
-                if not lock_conn.closed:
-                    db.release_lock(lock_conn, key)
+        with planlock.held(plan.name, lock_info, database=plan.lock_database, timeout=plan.lock_timeout):
+            try:
+                planlock.fence(conns, plan.name, timeout=plan.lock_timeout)
+                results = run_steps(plan, conns, progress, children)
+                verify_plan(plan, conns)
+                return results
+            finally:
+                planlock.unfence(conns, plan.name)
     except psycopg2.Error as exc:  # anything the step code did not translate: a lost connection
         raise UnavailableError(f"database connection failed: {str(exc).strip()}",
                                hint="whatever was running was rolled back; run again") from exc

@@ -29,6 +29,7 @@ class Settings:
     log_level: str
     failure_hold: float  # seconds a failed `run` stays up reporting `failed`; 0: exit at once
     liveness_interval: float  # seconds without a byte from the server before asking it over a second link
+    peer_timeout: float  # seconds after which either end gives up on a silent peer (keepalives); 0: the OS's
 
 
 def health_file(environ: Mapping[str, str]) -> Path:
@@ -66,6 +67,7 @@ def from_environment(environ: Mapping[str, str]) -> Settings:
         log_level=choice("LOG_LEVEL", "info", LOG_LEVELS),
         failure_hold=duration("SIDECAR_FAILURE_HOLD", "0s", 0.0),
         liveness_interval=duration("SIDECAR_LIVENESS_INTERVAL", "10s", MIN_LIVENESS_INTERVAL),
+        peer_timeout=duration("SIDECAR_PEER_TIMEOUT", "15s", 0.0),
     )
     if problems:
         raise PlanError(problems, hint="fix the environment variable(s) named above")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg2
 
-from . import alembic_step, db, django_step, health, history
+from . import alembic_step, db, django_step, health, history, planlock
 from .alembic_step import Revisions
 from .django_step import AppMigrations
 from .model import Plan
@@ -96,7 +96,7 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]
                        for r in check_database(conn, plan, spec))
         django = tuple(app for alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
         alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(name))
-        holder = db.lock_holder(conn, db.lock_key(plan.name)) if name == plan.lock_database else None
+        holder = planlock.lock_holder(conn, planlock.lock_key(plan.name)) if name == plan.lock_database else None
         return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
                               applied=len(applied) + sum(a.applied for a in django) + sum(r.applied for r in alembic),
                               steps=steps, checks=checks, django=django, alembic=alembic), holder

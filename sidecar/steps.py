@@ -14,7 +14,7 @@ import psycopg2.errors
 
 from . import activity, adopt, alembic_step, django_step, history
 from .commands import command_environment, run_command, step_environment
-from .db import Connection, conninfo, first_row, server_message
+from .db import Connection, backend_pid, conninfo, first_row, peer_timeout, pooled, server_message, server_options
 from .errors import StepError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
@@ -118,7 +118,7 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
     guard, started, resume_at = step.guard, time.monotonic(), 0
     for number in itertools.count(1):
         attempt_started = time.monotonic()
-        work = Work(step.name, step.database, what, conninfo(conn), pid=conn.info.backend_pid)
+        work = Work(step.name, step.database, what, conninfo(conn), pid=backend_pid(conn))
         try:
             with progress.working(work):
                 attempt(resume_at)
@@ -205,7 +205,9 @@ def _run_command_step(plan: Plan, step: CommandStep, conn: Connection, progress:
     if step.skip_if and nothing_to_do(conn, step):
         log.info("step.skipped", step=step.name, database=step.database, reason="skip_if returned true")
         return
-    env = step_environment(command_environment(plan, step.database, step.env), step.name, step.guard)
+    # Its sessions give up on a vanished host as ours do; not through a pooler, which refuses `options`.
+    options = "" if pooled(conn) else server_options(conn.server_version, peer_timeout())
+    env = step_environment(command_environment(plan, step.database, step.env), step.name, step.guard, options)
     work = Work(step.name, step.database, " ".join(step.argv), conninfo(conn), application_name=env["PGAPPNAME"])
     with progress.working(work):
         run_command(step.argv, env=env, cwd=step.cwd, timeout=step.timeout, step=step.name, database=step.database)

@@ -1,0 +1,67 @@
+"""Poolers between sidecar and PostgreSQL: session mode is fine, transaction and statement mode are refused.
+
+sidecar keeps state in its server sessions between transactions: the guard's timeouts, the
+fence it holds while it runs (planlock.fence), the settings that make the server give up on
+a vanished host (db.server_settings), a no-transaction file's statements, a command step's
+`options`. A pooler in transaction or statement mode hands a client's server session to other
+clients between transactions, so that state would apply to strangers and ours would vanish;
+sidecar refuses such a URL before it changes anything, and names the fix.
+
+How a pooler is found: db.connect compares the pid in the startup's cancel key, which a pooler
+makes up, with pg_backend_pid() (db.pooled); only then is its mode probed, so a direct connection
+costs nothing more. The probe opens a transaction on a second connection: a pooler that shares
+server sessions between clients gives it the first connection's server session (PgBouncer
+reuses the last one released), or moves the first connection to another (tests/integration/test_poolers.py,
+with PgBouncer in each mode).
+"""
+
+from __future__ import annotations
+
+import psycopg2
+
+from . import db
+from .conninfo import ConnInfo
+from .errors import PlanError
+from .log import get_logger
+
+log = get_logger()
+_SECOND_LOOK = 3.0  # seconds; a session-mode pooler answers at once, a drained transaction pool never
+
+
+def check(conn: db.Connection, info: ConnInfo, *, database: str) -> None:
+    """PlanError (exit 2) when `conn` goes through a transaction- or statement-mode pooler; through a
+    session-mode pooler, it gets the settings db.connect held back."""
+    if not db.pooled(conn):
+        return
+    mode = _sharing_mode(conn, info)
+    if mode is None:
+        db.set_session_settings(conn)
+        log.info("pooler.session_mode", database=database, host=info.host, port=info.port)
+        return
+    raise PlanError(
+        [f"database {database!r} ({info.describe()}) is reached through a connection pooler in {mode} pooling"
+         " mode, which gives sidecar's server session to other clients between transactions"],
+        hint="give sidecar a URL that reaches PostgreSQL itself (or a pool in session mode); the application"
+             " can keep using the pooler. Nothing was changed")
+
+
+def _sharing_mode(conn: db.Connection, info: ConnInfo) -> str | None:
+    """'transaction' or 'statement' when the pooler behind `conn` shares server sessions; None if not."""
+    first_pid = db.backend_pid(conn)
+    probe = db.connect(info, timeout=5.0)
+    try:
+        with probe.cursor() as cur:
+            try:
+                probe_pid = db.scalar(cur, "BEGIN; SELECT pg_backend_pid()")
+            except psycopg2.Error:  # "transaction blocks not allowed in statement pooling mode"
+                return "statement"
+        if probe_pid == first_pid:  # our server session, given to the probe
+            return "transaction"
+        try:  # with the probe's transaction open, our server session must still be ours
+            with db.deadline(_SECOND_LOOK), conn.cursor() as cur:
+                again = db.scalar(cur, "SELECT pg_backend_pid()")
+        except db.DeadlineExceeded:  # waiting for a server session: the pool's only one is the probe's
+            return "transaction"
+        return "transaction" if again != first_pid else None
+    finally:
+        db.close_quietly(probe)
