@@ -31,6 +31,7 @@ Connection = psycopg2.extensions.connection
 APPLICATION_NAME = "sidecar"
 MAINTENANCE_DATABASE = "postgres"  # where CREATE DATABASE is issued from
 DEFAULT_PEER_TIMEOUT = 15.0
+CONNECTION_CHECK_MS = 2000  # client_connection_check_interval: how often a running statement looks at its client
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
 _connecting: contextvars.ContextVar[bool] = contextvars.ContextVar("connecting", default=False)
@@ -156,12 +157,18 @@ def keepalives(peer_timeout: float) -> dict[str, int]:
 
 def server_settings(server_version: int, peer_timeout: float) -> dict[str, str]:
     """What every session of ours sets for itself on the server (any role may): the server's
-    keepalives, and no idle_session_timeout (a DBA's, on the role, would end the session that
-    waits between two steps, or a command step's, while the plan runs)."""
+    keepalives and a check for a vanished client during a statement, and no idle_session_timeout
+    (a DBA's, on the role, would end the session that waits between two steps, or a command
+    step's, while the plan runs)."""
     settings = {f"tcp_{k}" if k.startswith("keepalives") else k: str(v)
                 for k, v in keepalives(peer_timeout).items()}
     if server_version >= 140000:
         settings["idle_session_timeout"] = "0"
+        if peer_timeout > 0:
+            # A statement still running for a vanished client is cancelled (rolled back) once the
+            # keepalives have declared it gone, instead of running on, possibly to a commit, while
+            # the next holder of the plan lock waits for it (planlock.fence).
+            settings["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
     return settings
 
 
