@@ -78,10 +78,10 @@ def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
             if database.create:
                 server = info.server()
                 if server not in maintenance:
-                    maintenance[server] = wait_for_server(
-                        info.with_database(db.MAINTENANCE_DATABASE), database=database.name,
-                        timeout=_remaining(deadline), budget=plan.wait_timeout)
-                    pooler.check(maintenance[server], info.with_database(db.MAINTENANCE_DATABASE), database=database.name)
+                    maintenance_info = info.with_database(db.MAINTENANCE_DATABASE)
+                    maintenance[server] = wait_for_server(maintenance_info, database=database.name,
+                                                          timeout=_remaining(deadline), budget=plan.wait_timeout)
+                    pooler.check(maintenance[server], maintenance_info, database=database.name)
                 _create(maintenance[server], database.name, info.dbname)
             conns[database.name] = wait_for_server(info, database=database.name,
                                                    timeout=_remaining(deadline), budget=plan.wait_timeout)

@@ -10,7 +10,6 @@ import pytest
 
 from sidecar import db
 from sidecar.conninfo import parse_url
-
 from tests.integration.conftest import Project
 from tests.pgbouncer import PgBouncer
 
