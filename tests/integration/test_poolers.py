@@ -8,8 +8,9 @@ from collections.abc import Callable
 import psycopg2
 import pytest
 
-from sidecar import db
+from sidecar import db, planlock
 from sidecar.conninfo import parse_url
+from sidecar.errors import UnavailableError
 from tests.integration.conftest import Project
 from tests.pgbouncer import PgBouncer
 
@@ -118,3 +119,33 @@ def test_direct_connections_are_not_probed(project: Project) -> None:
     result = project.run("run", "--once")
     assert result.code == 0, result.out
     assert not result.event("pooler.session_mode")
+
+
+def test_the_plan_lock_cannot_be_shared_through_a_transaction_pool(
+        project: Project, pgbouncer: Callable[..., PgBouncer]) -> None:
+    """Why the plan lock is held by a transaction: through a transaction pool a session lock is granted
+    to every client that lands on the holder's server session (three sidecars behind PgBouncer were)."""
+    bouncer = pgbouncer("transaction", pool_size=2)
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
+    url = bouncer.url(project.names["default"])
+    clients = [psycopg2.connect(url) for _ in range(2)]
+    try:
+        for client in clients:
+            client.autocommit = True
+        granted = []
+        for client in clients:
+            with client.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(42)")
+                granted.append(cur.fetchone()[0])  # type: ignore[index]
+        assert granted == [True, True]  # the fault: both "hold" it
+        with db.session(), planlock.held("p", parse_url(url), database="default", timeout=5):
+            with pytest.raises(UnavailableError, match="held by another sidecar"):
+                with db.session():
+                    conn = db.connect(parse_url(url), timeout=5)
+                    try:
+                        planlock._acquire(conn, planlock.lock_key("p"), timeout=1, database="default")
+                    finally:
+                        db.close_quietly(conn)
+    finally:
+        for client in clients:
+            client.close()
