@@ -12,9 +12,10 @@ BUG = 70
 EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("0", "done (`run --once`), healthy (`status`, `probe`), or stopped by SIGTERM/SIGINT while serving"),
     ("1", "not healthy (`status`, `probe`); work pending (`plan`: a run would change something)"),
-    ("2", "invalid plan or settings (including an unwritable health folder); no database was touched"),
+    ("2", "invalid plan or settings (including an unwritable health folder, or a URL through a transaction-mode"
+          " pooler); no database was changed"),
     ("3", "a database did not answer in time, refused the credentials, a connection was lost, or the"
-          " plan lock stayed taken"),
+          " plan lock stayed taken or was lost"),
     ("4", "a migration or command step failed (it was rolled back), or an applied file was edited or deleted"
           " (`plan`: a run would stop on that)"),
     ("5", "the steps ran but verification failed"),
