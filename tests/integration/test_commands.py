@@ -89,3 +89,15 @@ def _is_zombie(pid: int) -> bool:
             return f.read().split()[2] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_a_command_steps_sessions_give_up_on_a_vanished_host_as_ours_do(project: Project) -> None:
+    """PGOPTIONS carries the server-side keepalives, tcp_user_timeout and no idle_session_timeout."""
+    settings = ("tcp_keepalives_idle", "tcp_user_timeout", "client_connection_check_interval", "idle_session_timeout")
+    query = "SELECT " + " || ' ' || ".join(f"current_setting('{s}')" for s in settings)
+    command_plan(project, f'["psql", "-XAtc", "{query}"]')
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["results"]}"')
+    project.server.query("postgres", f"ALTER DATABASE \"{project.names['results']}\" SET idle_session_timeout = '1h'")
+    result = project.run("run", "--once", SIDECAR_PEER_TIMEOUT="30s")
+    assert result.code == 0, result.out
+    assert [e["output"] for e in result.event("command.output")] == ["10 30000 2s 0"]

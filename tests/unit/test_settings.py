@@ -19,7 +19,8 @@ def test_defaults_and_every_variable() -> None:
     assert from_environment({}) == from_environment({"LOG_FORMAT": "", "SIDECAR_FAILURE_HOLD": ""})
     settings = from_environment({"SIDECAR_PLAN": "/p/plan.toml", "SIDECAR_HEALTH_FILE": "/h.json",
                                  "LOG_FORMAT": "JSON", "LOG_LEVEL": "debug", "SIDECAR_FAILURE_HOLD": "130s",
-                                 "SIDECAR_LIVENESS_INTERVAL": "500ms"})
+                                 "SIDECAR_LIVENESS_INTERVAL": "500ms", "SIDECAR_PEER_TIMEOUT": "30s"})
+    assert settings.peer_timeout == 30.0 and from_environment({}).peer_timeout == 15.0
     assert (settings.plan, settings.health_file, settings.log_format, settings.log_level) == (
         Path("/p/plan.toml"), Path("/h.json"), "json", "debug")
     assert (settings.failure_hold, settings.liveness_interval) == (130.0, 0.5)
@@ -28,9 +29,9 @@ def test_defaults_and_every_variable() -> None:
 def test_every_bad_variable_is_named_at_once() -> None:
     with pytest.raises(PlanError) as caught:
         from_environment({"LOG_FORMAT": "text", "LOG_LEVEL": "loud", "SIDECAR_FAILURE_HOLD": "soon",
-                          "SIDECAR_LIVENESS_INTERVAL": "0s"})
+                          "SIDECAR_LIVENESS_INTERVAL": "0s", "SIDECAR_PEER_TIMEOUT": "never"})
     assert [p.split("=")[0] for p in caught.value.problems] == [
-        "LOG_FORMAT", "LOG_LEVEL", "SIDECAR_FAILURE_HOLD", "SIDECAR_LIVENESS_INTERVAL"]
+        "LOG_FORMAT", "LOG_LEVEL", "SIDECAR_FAILURE_HOLD", "SIDECAR_LIVENESS_INTERVAL", "SIDECAR_PEER_TIMEOUT"]
     assert caught.value.exit_code == 2
 
 
@@ -58,3 +59,17 @@ def test_a_session_is_undone_on_exit() -> None:
     assert psycopg2.extensions.get_wait_callback() is before
     with pytest.raises(RuntimeError, match=r"outside db\.session"):  # no setting left behind to connect with
         db.connect(parse_url("postgresql://u@127.0.0.1:1/db"), timeout=1)
+
+
+def test_peer_timeout_sets_both_ends_alike() -> None:
+    """15 s: an idle link is given up after 5 + 3 x 2 = 11 s, one with data unacknowledged after 15 s."""
+    assert db.keepalives(15) == {"keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 3,
+                                 "tcp_user_timeout": 15000}
+    assert db.server_settings(150000, 15) == {
+        "tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "15000", "idle_session_timeout": "0", "client_connection_check_interval": "2000"}
+    assert db.server_settings(150000, 0) == {"idle_session_timeout": "0"}  # 0: the kernel's, as before
+    assert db.server_settings(130000, 15) == {  # PostgreSQL 13 has neither of the later two settings
+        "tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3",
+        "tcp_user_timeout": "15000"}
+    assert db.server_options(150000, 0) == "-c idle_session_timeout=0"
