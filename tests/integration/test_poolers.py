@@ -139,13 +139,12 @@ def test_the_plan_lock_cannot_be_shared_through_a_transaction_pool(
                 granted.append(cur.fetchone()[0])  # type: ignore[index]
         assert granted == [True, True]  # the fault: both "hold" it
         with db.session(), planlock.held("p", parse_url(url), database="default", timeout=5):
-            with pytest.raises(UnavailableError, match="held by another sidecar"):
-                with db.session():
-                    conn = db.connect(parse_url(url), timeout=5)
-                    try:
-                        planlock._acquire(conn, planlock.lock_key("p"), timeout=1, database="default")
-                    finally:
-                        db.close_quietly(conn)
+            conn = db.connect(parse_url(url), timeout=5)  # a second sidecar's lock connection
+            try:
+                with pytest.raises(UnavailableError, match="held by another sidecar"):
+                    planlock._acquire(conn, planlock.lock_key("p"), timeout=1, database="default")
+            finally:
+                db.close_quietly(conn)
     finally:
         for client in clients:
             client.close()
