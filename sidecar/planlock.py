@@ -114,10 +114,12 @@ def _watched(conn: db.Connection, database: str) -> Iterator[None]:
     main = threading.main_thread().ident
     assert main is not None and threading.get_ident() == main, "the plan lock is held by the main thread"
 
+    # Unanswered for this long means the server may already have given the lock away: well
+    # inside the ~0.73 x peer_timeout after which it gives up on a silent client. (Read here:
+    # a thread starts with none of our context variables.)
+    silent = max(1.0, db.peer_timeout() / 3) if db.peer_timeout() > 0 else 5.0
+
     def watch() -> None:
-        # Unanswered for this long means the server may already have given the lock away:
-        # well inside the ~0.73 x peer_timeout after which it gives up on a silent client.
-        silent = max(1.0, db.peer_timeout() / 3) if db.peer_timeout() > 0 else 5.0
         while not stop.wait(WATCH_EVERY):
             try:
                 with db.deadline(silent), conn.cursor() as cur:
