@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
+from . import indexes
 from .db import Connection, error_line, plain_waits, server_message, table_exists
 from .errors import StepError, UnavailableError
 from .log import get_logger
@@ -189,28 +190,86 @@ def _log_applied(migrations: list[MigrationFile], started: float, *, database: s
 
 def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: str, step: str,
                               resume_at: int = 0) -> None:
-    """Run a `no-transaction` file statement by statement from `resume_at`, then record it."""
+    """Run a `no-transaction` file statement by statement from `resume_at`, then record it.
+
+    A concurrent index build that fails leaves an invalid index: it is dropped before the error
+    goes on (so the guard's retry, or the next run, builds it afresh), and the file is not recorded
+    while an index it names, or one on a table it names, is invalid.
+    """
     started = time.monotonic()
     with conn.cursor() as cur:
         for index, statement in enumerate(split_statements(m.sql)):
             if index < resume_at:  # took effect in an earlier attempt
                 continue
+            # Only a concurrent build can leave debris: the snapshot costs one catalog query for those.
+            before = {i.oid for i in indexes.invalid(cur)} if indexes.builds_concurrently(statement) else None
             try:
                 execute(cur, statement)
             except psycopg2.Error as exc:
                 if connection_gone(exc):
                     raise _connection_lost(exc, database, step) from exc
+                dropped = [] if before is None else _drop_debris(cur, before, exc, m, statement, database, step)
                 if exc.pgcode == LOCK_NOT_AVAILABLE:  # the ones before it stay applied
                     raise LockTimedOut(index) from exc
                 error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
-                error.hint = (f"this file runs outside a transaction: statements before line"
-                              f" {statement.line} took effect; make it safe to re-run"
-                              " (IF NOT EXISTS) and run again")
+                error.hint = _outside_transaction_hint(cur, statement, dropped)
                 raise error from exc
+        _refuse_invalid_indexes(cur, m, database=database, step=step)
         cur.execute(_row(m), (m.version, m.name, m.checksum, False, step))
     log.info("migration.applied", database=database, step=step, version=m.version,
              file=m.path.name, transaction=False,
              duration_ms=round((time.monotonic() - started) * 1000))
+
+
+def _drop_debris(cur: psycopg2.extensions.cursor, before: set[int], exc: psycopg2.Error, m: MigrationFile,
+                 statement: Statement, database: str, step: str) -> list[indexes.InvalidIndex]:
+    """Drop the invalid indexes the failed `statement` left (not invalid before it, not being built
+    by another session); StepError, naming them and the fix, when that fails too."""
+    debris = [i for i in indexes.invalid(cur) if i.oid not in before and not i.building]
+    if not debris:
+        return []
+    try:
+        indexes.drop(cur, debris)
+    except psycopg2.Error as drop_exc:
+        if connection_gone(drop_exc):
+            raise _connection_lost(drop_exc, database, step) from exc
+        error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
+        error.hint = (f"it left invalid {indexes.listed(debris)}, which could not be dropped"
+                      f" ({error_line(drop_exc)}): {indexes.fix(debris)}")
+        raise error from exc
+    log.warning("migration.invalid_index_dropped", database=database, step=step, file=m.path.name,
+                line=statement.line, indexes=[str(i) for i in debris], reason=error_line(exc))
+    return debris
+
+
+def _outside_transaction_hint(cur: psycopg2.extensions.cursor, statement: Statement,
+                              dropped: list[indexes.InvalidIndex]) -> str:
+    """The hint for a failed statement of a no-transaction file; never IF NOT EXISTS for a concurrent
+    build, which would keep an invalid index as if it were built."""
+    took = f"this file runs outside a transaction: statements before line {statement.line} took effect"
+    if dropped:
+        return (f"{took}; the failed build left invalid {indexes.listed(dropped)}, dropped now, so running"
+                " again (after fixing the cause) retries the build")
+    if not indexes.builds_concurrently(statement):
+        return f"{took}; make it safe to re-run (IF NOT EXISTS) and run again"
+    stale = indexes.named_in(statement.text, indexes.left_behind(cur))
+    if stale:
+        return f"{took}; an earlier build failed and left invalid {indexes.listed(stale)}: {indexes.fix(stale)}"
+    return f"{took}; fix the cause and run again, which retries the build"
+
+
+def _refuse_invalid_indexes(cur: psycopg2.extensions.cursor, m: MigrationFile, *, database: str,
+                            step: str) -> None:
+    """StepError (the file is not recorded) when an index the file names, or one on a table it
+    names, is invalid and not being built: e.g. CREATE INDEX CONCURRENTLY IF NOT EXISTS kept one
+    that an earlier tool's failed build left."""
+    stale = indexes.named_in(m.sql, indexes.left_behind(cur))
+    if stale:
+        raise StepError(
+            f"{m.path.name}: invalid {indexes.listed(stale)} after the file ran (a concurrent build failed;"
+            f" queries do not use an invalid index) in database {database!r}, step {step!r}; the file was"
+            " not recorded",
+            hint=indexes.fix(stale), database=database)
 
 
 def _replay(conn: Connection, migrations: list[MigrationFile]) -> tuple[MigrationFile, int | None]:

@@ -19,7 +19,7 @@ from .alembic_step import Revisions
 from .django_step import AppMigrations
 from .model import Plan
 from .redact import redact_value
-from .verify import CheckResult, check_database, count_tables
+from .verify import CheckResult, check_database, count_tables, index_checks
 from .wait import classify
 
 CONNECT_TIMEOUT = 5.0
@@ -93,7 +93,7 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]
                                  tuple(m.version for m in history.pending(s.migrations, applied)))
                       for s in plan.sql_steps(name))
         checks = tuple(r for spec in plan.verify if spec.database == name
-                       for r in check_database(conn, plan, spec))
+                       for r in check_database(conn, plan, spec)) + tuple(index_checks(conn, name))
         django = tuple(app for alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
         alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(name))
         holder = planlock.lock_holder(conn, planlock.lock_key(plan.name)) if name == plan.lock_database else None

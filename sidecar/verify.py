@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from . import alembic_step, django_step, history
+from . import alembic_step, django_step, history, indexes
 from .commands import command_environment, run_command
 from .db import Connection, first_row, scalar, server_message
 from .errors import StepError, VerificationError
@@ -62,9 +62,23 @@ def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: 
     return results
 
 
+def index_checks(conn: Connection, database: str) -> list[CheckResult]:
+    """A failing "indexes" check naming each invalid index that no build is working on, with its fix;
+    nothing when all are valid, so a database's report stays as it was."""
+    with conn.cursor() as cur:
+        found = indexes.left_behind(cur)
+    if not found:
+        return []
+    return [CheckResult(database, "indexes", False, "; ".join(
+        f"{i} is invalid (a concurrent build failed; queries do not use it): {i.drop},"
+        " and build it again in a new migration if it is needed" for i in found))]
+
+
 def framework_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
-    """One check per Django alias and Alembic step on `database`: everything it should have is applied."""
-    results = []
+    """The checks every plan database gets without a [verify] table (serve's re-check runs them too):
+    no invalid index, and per Django alias and Alembic step on `database`, everything it should have
+    is applied."""
+    results = index_checks(conn, database)
     for step in plan.alembic_steps(database):
         revisions = alembic_step.pending(conn, step)
         results.append(CheckResult(database, f"alembic {step.name}", not revisions.pending,
