@@ -182,11 +182,12 @@ def test_replicas_starting_at_once_and_killed_at_random_start_their_apps_only_af
     assert not [v for v in verdicts if v.startswith(("failed", "stale", "unhealthy"))], report
     assert all(v.startswith(("starting:", "no health file", "healthy:")) for v in verdicts), report
     assert [r[0] for r in project.history("default")] == ["0001", "0002", "0003"], report
-    # The replica killed mid-file never said it applied it, and no other replica applied it again:
-    # PostgreSQL ran the file and its history row (one message) to the end without its client, and
-    # held the plan lock until then; the next replica found it applied.
+    # The replica killed mid-file never said it applied it, and at most one other replica did: the
+    # server cancels a statement whose client is gone within 2 s (client_connection_check_interval),
+    # so the file and its history row roll back together and the next holder of the plan lock, which
+    # waits for that (planlock.fence), applies it; or the file had finished, and nobody applies it again.
     logs = [line for p in pods for out in p.outputs for line in out.splitlines()]
-    assert not [line for line in logs if '"migration.applied"' in line and "0003_backfill.sql" in line], report
+    assert len([line for line in logs if '"migration.applied"' in line and "0003_backfill.sql" in line]) <= 1, report
     print(f"\n{report}")
 
 
