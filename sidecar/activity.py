@@ -1,21 +1,37 @@
 """What the server says sessions are doing, from pg_stat_activity: for the guard's blocker
 report and the heartbeat of long work. Read-only; every query is shortened (and, like
-every log value, masked)."""
+every log value, masked).
+
+A role that is not a superuser sees only its own sessions in full: of another role's, without
+pg_read_all_stats (or membership in that role), pg_stat_activity shows the pid, user and
+application name, and NULL for the state and times, with the query "<insufficient privilege>"
+(a managed PostgreSQL's application role, typically). pg_locks is readable by every role, so
+such a session is still found as a lock holder, and described for what it is.
+"""
 
 from __future__ import annotations
 
 from .db import Connection
 
 QUERY_SHOWN = 120  # characters of a session's query in the log
+HIDDEN = ("another role's session; this role cannot see its state, transaction or query"
+          " (grant it pg_read_all_stats to see them)")
 
+# `hidden`: what pg_stat_activity shows of a session this role may not look into (PostgreSQL's own
+# marker, not translated).
 _SESSION = """SELECT a.pid, coalesce(nullif(a.application_name, ''), '-'), a.usename, a.state,
-                     extract(epoch FROM now() - a.xact_start), left(a.query, %(shown)s)
+                     extract(epoch FROM now() - a.xact_start), left(a.query, %(shown)s),
+                     a.state IS NULL AND a.query = '<insufficient privilege>'
                 FROM pg_stat_activity a"""
+FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, the system catalogs
 
 
 def _describe(rows: list[tuple[object, ...]]) -> list[str]:
     lines = []
-    for pid, app, user, state, age, query in rows:
+    for pid, app, user, state, age, query, hidden in rows:
+        if hidden:
+            lines.append(f"pid {pid} ({app}, user {user or '?'}): {HIDDEN}")
+            continue
         open_for = f", transaction open {age:.1f}s" if age is not None else ""
         lines.append(f"pid {pid} ({app}, user {user}, {state}{open_for}): {' '.join(str(query).split())}")
     return lines
@@ -23,15 +39,22 @@ def _describe(rows: list[tuple[object, ...]]) -> list[str]:
 
 def lock_holders(conn: Connection, *, since: float) -> list[str]:
     """Sessions of this database that hold table locks in a transaction older than `since` seconds:
-    those a migration's lock request queued behind. One line each."""
+    those a migration's lock request queued behind. One line each.
+
+    Another role's session whose transaction this role cannot see (see above) is listed when it holds
+    a lock on a table of this database, after those it can see: it may be the blocker, or not.
+    """
     with conn.cursor() as cur:
         cur.execute(
-            f"""{_SESSION}
-                WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
-                  AND a.xact_start < now() - make_interval(secs => %(since)s)
+            f"""SELECT * FROM ({_SESSION}
+                                WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()) s
+                                (pid, app, usename, state, age, query, hidden)
+                WHERE (s.age > %(since)s OR s.hidden)
                   AND EXISTS (SELECT 1 FROM pg_locks l
-                               WHERE l.pid = a.pid AND l.locktype = 'relation' AND l.granted)
-                ORDER BY a.xact_start""", {"shown": QUERY_SHOWN, "since": since})
+                               WHERE l.pid = s.pid AND l.locktype = 'relation' AND l.granted
+                                 AND (NOT s.hidden OR l.relation >= %(first_user_oid)s))
+                ORDER BY s.hidden, s.age DESC""",
+            {"shown": QUERY_SHOWN, "since": since, "first_user_oid": FIRST_USER_OID})
         return _describe(cur.fetchall())
 
 
@@ -56,7 +79,7 @@ def doing(conn: Connection, *, pid: int | None = None, application_name: str | N
             blockers.update(blocked_by or ())
         summary = "; ".join(parts)
         if blockers:
-            cur.execute(f"{_SESSION} WHERE a.pid = ANY(%(pids)s) ORDER BY a.xact_start",
+            cur.execute(f"{_SESSION} WHERE a.pid = ANY(%(pids)s) ORDER BY a.xact_start NULLS LAST, a.pid",
                         {"shown": QUERY_SHOWN, "pids": sorted(blockers)})
             summary += "; blocked by " + "; ".join(_describe(cur.fetchall()))
         return summary
