@@ -25,7 +25,8 @@ from .errors import PlanError
 from .log import get_logger
 
 log = get_logger()
-_SECOND_LOOK = 3.0  # seconds; a session-mode pooler answers at once, a drained transaction pool never
+_ROUNDS = 3
+_LOOK = 3.0  # seconds; a session-mode pooler answers at once, a drained transaction pool never
 
 
 def check(conn: db.Connection, info: ConnInfo, *, database: str) -> None:
@@ -46,22 +47,34 @@ def check(conn: db.Connection, info: ConnInfo, *, database: str) -> None:
 
 
 def _sharing_mode(conn: db.Connection, info: ConnInfo) -> str | None:
-    """'transaction' or 'statement' when the pooler behind `conn` shares server sessions; None if not."""
+    """'transaction' or 'statement' when the pooler behind `conn` shares server sessions; None if not.
+
+    Each round opens a transaction on one more probe connection, which pins a server session,
+    then asks `conn` for its server's pid again: a session-mode pooler keeps `conn` on its own
+    server session, which answers at once and never changes. A transaction-mode pooler gives
+    our server session to a probe, moves us to another, or makes us wait for one. Rounds pin
+    more of the pool, so other clients' traffic cannot hide the sharing for long.
+    """
     first_pid = db.backend_pid(conn)
-    probe = db.connect(info, timeout=5.0)
+    probes: list[db.Connection] = []
     try:
-        with probe.cursor() as cur:
+        for _round in range(_ROUNDS):
+            probes.append(probe := db.connect(info, timeout=5.0))
             try:
-                probe_pid = db.scalar(cur, "BEGIN; SELECT pg_backend_pid()")
+                with db.deadline(_LOOK), probe.cursor() as cur:
+                    if db.scalar(cur, "BEGIN; SELECT pg_backend_pid()") == first_pid:
+                        return "transaction"  # our server session, given to the probe
+            except db.DeadlineExceeded:
+                pass  # no server session free for the probe: then none is for us either, in that mode
             except psycopg2.Error:  # "transaction blocks not allowed in statement pooling mode"
                 return "statement"
-        if probe_pid == first_pid:  # our server session, given to the probe
-            return "transaction"
-        try:  # with the probe's transaction open, our server session must still be ours
-            with db.deadline(_SECOND_LOOK), conn.cursor() as cur:
-                again = db.scalar(cur, "SELECT pg_backend_pid()")
-        except db.DeadlineExceeded:  # waiting for a server session: the pool's only one is the probe's
-            return "transaction"
-        return "transaction" if again != first_pid else None
+            try:
+                with db.deadline(_LOOK), conn.cursor() as cur:
+                    if db.scalar(cur, "SELECT pg_backend_pid()") != first_pid:
+                        return "transaction"
+            except db.DeadlineExceeded:  # waiting for a server session: ours is not ours alone
+                return "transaction"
+        return None
     finally:
-        db.close_quietly(probe)
+        for probe in probes:
+            db.close_quietly(probe)
