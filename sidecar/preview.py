@@ -75,7 +75,7 @@ def _connect_read_only(plan: Plan, name: str) -> db.Connection | None:
     """A read-only connection; None for a database the run would create."""
     database = plan.database(name)
     try:
-        conn = wait_for_server(database.conn, database=name, timeout=CONNECT_TIMEOUT)
+        conn = wait_for_server(database.conn, database=name, timeout=CONNECT_TIMEOUT, writable=False)
     except UnavailableError as exc:
         if database.create and f'database "{database.conn.dbname}" does not exist' in exc.message:
             return None

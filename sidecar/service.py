@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+import psycopg2.errors
 
-from . import db, health, planlock, pooler
+from . import db, health, planlock, pooler, wait
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
@@ -112,13 +113,17 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
     lock_info = plan.database(plan.lock_database).conn
     try:
         with planlock.held(plan.name, lock_info, database=plan.lock_database, timeout=plan.lock_timeout):
-            try:
-                planlock.fence(conns, plan.name, timeout=plan.lock_timeout)
-                results = run_steps(plan, conns, progress, children)
-                verify_plan(plan, conns)
-                return results
-            finally:
-                planlock.unfence(conns, plan.name)
+            planlock.fence(conns, plan.name, timeout=plan.lock_timeout)
+            results = run_steps(plan, conns, progress, children)
+            verify_plan(plan, conns)
+            # Serving keeps the connections; a failed run closes them, which ends the fence without
+            # a statement that a frozen link would make wait.
+            planlock.unfence(conns, plan.name)
+            return results
+    except psycopg2.errors.InsufficientPrivilege as exc:  # sidecar's own schema and history, before any step
+        raise UnavailableError(f"the role cannot create sidecar's history: {db.server_message(exc)}",
+                               hint="sidecar keeps its history in schema `sidecar` of each database: let the role"
+                                    " own the database, or GRANT CREATE ON DATABASE to it") from exc
     except psycopg2.Error as exc:  # anything the step code did not translate: a lost connection
         raise UnavailableError(f"database connection failed: {str(exc).strip()}",
                                hint="whatever was running was rolled back; run again") from exc
@@ -155,6 +160,11 @@ def _recheck(plan: Plan, conns: dict[str, db.Connection]) -> list[str]:
                 conn = conns.get(name)
                 if conn is None or conn.closed:
                     conn = conns[name] = db.connect(database.conn, timeout=plan.serve_interval)
+                    read_only = wait.read_only(conn)
+                    if read_only:  # a standby: a multi-host URL without target_session_attrs=read-write
+                        db.close_quietly(conns.pop(name))
+                        problems.append(f"{name}: {read_only}")
+                        continue
                 with conn.cursor() as cur:
                     cur.execute("SELECT 1")
                 checks = check_database(conn, plan, specs[name], commands=False) if name in specs else []

@@ -101,8 +101,7 @@ def health(project: Project) -> dict[str, object]:
     "read-write",
     # libpq takes the first host that answers, the standby once the primary is gone: the re-check
     # must see that it takes no writes (wait.read_only), as the run's wait does.
-    pytest.param("any", marks=pytest.mark.xfail(
-        strict=True, reason="needs service._recheck to check wait.read_only() after reconnecting")),
+    "any",
 ])
 def test_a_serving_sidecar_is_unhealthy_without_a_primary_and_healthy_after_promotion(project: Project,
                                                                                    pair: Replicated,

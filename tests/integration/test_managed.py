@@ -159,3 +159,15 @@ def test_create_without_createdb_is_exit_3_naming_the_database_and_the_fix(proje
     assert not project.database_exists("results")
     assert project.query("default", "SELECT to_regnamespace('sidecar'), to_regclass('t')") == [(None, None)]
 
+
+
+def test_a_role_that_cannot_create_sidecars_schema_is_told_what_to_grant(project: Project, managed: Managed) -> None:
+    """A database the role may connect to but does not own: exit 3 naming the grant, nothing applied."""
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
+    plan(project)
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
+    result = project.run("run", "--once", **managed.env())
+    assert result.code == 3, result.out
+    assert "the role cannot create sidecar's history: permission denied for database" in str(result.last["error"])
+    assert "GRANT CREATE ON DATABASE" in str(result.last["hint"])
+    assert project.query("default", "SELECT to_regnamespace('sidecar'), to_regclass('t')") == [(None, None)]

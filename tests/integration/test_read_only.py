@@ -222,7 +222,6 @@ def test_status_reads_a_standby(tmp_path: Path, pair: Replicated) -> None:
     on_primary.assert_no_password()
 
 
-@pytest.mark.xfail(strict=True, reason="needs preview.py to call wait_for_server(..., writable=False)")
 def test_plan_reads_a_standby(tmp_path: Path, pair: Replicated) -> None:
     on_primary = Project(tmp_path, pair.primary)
     plan(on_primary, "5s", create=True)
