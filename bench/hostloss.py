@@ -22,10 +22,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.integration.conftest import server_folder
 from tests.netns import Network
 from tests.pgbouncer import PgBouncer
-from tests.pgserver import PgServer, find_bindir, init_cluster
+from tests.pgserver import PgServer, find_bindir, init_cluster, server_folder
 
 PLAN = """
 [databases.default]

@@ -13,7 +13,9 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg2
@@ -208,3 +210,14 @@ class PgServer:
                 return cur.fetchall() if cur.description else []
         finally:
             conn.close()
+
+
+@contextlib.contextmanager
+def server_folder(prefix: str) -> Iterator[Path]:
+    """A folder the `postgres` user can reach (pytest's own temp root is private to root)."""
+    root = Path(tempfile.mkdtemp(prefix=f"sidecar-{prefix}-"))
+    os.chmod(root, 0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

@@ -19,15 +19,12 @@ Use it as a context manager from a test module's own fixture:
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.pgserver import SUPERUSER, PgServer, _chown, _run_as, free_port
+from tests.pgserver import SUPERUSER, PgServer, _chown, _run_as, free_port, server_folder
 
 # Settings both servers get (in postgresql.auto.conf, which pg_basebackup copies to the standby).
 REPLICATION_SETTINGS = {
@@ -45,17 +42,6 @@ def append_settings(data: Path, settings: dict[str, str]) -> None:
     with open(data / "postgresql.auto.conf", "a") as conf:
         for key, value in settings.items():
             conf.write(f"{key} = '{value}'\n")
-
-
-@contextlib.contextmanager
-def _folder(prefix: str) -> Iterator[Path]:
-    """A folder the `postgres` user can reach (pytest's own temp root is private to root)."""
-    root = Path(tempfile.mkdtemp(prefix=f"sidecar-{prefix}-"))
-    os.chmod(root, 0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 class Replicated:
@@ -119,7 +105,7 @@ def make_standby(bindir: Path, primary: PgServer, root: Path) -> PgServer:
 @contextlib.contextmanager
 def replicated(bindir: Path, template: Path) -> Iterator[Replicated]:
     """A primary from `template` and a streaming standby of it, both running; killed afterwards."""
-    with _folder("primary") as primary_root, _folder("standby") as standby_root:
+    with server_folder("primary") as primary_root, server_folder("standby") as standby_root:
         primary = PgServer.from_template(bindir, template, primary_root)
         append_settings(primary.data, REPLICATION_SETTINGS)
         standby: PgServer | None = None

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.pgserver import PgServer, _chown
-from tests.replication import _folder, append_settings
+from tests.pgserver import PgServer, _chown, server_folder
+from tests.replication import append_settings
 
 EC = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1")  # quicker to make than RSA
 SERVER_EXTENSIONS = """subjectAltName = DNS:localhost, IP:127.0.0.1
@@ -57,7 +57,7 @@ def certificates(folder: Path) -> Certificates:
 @contextlib.contextmanager
 def tls_server(bindir: Path, template: Path, certs: Certificates) -> Iterator[PgServer]:
     """A started server with ssl=on and TCP clients let in over TLS only; killed afterwards."""
-    with _folder("tls") as root:
+    with server_folder("tls") as root:
         server = PgServer.from_template(bindir, template, root)
         for source, name in ((certs.server_cert, "server.crt"), (certs.server_key, "server.key")):
             shutil.copy(source, server.data / name)

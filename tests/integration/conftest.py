@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ import pytest
 from tests.conftest import require
 from tests.netns import Network
 from tests.pgbouncer import PgBouncer, find_pgbouncer
-from tests.pgserver import PASSWORD, PgServer, find_bindir, init_cluster
+from tests.pgserver import PASSWORD, PgServer, find_bindir, init_cluster, server_folder
 
 _counter = itertools.count(1)
 ONE_DATABASE_PLAN = """[databases.default]
@@ -41,17 +40,6 @@ def pg_bindir() -> Path:
     require(bindir is not None, "PostgreSQL server binaries not found (apt-get install postgresql)")
     assert bindir is not None
     return bindir
-
-
-@contextlib.contextmanager
-def server_folder(prefix: str) -> Iterator[Path]:
-    """A folder the `postgres` user can reach (pytest's own temp root is private to root)."""
-    root = Path(tempfile.mkdtemp(prefix=f"sidecar-{prefix}-"))
-    os.chmod(root, 0o755)
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
