@@ -220,3 +220,18 @@ def test_a_sidecar_killed_outright_takes_its_alembic_child_and_statement_with_it
     assert result.code == -signal.SIGKILL
     wait_for(lambda: not shop.running("pg_sleep(30)"), timeout=5)
     assert versions(shop, "default") == ["a2"]
+
+
+def test_three_sidecars_through_a_session_mode_pgbouncer_apply_each_revision_once(
+        shop: Project, pgbouncer) -> None:  # type: ignore[no-untyped-def]
+    """The step's child connects through the same pooler (DATABASE_URL); the plan lock admits one run."""
+    bouncer = pgbouncer("session", pool_size=20)
+    env = {**environment(shop), "DB_PORT": str(bouncer.port)}
+    processes = [shop.start("run", "--once", **env, SIDECAR_HEALTH_FILE=str(shop.root / f"h{i}.json"))
+                 for i in range(3)]
+    results = [shop.finish(p, timeout=120) for p in processes]
+    assert [r.code for r in results] == [0, 0, 0], "\n".join(r.out for r in results)
+    applied = sorted(e["revision"] for r in results for e in r.event("alembic.revision.applied"))
+    assert applied == ["a1", "a2", "b1"]
+    assert versions(shop, "default") == ["a2"] and versions(shop, "results") == ["b1"]
+    assert all(r.event("pooler.session_mode") for r in results)

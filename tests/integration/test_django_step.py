@@ -496,3 +496,20 @@ def test_a_sidecar_killed_outright_takes_its_django_child_and_statement_with_it(
     assert result.code == -signal.SIGKILL
     wait_for(lambda: not django_project.running("pg_sleep(30)"), timeout=5)
     assert not django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
+
+
+def test_three_sidecars_through_a_session_mode_pgbouncer_migrate_once(
+        django_project: Project, pgbouncer) -> None:  # type: ignore[no-untyped-def]
+    """Django's own connections go through the pooler too (DB_PORT); the plan lock admits one run."""
+    bouncer = pgbouncer("session", pool_size=30)
+    env = {**environment(django_project), "DB_PORT": str(bouncer.port)}
+    processes = [django_project.start("run", "--once", **env, SIDECAR_HEALTH_FILE=str(django_project.root / f"h{i}"))
+                 for i in range(3)]
+    results = [django_project.finish(p, timeout=180) for p in processes]
+    assert [r.code for r in results] == [0, 0, 0], "\n".join(r.out[-2000:] for r in results)
+    assert sum(len(r.event("django.migration.applied")) for r in results) == 24
+    assert sum(r.event("sidecar.ready")[0]["applied"] for r in results) == 24  # type: ignore[misc]
+    for key in ("default", "materials", "results"):
+        rows = django_project.query(key, "SELECT app, name, count(*) FROM django_migrations GROUP BY 1, 2"
+                                         " HAVING count(*) > 1")
+        assert rows == [], rows
