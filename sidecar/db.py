@@ -206,25 +206,25 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
     peer_timeout = _peer_timeout.get()
     keywords: dict[str, Any] = {**info.keywords(), "application_name": APPLICATION_NAME,
                                 **({"keepalives": 1, **keepalives(peer_timeout)} if peer_timeout > 0 else {})}
-    token = _connecting.set(True)  # nothing to cancel yet: a signal just ends the attempt
-    try:
-        with deadline(timeout):
+    with deadline(timeout):  # the first statement too: a pooler with no server free holds it, not the login
+        token = _connecting.set(True)  # nothing to cancel yet: a signal just ends the attempt
+        try:
             conn: Connection = psycopg2.connect(**keywords, connection_factory=_Connection)
-    except psycopg2.OperationalError:
-        interrupted = _interrupted_connect.get()
-        if interrupted is not None:
-            _interrupted_connect.set(None)
-            raise interrupted from None
-        raise
-    finally:
-        _connecting.reset(token)
-    conn.autocommit = True
-    conn.sidecar_info = info  # type: ignore[attr-defined]
-    try:
-        _set_up(conn, peer_timeout)
-    except BaseException:
-        close_quietly(conn)
-        raise
+        except psycopg2.OperationalError:
+            interrupted = _interrupted_connect.get()
+            if interrupted is not None:
+                _interrupted_connect.set(None)
+                raise interrupted from None
+            raise
+        finally:
+            _connecting.reset(token)
+        conn.autocommit = True
+        conn.sidecar_info = info  # type: ignore[attr-defined]
+        try:
+            _set_up(conn, peer_timeout)
+        except BaseException:
+            close_quietly(conn)
+            raise
     return conn
 
 

@@ -59,21 +59,27 @@ def _sharing_mode(conn: db.Connection, info: ConnInfo) -> str | None:
     probes: list[db.Connection] = []
     try:
         for _round in range(_ROUNDS):
-            probes.append(probe := db.connect(info, timeout=5.0))
+            pool_drained = False
             try:
+                probes.append(probe := db.connect(info, timeout=_LOOK))
                 with db.deadline(_LOOK), probe.cursor() as cur:
-                    if db.scalar(cur, "BEGIN; SELECT pg_backend_pid()") == first_pid:
-                        return "transaction"  # our server session, given to the probe
-            except db.DeadlineExceeded:
-                pass  # no server session free for the probe: then none is for us either, in that mode
-            except psycopg2.Error:  # "transaction blocks not allowed in statement pooling mode"
-                return "statement"
+                    try:
+                        if db.scalar(cur, "BEGIN; SELECT pg_backend_pid()") == first_pid:
+                            return "transaction"  # our server session, given to the probe
+                    except db.DeadlineExceeded:
+                        raise
+                    except psycopg2.Error:  # "transaction blocks not allowed in statement pooling mode"
+                        return "statement"
+            except db.DeadlineExceeded:  # no server session free for a probe: then none is for us
+                pool_drained = True      # either, in transaction mode; ours is, in session mode
             try:
                 with db.deadline(_LOOK), conn.cursor() as cur:
                     if db.scalar(cur, "SELECT pg_backend_pid()") != first_pid:
                         return "transaction"
             except db.DeadlineExceeded:  # waiting for a server session: ours is not ours alone
                 return "transaction"
+            if pool_drained:
+                break
         return None
     finally:
         for probe in probes:

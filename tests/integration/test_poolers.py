@@ -148,3 +148,16 @@ def test_the_plan_lock_cannot_be_shared_through_a_transaction_pool(
     finally:
         for client in clients:
             client.close()
+
+
+def test_a_session_pool_with_no_server_session_to_spare_still_runs(
+        project: Project, pgbouncer: Callable[..., PgBouncer]) -> None:
+    """Two server sessions: the migration's and the plan lock's. The probe finds none free, which a
+    session-mode pooler explains (the first connection keeps answering at once), and says so."""
+    bouncer = pgbouncer("session", pool_size=2)
+    ledger(project)
+    project.plan(PLAN.split("[[steps]]\n    name = \"once\"")[0])
+    result = project.run("run", "--once", POOLED_URL=bouncer.url(project.names["default"]), timeout=60)
+    assert result.code == 0, result.out
+    assert result.event("pooler.session_mode")
+    assert project.query("default", "SELECT what FROM ledger ORDER BY 1") == [("0001",), ("0002",)]
