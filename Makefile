@@ -183,6 +183,10 @@ bench: venv postgres images $(STAMPS)/bench-venv ## side-by-side benchmark again
 	$(WITH_IMAGES) $(BENCH_VENV)/bin/python -m bench.run --compose "$(COMPOSE_V2)" \
 		$(if $(COMPOSE_V1),--compose "$(COMPOSE_V1)") $(BENCH_ARGS)
 
+.PHONY: bench-hostloss
+bench-hostloss: venv postgres ## seconds from a host's loss to the next replica's takeover (root: network namespaces) -> bench/HOSTLOSS.md
+	$(BIN)/python -m bench.hostloss
+
 .PHONY: bench-reader
 bench-reader: venv ## the SQL reader's validation throughput, this tree against BENCH_AGAINST (default HEAD~1) -> bench/READER.md
 	$(BIN)/python -m bench.reader --against $${BENCH_AGAINST:-HEAD~1}
