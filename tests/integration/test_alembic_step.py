@@ -235,3 +235,22 @@ def test_three_sidecars_through_a_session_mode_pgbouncer_apply_each_revision_onc
     assert applied == ["a1", "a2", "b1"]
     assert versions(shop, "default") == ["a2"] and versions(shop, "results") == ["b1"]
     assert all(r.event("pooler.session_mode") for r in results)
+
+
+def test_a_lost_plan_lock_stops_the_alembic_child_and_its_revision(shop: Project) -> None:
+    """The lock's session terminated mid-revision: exit 3 within seconds, the child stopped, the revision
+    rolled back (the next holder may be running it already)."""
+    add_revision(shop, "a3", "a2", "SELECT pg_sleep(30)")
+    process = shop.start("run", "--once", **environment(shop))
+    wait_for(lambda: shop.running("pg_sleep(30)"), timeout=60)
+    shop.server.query("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name"
+                                  " = 'sidecar' AND state = 'idle in transaction' AND datname = %s",
+                      (shop.names["default"],))
+    started = time.monotonic()
+    result = shop.finish(process)
+    assert result.code == 3, result.out
+    assert "lost the plan lock on database 'app'" in str(result.last["error"])
+    assert time.monotonic() - started < 5
+    time.sleep(0.5)
+    assert not shop.running("pg_sleep(30)")
+    assert versions(shop, "default") == ["a2"]
