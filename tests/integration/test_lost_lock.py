@@ -133,3 +133,17 @@ def test_idle_session_timeout_set_by_a_dba_ends_none_of_our_sessions(project: Pr
     assert result.code == 0, result.out
     assert (project.root / "finished").exists()
     assert project.query("results", "SELECT count(*) FROM sidecar.migrations") == [(1,)]
+
+
+def test_one_database_under_two_names_is_fenced_once(project: Project) -> None:
+    """The fence held by the first name's session is ours: the second name does not wait for it."""
+    project.plan(TWO_DATABASES.replace('url = "${RESULTS_DATABASE_URL}"', 'url = "${SAME_URL}"')
+                 + '[lock]\ntimeout = "3s"\n')
+    project.write("migrations/default/0001_t.sql", "CREATE TABLE t (id int);")
+    project.write("migrations/results/0001_u.sql", "CREATE TABLE u (id int);")
+    same = project.server.url(project.names["default"]).replace("127.0.0.1", "localhost")
+    started = time.monotonic()
+    result = project.run("run", "--once", SAME_URL=same)
+    assert result.code != 3 and "previous run" not in result.out, result.out
+    assert time.monotonic() - started < 3
+    assert not result.event("lock.previous_run_finished")
