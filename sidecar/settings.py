@@ -19,6 +19,7 @@ LOG_FORMATS = ("console", "json")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 DEFAULT_PLAN = "sidecar.toml"
 MIN_LIVENESS_INTERVAL = 0.1
+MIN_PEER_TIMEOUT, MAX_PEER_TIMEOUT = 3.0, 24 * 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,15 @@ def from_environment(environ: Mapping[str, str]) -> Settings:
             return parse_duration(default)
         return seconds
 
+    def peer_timeout() -> float:
+        seconds = duration("SIDECAR_PEER_TIMEOUT", "15s", 0.0)
+        # The kernel takes whole seconds for keepalives, at most 32767 for the idle time (a third of it).
+        if seconds and not MIN_PEER_TIMEOUT <= seconds <= MAX_PEER_TIMEOUT:
+            problems.append(f"SIDECAR_PEER_TIMEOUT={environ.get('SIDECAR_PEER_TIMEOUT')!r}: must be 0s (the kernel's"
+                            f" own timeouts) or between {MIN_PEER_TIMEOUT:g}s and {MAX_PEER_TIMEOUT / 3600:g}h")
+            return parse_duration("15s")
+        return seconds
+
     settings = Settings(
         plan=Path(environ.get("SIDECAR_PLAN") or DEFAULT_PLAN),
         health_file=health_file(environ),
@@ -67,7 +77,7 @@ def from_environment(environ: Mapping[str, str]) -> Settings:
         log_level=choice("LOG_LEVEL", "info", LOG_LEVELS),
         failure_hold=duration("SIDECAR_FAILURE_HOLD", "0s", 0.0),
         liveness_interval=duration("SIDECAR_LIVENESS_INTERVAL", "10s", MIN_LIVENESS_INTERVAL),
-        peer_timeout=duration("SIDECAR_PEER_TIMEOUT", "15s", 0.0),
+        peer_timeout=peer_timeout(),
     )
     if problems:
         raise PlanError(problems, hint="fix the environment variable(s) named above")

@@ -73,3 +73,14 @@ def test_peer_timeout_sets_both_ends_alike() -> None:
         "tcp_keepalives_idle": "5", "tcp_keepalives_interval": "2", "tcp_keepalives_count": "3",
         "tcp_user_timeout": "15000"}
     assert db.server_options(150000, 0) == "-c idle_session_timeout=0"
+
+
+@pytest.mark.parametrize("value", ["1ms", "2s", "25h", "28h", "2147483s"])
+def test_a_peer_timeout_the_kernel_would_refuse_is_exit_2(value: str) -> None:
+    """Before, 28h passed and then every connection failed: setsockopt(TCP_KEEPIDLE) failed: Invalid argument."""
+    with pytest.raises(PlanError) as caught:
+        from_environment({"SIDECAR_PEER_TIMEOUT": value})
+    assert caught.value.problems == (f"SIDECAR_PEER_TIMEOUT={value!r}: must be 0s (the kernel's own timeouts)"
+                                     " or between 3s and 24h",)
+    assert from_environment({"SIDECAR_PEER_TIMEOUT": "24h"}).peer_timeout == 86400
+    assert from_environment({"SIDECAR_PEER_TIMEOUT": "0s"}).peer_timeout == 0
