@@ -287,7 +287,8 @@ def table_exists(conn: Connection, table: str) -> bool:
         return bool(scalar(cur, "SELECT to_regclass(%s) IS NOT NULL", (table,)))
 
 
-def scalar(cur: psycopg2.extensions.cursor, query: str, params: tuple[Any, ...] | None = None) -> Any:
+def scalar(cur: psycopg2.extensions.cursor, query: str,
+           params: tuple[Any, ...] | dict[str, Any] | None = None) -> Any:
     """The first column of the first row of `query`."""
     cur.execute(query, params)
     row = cur.fetchone()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from . import indexes
+from . import activity, indexes
 from .db import Connection, error_line, plain_waits, server_message, table_exists
 from .errors import StepError, UnavailableError
 from .log import get_logger
@@ -64,9 +64,10 @@ class LockTimedOut(Exception):
     (it was all rolled back), the failed one for a no-transaction file.
     """
 
-    def __init__(self, resume_at: int = 0) -> None:
+    def __init__(self, resume_at: int = 0, blockers: list[str] | None = None) -> None:
         super().__init__("lock timeout")
         self.resume_at = resume_at
+        self.blockers = blockers  # who held the lock, when found before cleaning up took time
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,14 +204,18 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: s
                 continue
             # Only a concurrent build can leave debris: the snapshot costs one catalog query for those.
             before = {i.oid for i in indexes.invalid(cur)} if indexes.builds_concurrently(statement) else None
+            statement_started = time.monotonic()
             try:
                 execute(cur, statement)
             except psycopg2.Error as exc:
                 if connection_gone(exc):
                     raise _connection_lost(exc, database, step) from exc
+                # Found now: dropping the debris waits for the very sessions that blocked the build.
+                blockers = (activity.lock_holders(conn, since=time.monotonic() - statement_started)
+                            if exc.pgcode == LOCK_NOT_AVAILABLE and before is not None else None)
                 dropped = [] if before is None else _drop_debris(cur, before, exc, m, statement, database, step)
                 if exc.pgcode == LOCK_NOT_AVAILABLE:  # the ones before it stay applied
-                    raise LockTimedOut(index) from exc
+                    raise LockTimedOut(index, blockers) from exc
                 error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
                 error.hint = _outside_transaction_hint(cur, statement, dropped)
                 raise error from exc

@@ -124,8 +124,8 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
                 attempt(resume_at)
             return
         except history.LockTimedOut as exc:
-            resume_at = exc.resume_at
-        blockers = activity.lock_holders(conn, since=time.monotonic() - attempt_started)
+            resume_at, found = exc.resume_at, exc.blockers
+        blockers = found if found is not None else activity.lock_holders(conn, since=time.monotonic() - attempt_started)
         elapsed = time.monotonic() - started
         pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
         exhausted = number > guard.retries or elapsed + pause + guard.lock_timeout > guard.deadline

@@ -79,6 +79,8 @@ def test_a_build_that_meets_the_lock_timeout_is_dropped_and_built_again_by_the_r
         result = project.run("run", "--once")
     assert result.code == 0, result.out
     assert result.event("migration.lock_timeout")[0]["file"] == "0002_index.sql"
+    # Found before the drop waited the writer out (it was "none found any more" after it).
+    assert "long-writer" in str(result.event("migration.lock_timeout")[0]["blockers"])
     dropped = result.event("migration.invalid_index_dropped")
     assert [(e["file"], e["indexes"]) for e in dropped] == [("0002_index.sql", ["public.t_v on public.t"])]
     assert "lock timeout" in str(dropped[0]["reason"])
