@@ -68,7 +68,14 @@ def _key(text: str) -> int:
 def held(plan_name: str, info: ConnInfo, *, database: str, timeout: float) -> Iterator[None]:
     """Hold the plan lock (waiting up to `timeout` seconds, UnavailableError after) for the block;
     LockLost is raised in the main thread if its session ends before the block does."""
-    conn = db.connect(info, timeout=min(timeout, 5.0) or 5.0)
+    try:
+        conn = db.connect(info, timeout=min(timeout, 5.0) or 5.0)
+    except psycopg2.OperationalError as exc:
+        raise UnavailableError(
+            f"cannot open the plan lock's own connection to database {database!r}: {db.error_line(exc)}",
+            hint="the plan lock takes a session of its own beside the migrations'; through a session-mode"
+                 " pooler, let each sidecar have two server sessions on this database (default_pool_size)",
+            database=database) from exc
     if db.pooled(conn):
         db.set_session_settings(conn)  # pooler.check let it through: a session-mode pool
     key = lock_key(plan_name)

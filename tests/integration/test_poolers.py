@@ -161,3 +161,16 @@ def test_a_session_pool_with_no_server_session_to_spare_still_runs(
     assert result.code == 0, result.out
     assert result.event("pooler.session_mode")
     assert project.query("default", "SELECT what FROM ledger ORDER BY 1") == [("0001",), ("0002",)]
+
+
+def test_a_session_pool_of_one_says_the_plan_lock_needs_a_second_session(
+        project: Project, pgbouncer: Callable[..., PgBouncer]) -> None:
+    bouncer = pgbouncer("session", pool_size=1)
+    ledger(project)
+    project.plan(PLAN.split("[[steps]]\n    name = \"once\"")[0])
+    result = project.run("run", "--once", POOLED_URL=bouncer.url(project.names["default"]), timeout=60)
+    assert result.code == 3, result.out
+    assert result.last["database"] == "default"
+    assert "cannot open the plan lock's own connection to database 'default'" in str(result.last["error"])
+    assert "two server sessions" in str(result.last["hint"])
+    assert project.query("default", "SELECT to_regclass('ledger')") == [(None,)]
