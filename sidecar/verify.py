@@ -105,10 +105,14 @@ def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
         if all(r.ok for r in results if r.database == database):
             log.info("verify.passed", database=database, checks=", ".join(checks))
     if failed:
+        databases = list(dict.fromkeys(r.database for r in failed))
         raise VerificationError(
             "verification failed: " + "; ".join(f"{r.database}: {r.check} ({r.detail})" for r in failed),
-            hint="the steps ran but the databases are not as the plan's [verify] tables (and its Django"
-                 " project) expect; check the steps, or `sidecar status` for a full report")
+            hint="an invalid index is left from a failed concurrent build: drop it as said above, and run again"
+                 if all(r.check == "indexes" for r in failed) else
+                 "the steps ran but the databases are not as the plan's [verify] tables (and its Django"
+                 " project) expect; check the steps, or `sidecar status` for a full report",
+            database=databases[0] if len(databases) == 1 else "")
     return results
 
 

@@ -176,6 +176,7 @@ def test_verification_and_status_name_an_invalid_index_and_the_fix(project: Proj
     result = project.run("run", "--once")
     assert result.code == 5, result.out
     assert f"default: indexes ({named}" in str(result.last["error"]) and fix in str(result.last["error"])
+    assert result.last["database"] == "default" and "invalid index" in str(result.last["hint"])
     assert [(e["database"], e["check"]) for e in result.event("verify.failed")] == [("default", "indexes")]
 
     status = project.run("status")
