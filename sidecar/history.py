@@ -217,7 +217,7 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: s
                 if exc.pgcode == LOCK_NOT_AVAILABLE:  # the ones before it stay applied
                     raise LockTimedOut(index, blockers) from exc
                 error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
-                error.hint = _outside_transaction_hint(cur, statement, dropped)
+                error.hint = _outside_transaction_hint(cur, statement, dropped, first=index == 0)
                 raise error from exc
         _refuse_invalid_indexes(cur, m, database=database, step=step)
         cur.execute(_row(m), (m.version, m.name, m.checksum, False, step))
@@ -248,10 +248,11 @@ def _drop_debris(cur: psycopg2.extensions.cursor, before: set[int], exc: psycopg
 
 
 def _outside_transaction_hint(cur: psycopg2.extensions.cursor, statement: Statement,
-                              dropped: list[indexes.InvalidIndex]) -> str:
-    """The hint for a failed statement of a no-transaction file; never IF NOT EXISTS for a concurrent
-    build, which would keep an invalid index as if it were built."""
-    took = f"this file runs outside a transaction: statements before line {statement.line} took effect"
+                              dropped: list[indexes.InvalidIndex], *, first: bool) -> str:
+    """The hint for a failed statement of a no-transaction file (`first`: its first statement); never
+    IF NOT EXISTS for a concurrent build, which would keep an invalid index as if it were built."""
+    took = ("this file runs outside a transaction, and none of its statements took effect" if first else
+            f"this file runs outside a transaction: statements before line {statement.line} took effect")
     if dropped:
         return (f"{took}; the failed build left invalid {indexes.listed(dropped)}, dropped now, so running"
                 " again (after fixing the cause) retries the build")

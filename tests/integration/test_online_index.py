@@ -227,3 +227,14 @@ def test_serving_turns_unhealthy_on_an_invalid_index_and_recovers_when_it_is_dro
         result, _ = project.stop(process)
     assert result.code == 0, result.out
     assert [len(result.event(e)) for e in ("serve.unhealthy", "serve.recovered")] == [1, 1]
+
+
+def test_a_failed_first_statement_says_nothing_took_effect(project: Project) -> None:
+    """Before, a comment line ahead of it made the hint say "statements before line 2 took effect"."""
+    table_applied(project)
+    project.query("default", "UPDATE t SET v = 1 WHERE id = 2")
+    project.write("migrations/0002_unique.sql", NO_TRANSACTION + "CREATE UNIQUE INDEX CONCURRENTLY t_u ON t (v);\n")
+    result = project.run("run", "--once")
+    assert result.code == 4, result.out
+    assert str(result.last["hint"]).startswith(
+        "this file runs outside a transaction, and none of its statements took effect; the failed build left")
