@@ -63,7 +63,10 @@ def doing(conn: Connection, *, pid: int | None = None, application_name: str | N
     running or idle for how long, what it waits on, and which sessions block it."""
     with conn.cursor() as cur:
         cur.execute("""SELECT pid, state, wait_event_type, wait_event,
-                              extract(epoch FROM now() - query_start), pg_blocking_pids(pid)
+                              -- running: since its statement began; idle: since it became so (never
+                              -- negative: a statement may start after this query's own now())
+                              greatest(0, extract(epoch FROM clock_timestamp() - CASE WHEN state = 'active'
+                                  THEN query_start ELSE state_change END)), pg_blocking_pids(pid)
                          FROM pg_stat_activity
                         WHERE pid = %s OR application_name = %s ORDER BY backend_start""",
                     (pid, application_name))

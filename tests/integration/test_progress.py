@@ -86,3 +86,28 @@ def test_short_work_stays_quiet_and_the_file_is_healthy_at_the_end(project: Proj
     result = project.run("run", "--once")
     assert result.code == 0 and not progress_events(result)
     assert json.loads(project.health.read_text())["status"] == "healthy"
+
+
+def test_an_idle_session_is_idle_since_its_last_statement_ended(project: Project) -> None:
+    """Idle for as long as it has been idle (was: since its last statement began, and negative when a
+    statement began after the heartbeat's own query)."""
+    import re
+
+    from sidecar import activity, db
+    from sidecar.conninfo import parse_url
+
+    other = project.server.connect()
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_sleep(1)")
+        time.sleep(0.3)
+        with db.session():
+            conn = db.connect(parse_url(project.server.url("postgres")), timeout=5)
+            try:
+                said = activity.doing(conn, pid=other.info.backend_pid)
+            finally:
+                db.close_quietly(conn)
+    finally:
+        other.close()
+    seconds = float(re.search(r"idle for (-?[0-9.]+)s", said)[1])  # type: ignore[index]
+    assert 0.2 <= seconds < 1.0, said
