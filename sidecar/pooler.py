@@ -9,10 +9,11 @@ sidecar refuses such a URL before it changes anything, and names the fix.
 
 How a pooler is found: db.connect compares the pid in the startup's cancel key, which a pooler
 makes up, with pg_backend_pid() (db.pooled); only then is its mode probed, so a direct connection
-costs nothing more. The probe opens a transaction on a second connection: a pooler that shares
-server sessions between clients gives it the first connection's server session (PgBouncer
-reuses the last one released), or moves the first connection to another (tests/integration/test_poolers.py,
-with PgBouncer in each mode).
+is never probed. The probe (`_sharing_mode`) opens transactions on up to three more connections:
+a pooler that shares server sessions between clients gives one of them the first connection's
+server session, or moves the first connection to another, or makes it wait for one
+(tests/integration/test_poolers.py, with PgBouncer in each mode, round-robin reuse included).
+It is a test, not a proof; the plan lock never depends on it (planlock: held by a transaction).
 """
 
 from __future__ import annotations
