@@ -14,7 +14,7 @@ import contextlib
 import contextvars
 import select
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import psycopg2
@@ -250,13 +250,17 @@ def _set_up(conn: Connection, peer_timeout: float) -> None:
     conn.sidecar_pooled = row[0] != conn.info.backend_pid  # type: ignore[attr-defined]
 
 
-def set_session_settings(conn: Connection) -> None:
-    """server_settings() for a connection a session-mode pooler keeps on one server session."""
-    settings = server_settings(conn.server_version, _peer_timeout.get())
+def set_settings(conn: Connection, settings: Mapping[str, str]) -> None:
+    """Set these settings for the rest of the session (set_config), in one round trip."""
     if settings:
         with conn.cursor() as cur:
             cur.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
                         [part for item in settings.items() for part in item])
+
+
+def set_session_settings(conn: Connection) -> None:
+    """server_settings() for a connection a session-mode pooler keeps on one server session."""
+    set_settings(conn, server_settings(conn.server_version, _peer_timeout.get()))
 
 
 def backend_pid(conn: Connection) -> int:

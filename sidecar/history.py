@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg2
@@ -136,13 +135,6 @@ def missing_tables(conn: Connection, tables: tuple[str, ...]) -> list[str]:
     with conn.cursor() as cur:
         cur.execute("SELECT t FROM unnest(%s::text[]) AS t WHERE to_regclass(t) IS NULL", (list(tables),))
         return [row[0] for row in cur.fetchall()]
-
-
-def set_settings(conn: Connection, settings: Mapping[str, str]) -> None:
-    """Set these settings for the rest of the session, e.g. the guard's timeouts."""
-    with conn.cursor() as cur:
-        cur.execute("SELECT " + ", ".join(["set_config(%s, %s, false)"] * len(settings)),
-                    [part for item in settings.items() for part in item])
 
 
 def set_synchronous_commit(conn: Connection, on: bool) -> None:

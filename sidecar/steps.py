@@ -14,7 +14,17 @@ import psycopg2.errors
 
 from . import activity, adopt, alembic_step, django_step, history
 from .commands import command_environment, run_command, step_environment
-from .db import Connection, backend_pid, conninfo, first_row, peer_timeout, pooled, server_message, server_options
+from .db import (
+    Connection,
+    backend_pid,
+    conninfo,
+    first_row,
+    peer_timeout,
+    pooled,
+    server_message,
+    server_options,
+    set_settings,
+)
 from .errors import StepError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
@@ -80,7 +90,7 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, 
                     version=todo[0].version, reason="a later version is already applied")
     timeouts = step.guard.server_settings()
     if todo:
-        history.set_settings(conn, timeouts)
+        set_settings(conn, timeouts)
     if step.group and todo:
         _guarded(conn, step, f"{len(todo)} files in one transaction",
                  lambda _resume: history.apply(conn, todo, database=step.database, step=step.name), progress)
@@ -93,7 +103,7 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, 
                 history.set_synchronous_commit(conn, i != 0)
             _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m), progress)
     if todo:
-        history.set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
+        set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
         applied[m.ident] = history.Applied(m.version, m.name, m.checksum, False)
     return len(todo), baselined
