@@ -16,35 +16,55 @@ from dataclasses import dataclass
 import psycopg2
 
 from . import activity, indexes
-from .db import Connection, error_line, plain_waits, server_message, table_exists
+from .db import Connection, error_line, plain_waits, server_message
 from .errors import StepError, UnavailableError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
+from .model import Plan
 from .sqltext import Statement, line_of, split_statements
 
 log = get_logger()
 
 SCHEMA = "sidecar"
 TABLE = f"{SCHEMA}.migrations"
+# One history table per database, shared by every plan that migrates it: a row belongs to the plan
+# (by its `name`) that applied it, so plans sharing a database never collide or see each other's rows.
 CREATE_TABLE = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {TABLE} (
-    version     text PRIMARY KEY,
+    plan        text NOT NULL,
+    version     text NOT NULL,
     name        text NOT NULL,
     checksum    text NOT NULL,
     applied_at  timestamptz NOT NULL DEFAULT now(),
     duration_ms integer NOT NULL,
     baseline    boolean NOT NULL DEFAULT false,
-    step        text NOT NULL
+    step        text NOT NULL,
+    PRIMARY KEY (plan, version)
 )"""
+# A history written before rows named their plan: every row gets plan '' (claimed below), and the key
+# becomes (plan, version). ADD COLUMN with a constant default does not rewrite the table.
+UPGRADE_TABLE = f"""
+ALTER TABLE {TABLE} ADD COLUMN plan text NOT NULL DEFAULT '';
+ALTER TABLE {TABLE} DROP CONSTRAINT migrations_pkey, ADD PRIMARY KEY (plan, version);
+ALTER TABLE {TABLE} ALTER COLUMN plan DROP DEFAULT"""
+# Serialises creating and upgrading the table among sidecars of any plan on this database
+# (two concurrent CREATE TABLE IF NOT EXISTS can fail on pg_type's unique index). Transaction-level.
+_SETUP_LOCK_KEY = 0x5DECA4_0001
+_STATE = f"""SELECT to_regclass('{TABLE}') IS NOT NULL,
+                    EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('{TABLE}')
+                            AND attname = 'plan' AND NOT attisdropped)"""
 # duration: from the start of this query message to the row's insertion.
-_INSERT = (f"INSERT INTO {TABLE} (version, name, checksum, duration_ms, baseline, step) VALUES"
-           " (%s, %s, %s, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int,"
+_INSERT = (f"INSERT INTO {TABLE} (plan, version, name, checksum, duration_ms, baseline, step) VALUES"
+           " (%s, %s, %s, %s, (extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000)::int,"
            " %s, %s)")
 # A repeatable (Flyway's R__ files) is run again when it changes: its row is replaced.
-_UPSERT = _INSERT + (" ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,"
-                     " applied_at = EXCLUDED.applied_at, duration_ms = EXCLUDED.duration_ms, baseline = false,"
-                     " step = EXCLUDED.step")
+_UPSERT = _INSERT + (" ON CONFLICT (plan, version) DO UPDATE SET name = EXCLUDED.name,"
+                     " checksum = EXCLUDED.checksum, applied_at = EXCLUDED.applied_at,"
+                     " duration_ms = EXCLUDED.duration_ms, baseline = false, step = EXCLUDED.step")
+_CLAIM = (f"UPDATE {TABLE} AS older SET plan = %(plan)s WHERE plan = '' AND version = ANY(%(versions)s)"
+          f" AND NOT EXISTS (SELECT FROM {TABLE} AS own WHERE own.plan = %(plan)s AND own.version = older.version)")
+_ADOPTED = re.compile(r" \(adopted from .*\)$")  # record_baseline's step name for an adoption
 
 
 def _row(m: MigrationFile) -> str:
@@ -84,27 +104,133 @@ def ident(version: str) -> Ident:
     return version if version.startswith("R__") else version_key(version)
 
 
-def read(conn: Connection, *, create: bool = False) -> dict[Ident, Applied]:
-    """Applied versions by ident; empty when there is no history table (made if `create`)."""
+@dataclass(frozen=True, slots=True)
+class History:
+    """One plan's view of a database's history table.
+
+    `applied`: the plan's rows by ident, with the rows written before rows named their plan that are
+    this plan's (`claim` makes that permanent). `others`: how many rows each other plan has there
+    ('' for older rows no plan has claimed). `renamed_from`: another plan that recorded these very
+    files (version, name and checksum) while this plan has no row at all, as after a rename.
+    """
+
+    applied: dict[Ident, Applied]
+    others: dict[str, int]
+    unclaimed: tuple[str, ...] = ()  # versions of older rows that are this plan's, not yet claimed
+    renamed_from: str | None = None
+    exists: bool = True  # False: no history table yet
+
+
+def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: tuple[str, ...],
+         *, create: bool = False) -> History:
+    """Plan `plan`'s history in this database, whose files are `files` from its sql steps `steps`.
+
+    Empty when there is no history table; with `create`, the table is made (or upgraded from the
+    layout without a plan column) first, under a transaction-level advisory lock.
+    """
+    exists, upgraded = _table_state(conn)
+    if create and not (exists and upgraded):
+        _set_up(conn)
+        exists = upgraded = True
+    if not exists:
+        return History({}, {}, exists=False)
     with conn.cursor() as cur:
-        if not table_exists(conn, TABLE):
-            if create:  # only when missing: a re-run should not take DDL locks for nothing
+        owner_column = "plan" if upgraded else "''"
+        cur.execute(f"SELECT {owner_column}, version, name, checksum, baseline, step FROM {TABLE}")
+        rows = cur.fetchall()
+    by_file = {(m.version, m.name, m.checksum) for m in files}
+    idents = {m.ident for m in files}
+    ours: dict[Ident, Applied] = {}
+    unclaimed: list[str] = []
+    others: dict[str, int] = {}
+    for owner, version, name, checksum, baseline, step in rows:
+        # An older row is this plan's when it is one of its files' versions and was written by one of
+        # its steps, or records that very file: another plan's 0001 in the same database is not.
+        older_but_ours = owner == "" and ident(version) in idents and (
+            _ADOPTED.sub("", step) in steps or (version, name, checksum) in by_file)
+        if owner == plan or older_but_ours:
+            ours.setdefault(ident(version), Applied(version, name, checksum, baseline))
+            if older_but_ours:
+                unclaimed.append(version)
+        else:
+            others[owner] = others.get(owner, 0) + 1
+    renamed_from = None
+    if not ours:
+        renamed_from = next((owner for owner, version, name, checksum, *_ in rows
+                             if owner not in ("", plan) and (version, name, checksum) in by_file), None)
+    return History(ours, others, tuple(unclaimed), renamed_from)
+
+
+def _table_state(conn: Connection) -> tuple[bool, bool]:
+    """(the history table exists, it has the plan column)."""
+    with conn.cursor() as cur:
+        cur.execute(_STATE)
+        row = cur.fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
+
+
+def _set_up(conn: Connection) -> None:
+    """Create the table, or upgrade it, in one transaction; only when needed (DDL locks for nothing
+    would make a no-op re-run wait behind the application)."""
+    with conn.cursor() as cur:
+        cur.execute("BEGIN")
+        try:
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SETUP_LOCK_KEY,))
+            exists, upgraded = _table_state(conn)  # another sidecar may have done it while we waited
+            if not exists:
                 cur.execute(CREATE_TABLE)
-            return {}
-        cur.execute(f"SELECT version, name, checksum, baseline FROM {TABLE}")
-        return {ident(row[0]): Applied(*row) for row in cur.fetchall()}
+            elif not upgraded:
+                cur.execute(UPGRADE_TABLE)
+                log.info("history.upgraded", table=TABLE, reason="rows now record the plan that applied them")
+            cur.execute("COMMIT")
+        except BaseException:
+            if not conn.closed:
+                cur.execute("ROLLBACK")
+            raise
 
 
-def check_drift(database: str, files: tuple[MigrationFile, ...], history: dict[Ident, Applied]) -> None:
+def claim(conn: Connection, plan: str, found: History) -> None:
+    """Record as `plan`'s the older rows `read` found to be its own."""
+    if found.unclaimed:
+        with conn.cursor() as cur:
+            cur.execute(_CLAIM, {"plan": plan, "versions": list(found.unclaimed)})
+
+
+def for_plan(conn: Connection, plan: Plan, database: str, *, create: bool = False) -> History:
+    """`plan`'s history in its `database`: the one reading run, status, plan, verification and serving share."""
+    steps = tuple(s.name for s in plan.sql_steps(database))
+    return read(conn, plan.name, plan.migrations_for(database), steps, create=create)
+
+
+def drift(plan: Plan, database: str, found: History) -> StepError | None:
+    """What would stop a run before any step in `database` (an edited or missing applied file, a
+    renamed plan); None when nothing would."""
+    try:
+        check_drift(database, plan.migrations_for(database), found, plan=plan.name)
+    except StepError as exc:
+        return exc
+    return None
+
+
+def check_drift(database: str, files: tuple[MigrationFile, ...], found: History, *, plan: str) -> None:
     """Stop before anything runs if an applied file was edited or is gone (a repeatable is simply
-    run again when it changes)."""
+    run again when it changes), or if the plan looks renamed (its files recorded under another name)."""
+    history = found.applied
+    if found.renamed_from is not None:
+        raise StepError(
+            f"database {database!r}: plan {plan!r} has no history here, but plan {found.renamed_from!r} recorded"
+            " the same files (version, name and checksum); a run would apply them again",
+            hint=f"if the plan was renamed, set name = {found.renamed_from!r} back in the plan file, or move its"
+                 f" rows: UPDATE {TABLE} SET plan = '{plan}' WHERE plan = '{found.renamed_from}'",
+            database=database)
     by_ident = {m.ident: m for m in files}
     for key, row in sorted((key, row) for key, row in history.items() if isinstance(key, tuple)):
         migration = by_ident.get(key)
         if migration is None:
             raise StepError(
                 f"database {database!r}: migration {row.version}_{row.name}.sql is recorded as"
-                " applied but its file is not in the plan",
+                f" applied by plan {plan!r} but its file is not in the plan",
                 hint="restore the file; applied migrations must stay (write a new one to undo)",
                 database=database)
         if not row.baseline and migration.checksum != row.checksum:
@@ -120,13 +246,14 @@ def pending(files: tuple[MigrationFile, ...], history: dict[Ident, Applied]) -> 
             or (m.repeatable and history[m.ident].checksum != m.checksum)]
 
 
-def record_baseline(conn: Connection, files: list[MigrationFile], *, step: str, baseline: bool = True) -> None:
+def record_baseline(conn: Connection, files: list[MigrationFile], *, plan: str, step: str,
+                    baseline: bool = True) -> None:
     """Record `files` as applied without running them, in one transaction. `baseline=False` for files
     another tool ran (adopted): their checksums are then held to the files like any applied one's."""
     if not files:
         return
     with conn.cursor() as cur:
-        rows = b";".join(cur.mogrify(_INSERT, (m.version, m.name, m.checksum, baseline, step))
+        rows = b";".join(cur.mogrify(_INSERT, (plan, m.version, m.name, m.checksum, baseline, step))
                          for m in files)
         cur.execute(rows)
 
@@ -142,17 +269,17 @@ def set_synchronous_commit(conn: Connection, on: bool) -> None:
         cur.execute(f"SET synchronous_commit = {'on' if on else 'off'}")
 
 
-def apply(conn: Connection, migrations: list[MigrationFile], *, database: str, step: str) -> None:
+def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str, step: str) -> None:
     """Apply `migrations` (already in order) in one transaction: all recorded, or none."""
     if any(m.copies for m in migrations):
-        _apply_statementwise(conn, migrations, database=database, step=step)
+        _apply_statementwise(conn, migrations, plan=plan, database=database, step=step)
         return
     with conn.cursor() as cur:
         starts: list[int] = []
         body = ""
         for m in migrations:
             starts.append(len(body))
-            insert = cur.mogrify(_row(m), (m.version, m.name, m.checksum, False, step)).decode()
+            insert = cur.mogrify(_row(m), (plan, m.version, m.name, m.checksum, False, step)).decode()
             # The newline ends a trailing `--` comment; the ';' a last statement without one.
             body += f"{m.sql}\n;\n{insert};\n"
         started = time.monotonic()
@@ -181,7 +308,7 @@ def _log_applied(migrations: list[MigrationFile], started: float, *, database: s
                  file=m.path.name, duration_ms=ms if len(migrations) == 1 else None)
 
 
-def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: str, step: str,
+def apply_outside_transaction(conn: Connection, m: MigrationFile, *, plan: str, database: str, step: str,
                               resume_at: int = 0) -> None:
     """Run a `no-transaction` file statement by statement from `resume_at`, then record it.
 
@@ -212,7 +339,7 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, database: s
                 error.hint = _outside_transaction_hint(cur, statement, dropped, first=index == 0)
                 raise error from exc
         _refuse_invalid_indexes(cur, m, database=database, step=step)
-        cur.execute(_row(m), (m.version, m.name, m.checksum, False, step))
+        cur.execute(_row(m), (plan, m.version, m.name, m.checksum, False, step))
     log.info("migration.applied", database=database, step=step, version=m.version,
              file=m.path.name, transaction=False,
              duration_ms=round((time.monotonic() - started) * 1000))
@@ -310,7 +437,8 @@ def execute(cur: psycopg2.extensions.cursor, statement: Statement) -> None:
             cur.copy_expert(statement.text, io.StringIO(statement.copy_data))
 
 
-def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, database: str, step: str) -> None:
+def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str,
+                         step: str) -> None:
     """Like `apply`, statement by statement in one explicit transaction: COPY data cannot travel
     inside a query message."""
     started = time.monotonic()
@@ -327,7 +455,7 @@ def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, d
                     if exc.pgcode == LOCK_NOT_AVAILABLE:
                         raise LockTimedOut() from exc
                     raise _step_error(exc, m, _line_in(statement, exc), database=database, step=step) from exc
-            cur.execute(_row(m), (m.version, m.name, m.checksum, False, step))
+            cur.execute(_row(m), (plan, m.version, m.name, m.checksum, False, step))
         cur.execute("COMMIT")
     _log_applied(migrations, started, database=database, step=step)
 

@@ -90,11 +90,11 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
     stops = []
     for database in plan.databases:
         conn = conns[database.name]
-        histories[database.name] = history.read(conn) if conn else {}
-        try:
-            history.check_drift(database.name, plan.migrations_for(database.name), histories[database.name])
-        except StepError as exc:
-            stops.append(exc.message)
+        found = history.for_plan(conn, plan, database.name) if conn else None
+        histories[database.name] = dict(found.applied) if found else {}
+        drift = history.drift(plan, database.name, found) if found else None
+        if drift is not None:
+            stops.append(drift.message)
     steps = []
     for step in plan.steps:
         if isinstance(step, DjangoStep):

@@ -8,19 +8,18 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import psycopg2
 import psycopg2.errors
 
-from . import db, health, planlock, pooler, wait
+from . import db, health, planlock, pooler, serving
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
 from .progress import Progress
 from .session import Session
 from .steps import StepResult, run_steps
-from .verify import check_database, framework_checks, verify_plan
+from .verify import verify_plan
 from .wait import wait_for_server
 
 log = get_logger()
@@ -54,7 +53,7 @@ def run(plan: Plan, health_path: Path, *, once: bool, children: Mapping[str, Ses
                      baselined=sum(r.baselined for r in results), steps=len(results),
                      duration_ms=round((time.time() - started) * 1000))
             if not once:
-                _serve(plan, conns, health_path, fields)
+                serving.serve(plan, conns, health_path, fields)
         finally:
             for conn in conns.values():
                 db.close_quietly(conn)
@@ -129,60 +128,20 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
                                hint="whatever was running was rolled back; run again") from exc
 
 
-def _serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[str, Any]) -> None:
-    """Re-check every database each interval and refresh the file, until a signal arrives."""
-    problems: list[str] = []
-    try:
-        while True:
-            time.sleep(plan.serve_interval)
-            now_problems = _recheck(plan, conns)
-            if bool(now_problems) != bool(problems):
-                if now_problems:
-                    log.warning("serve.unhealthy", reason="; ".join(now_problems))
-                else:
-                    log.info("serve.recovered")
-            problems = now_problems
-            status = health.UNHEALTHY if problems else health.HEALTHY
-            health.write(path, status, plan.serve_interval, reason="; ".join(problems), **fields)
-    except Interrupted as exc:
-        health.remove(path)
-        log.info("sidecar.stopped", signal=signal.Signals(exc.signum).name)
-
-
-def _recheck(plan: Plan, conns: dict[str, db.Connection]) -> list[str]:
-    """Reachable and still verified (without check commands), each within one interval."""
-    problems = []
-    specs = {spec.database: spec for spec in plan.verify}
-    for database in plan.databases:
-        name = database.name
-        try:
-            with db.deadline(plan.serve_interval):
-                conn = conns.get(name)
-                if conn is None or conn.closed:
-                    conn = conns[name] = db.connect(database.conn, timeout=plan.serve_interval)
-                    read_only = wait.read_only(conn)
-                    if read_only:  # a standby: a multi-host URL without target_session_attrs=read-write
-                        db.close_quietly(conns.pop(name))
-                        problems.append(f"{name}: {read_only}")
-                        continue
-                with conn.cursor() as cur:
-                    cur.execute("SELECT 1")
-                checks = check_database(conn, plan, specs[name], commands=False) if name in specs else []
-                checks += framework_checks(conn, plan, name)  # one query each: no framework is started
-                problems += [f"{name}: {r.check} ({r.detail})" for r in checks if not r.ok]
-        except psycopg2.Error as exc:
-            db.close_quietly(conns.pop(name, None))
-            problems.append(f"{name}: unreachable ({db.error_line(exc)})")
-    return problems
-
-
 def _remaining(deadline: float) -> float:
     return max(0.0, deadline - time.monotonic())
 
 
+# The signals that stop a process: a supervisor's (TERM), a terminal's (INT, QUIT) and a closed
+# terminal's or a dying `docker compose run`'s (HUP). Each must cancel the running statement and
+# release the lock as TERM does: left at their default, the process dies and the statement runs on,
+# possibly to a commit, after it is gone. (USR1 is the plan lock's watchdog; faults stay default.)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
 @contextlib.contextmanager
 def _signals_raise_interrupted() -> Iterator[None]:
-    """SIGTERM/SIGINT raise Interrupted where the main thread is; later ones are ignored."""
+    """Each of STOP_SIGNALS raises Interrupted where the main thread is; later ones are ignored."""
     fired = False
 
     def handler(signum: int, _frame: object) -> None:
@@ -191,7 +150,7 @@ def _signals_raise_interrupted() -> Iterator[None]:
             fired = True
             raise Interrupted(signum)
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, handler) for s in STOP_SIGNALS}
     try:
         yield
     finally:

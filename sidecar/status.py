@@ -9,27 +9,19 @@ database.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psycopg2
 
-from . import alembic_step, db, django_step, health, history, planlock
-from .alembic_step import Revisions
-from .django_step import AppMigrations
+from . import db, health, planlock, state
 from .model import Plan
 from .redact import redact_value
-from .verify import CheckResult, check_database, count_tables, index_checks
+from .state import DatabaseState
+from .verify import count_tables
 from .wait import classify
 
 CONNECT_TIMEOUT = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class StepStatus:
-    step: str
-    applied: int
-    pending: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,17 +31,11 @@ class DatabaseStatus:
     reachable: bool
     error: str = ""
     tables: int | None = None
-    applied: int | None = None
-    steps: tuple[StepStatus, ...] = ()
-    checks: tuple[CheckResult, ...] = field(default=())
-    django: tuple[AppMigrations, ...] = ()  # per Django alias that is this database, per app
-    alembic: tuple[Revisions, ...] = ()  # per Alembic step on this database
+    state: DatabaseState | None = None  # None when unreachable
 
     @property
     def healthy(self) -> bool:
-        return (self.reachable and all(not s.pending for s in self.steps)
-                and all(not a.pending for a in self.django) and all(not r.pending for r in self.alembic)
-                and all(c.ok for c in self.checks))
+        return self.state is not None and not self.state.problems()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +74,9 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]
         reason = classify(exc) or str(exc).strip().splitlines()[-1].removeprefix("FATAL:").strip()
         return DatabaseStatus(name, info.describe(), False, error=reason), None
     try:
-        applied = history.read(conn)
-        steps = tuple(StepStatus(s.name, sum(m.ident in applied for m in s.migrations),
-                                 tuple(m.version for m in history.pending(s.migrations, applied)))
-                      for s in plan.sql_steps(name))
-        checks = tuple(r for spec in plan.verify if spec.database == name
-                       for r in check_database(conn, plan, spec)) + tuple(index_checks(conn, name))
-        django = tuple(app for alias in plan.django_aliases(name) for app in django_step.pending(conn, alias))
-        alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(name))
+        found = state.read(conn, plan, name, commands=True)
         holder = planlock.lock_holder(conn, planlock.lock_key(plan.name)) if name == plan.lock_database else None
-        return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn),
-                              applied=len(applied) + sum(a.applied for a in django) + sum(r.applied for r in alembic),
-                              steps=steps, checks=checks, django=django, alembic=alembic), holder
+        return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn), state=found), holder
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
                               error=f"connection lost ({db.error_line(exc)})"), None
@@ -111,40 +88,49 @@ def render_json(plan: Plan, report: Report) -> str:
     return json.dumps(redact_value({  # before escaping, which could hide a secret from a text search
         "plan": plan.name, "digest": plan.digest, "healthy": report.healthy,
         "run_in_progress": report.run_in_progress or None,
-        "databases": [{**asdict(d), "healthy": d.healthy} for d in report.databases]}), indent=2)
+        "databases": [_database_json(d) for d in report.databases]}), indent=2)
+
+
+def _database_json(d: DatabaseStatus) -> dict[str, object]:
+    found = asdict(d.state) if d.state else {}
+    found.pop("database", None)
+    return {"database": d.database, "target": d.target, "reachable": d.reachable, "error": d.error,
+            "tables": d.tables, **found, "healthy": d.healthy,
+            "problems": d.state.problems() if d.state else [f"unreachable ({d.error})"]}
 
 
 def render_table(plan: Plan, report: Report) -> str:
     rows = [("DATABASE", "TARGET", "REACHABLE", "TABLES", "APPLIED", "PENDING", "VERIFY")]
     for d in report.databases:
-        pending = (sum(len(s.pending) for s in d.steps) + sum(len(a.pending) for a in d.django)
-                   + sum(len(r.pending) for r in d.alembic))
-        failed = [c for c in d.checks if not c.ok]
+        s = d.state
+        pending = (sum(len(x.pending) for x in s.steps) + sum(len(a.pending) for a in s.django)
+                   + sum(len(r.pending) for r in s.alembic)) if s else None
+        verify = "-"
+        if s and s.checks:
+            verify = ("not yet" if report.run_in_progress else "failed") if any(not c.ok for c in s.checks) else "ok"
         rows.append((d.database, d.target, "yes" if d.reachable else f"no ({d.error})",
-                     _dash(d.tables), _dash(d.applied), _dash(pending if d.reachable else None),
-                     (("not yet" if report.run_in_progress else "failed") if failed
-                      else "ok" if d.checks else "-") if d.reachable else "-"))
+                     _dash(d.tables), _dash(s.applied if s else None), _dash(pending), verify))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
-    apps = [(d.database, a) for d in report.databases for a in d.django]
+    found = [d.state for d in report.databases if d.state]
+    apps = [(s.database, a) for s in found for a in s.django]
     if apps:
         lines += ["", "DJANGO ALIAS / APP (database): applied, pending"]
         lines += [f"  {a.alias} / {a.app} ({database}): {a.applied} applied, {len(a.pending)} pending"
                   for database, a in apps]
-    revisions = [(d.database, r) for d in report.databases for r in d.alembic]
+    revisions = [(s.database, r) for s in found for r in s.alembic]
     if revisions:
         lines += ["", "ALEMBIC STEP (database): applied, pending"]
         lines += [f"  {r.step} ({database}): {r.applied} applied, {len(r.pending)} pending"
                   for database, r in revisions]
-    details = [f"  {d.database}: pending {', '.join(s.pending)} (step {s.step!r})"
-               for d in report.databases for s in d.steps if s.pending]
-    details += [f"  {d.database}: pending Django {a.app} {', '.join(a.pending)} (alias {a.alias!r})"
-                for d in report.databases for a in d.django if a.pending]
-    details += [f"  {d.database}: pending Alembic {', '.join(r.pending)} (step {r.step!r})"
-                for d in report.databases for r in d.alembic if r.pending]
-    details += [f"  {c.database}: {c.check} {'not yet' if report.run_in_progress else 'failed'} ({c.detail})"
-                for d in report.databases for c in d.checks if not c.ok]
+    others = [f"  {s.database}: plan {name!r}, {rows} rows" if name else
+              f"  {s.database}: {rows} rows from before rows named their plan, not this plan's"
+              for s in found for name, rows in s.other_plans]
+    if others:
+        lines += ["", "OTHER PLANS' HISTORY (left alone)", *others]
+    words = "not yet" if report.run_in_progress else "failed"
+    details = [f"  {s.database}: {line}" for s in found for line in s.problems(failed=words)]
     if details:
         lines += ["", "problems:" if not report.run_in_progress else "not done yet:", *details]
     if report.healthy:

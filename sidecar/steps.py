@@ -53,15 +53,20 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
     histories: dict[str, dict[history.Ident, history.Applied]] = {}
     for db in plan.databases:
         if plan.sql_steps(db.name):
-            histories[db.name] = history.read(conns[db.name], create=True)
+            found = history.for_plan(conns[db.name], plan, db.name, create=True)
             # Drift anywhere stops the run before any step, not halfway through the plan.
-            history.check_drift(db.name, plan.migrations_for(db.name), histories[db.name])
+            stop = history.drift(plan, db.name, found)
+            if stop is not None:
+                raise stop
+            history.claim(conns[db.name], plan.name, found)
+            histories[db.name] = dict(found.applied)
     results = []
     for step in plan.steps:
         started = time.monotonic()
         if isinstance(step, SqlStep):
             kind = "sql"
-            applied, baselined = _run_sql_step(conns[step.database], step, histories[step.database], progress)
+            applied, baselined = _run_sql_step(plan.name, conns[step.database], step, histories[step.database],
+                                               progress)
         elif isinstance(step, DjangoStep):
             kind = "django"
             applied, baselined = django_step.run(step, conns, progress, children[step.name])
@@ -80,9 +85,9 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
     return results
 
 
-def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
+def _run_sql_step(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
                   progress: Progress) -> tuple[int, int]:
-    baselined = _adopt(conn, step, applied) + _baseline(conn, step, applied)
+    baselined = _adopt(plan, conn, step, applied) + _baseline(plan, conn, step, applied)
     todo = history.pending(step.migrations, applied)
     versions = [key for key in applied if isinstance(key, tuple)]
     if todo and versions and not todo[0].repeatable and todo[0].key < max(versions):
@@ -93,7 +98,8 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, 
         set_settings(conn, timeouts)
     if step.group and todo:
         _guarded(conn, step, f"{len(todo)} files in one transaction",
-                 lambda _resume: history.apply(conn, todo, database=step.database, step=step.name), progress)
+                 lambda _resume: history.apply(conn, todo, plan=plan, database=step.database, step=step.name),
+                 progress)
     else:
         for i, m in enumerate(todo):
             # Every migration but the step's last commits without waiting for its WAL flush
@@ -101,7 +107,7 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, 
             # so flushes all before it. Once a step has finished, all of it is durable.
             if len(todo) > 1 and i in (0, len(todo) - 1):
                 history.set_synchronous_commit(conn, i != 0)
-            _guarded(conn, step, m.path.name, functools.partial(_apply_file, conn, step, m), progress)
+            _guarded(conn, step, m.path.name, functools.partial(_apply_file, plan, conn, step, m), progress)
     if todo:
         set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
@@ -109,11 +115,12 @@ def _run_sql_step(conn: Connection, step: SqlStep, applied: dict[history.Ident, 
     return len(todo), baselined
 
 
-def _apply_file(conn: Connection, step: SqlStep, m: MigrationFile, resume_at: int) -> None:
+def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, resume_at: int) -> None:
     if m.transactional:
-        history.apply(conn, [m], database=step.database, step=step.name)
+        history.apply(conn, [m], plan=plan, database=step.database, step=step.name)
     else:
-        history.apply_outside_transaction(conn, m, database=step.database, step=step.name, resume_at=resume_at)
+        history.apply_outside_transaction(conn, m, plan=plan, database=step.database, step=step.name,
+                                          resume_at=resume_at)
 
 
 def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int], None],
@@ -155,13 +162,13 @@ def _guarded(conn: Connection, step: SqlStep, what: str, attempt: Callable[[int]
         time.sleep(pause)
 
 
-def _adopt(conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied]) -> int:
+def _adopt(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied]) -> int:
     """Record what the folder's own tool applied, as sidecar's history (once)."""
     adoption = adopt.find(conn, step, applied)
     if adoption is None:
         return 0
-    history.record_baseline(conn, list(adoption.files), step=f"{step.name} (adopted from {adoption.source})",
-                            baseline=False)
+    history.record_baseline(conn, list(adoption.files), plan=plan,
+                            step=f"{step.name} (adopted from {adoption.source})", baseline=False)
     for m in adoption.files:
         applied[m.ident] = history.Applied(m.version, m.name, m.checksum, False)
         log.info("migration.adopted", database=step.database, step=step.name, version=m.version,
@@ -177,7 +184,7 @@ def baseline_files(step: SqlStep, applied: dict[history.Ident, history.Applied])
     return [m for m in step.migrations if not m.repeatable and m.key <= top and m.ident not in applied]
 
 
-def _baseline(conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied]) -> int:
+def _baseline(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied]) -> int:
     """Record versions up to the baseline as applied, but only if what they claim exists."""
     files = baseline_files(step, applied)
     if not files:
@@ -189,7 +196,7 @@ def _baseline(conn: Connection, step: SqlStep, applied: dict[history.Ident, hist
             f" in database {step.database!r}, which do not exist",
             hint="this database is not at the baseline version: remove `baseline` to run the"
                  " migrations, or restore the database", database=step.database)
-    history.record_baseline(conn, files, step=step.name)
+    history.record_baseline(conn, files, plan=plan, step=step.name)
     for m in files:
         applied[m.ident] = history.Applied(m.version, m.name, m.checksum, True)
         log.info("migration.baselined", database=step.database, step=step.name, version=m.version,

@@ -33,8 +33,8 @@ def count_tables(conn: Connection) -> int:
 
 
 def pending_versions(conn: Connection, plan: Plan, database: str) -> list[str]:
-    applied = history.read(conn)
-    return [m.version for m in history.pending(plan.migrations_for(database), applied)]
+    found = history.for_plan(conn, plan, database)
+    return [m.version for m in history.pending(plan.migrations_for(database), found.applied)]
 
 
 def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: bool = True) -> list[CheckResult]:

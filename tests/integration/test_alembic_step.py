@@ -93,7 +93,7 @@ def test_verification_and_serving_notice_a_revision_taken_back(shop: Project) ->
         wait_for(shop.is_healthy, timeout=60)
         shop.query("default", "UPDATE alembic_version SET version_num = 'a1'")
         wait_for(lambda: json.loads(shop.health.read_text())["status"] == "unhealthy", timeout=30)
-        assert "app: alembic app (pending: a2)" in json.loads(shop.health.read_text())["reason"]
+        assert "app: pending Alembic a2 (step 'app')" in json.loads(shop.health.read_text())["reason"]
     finally:
         shop.stop(process)
 

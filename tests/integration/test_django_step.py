@@ -252,7 +252,7 @@ def test_serving_turns_unhealthy_when_a_migration_is_unapplied_without_starting_
         django_project.query("materials", "DELETE FROM django_migrations WHERE app = 'materials'")
         wait_for(lambda: json.loads(django_project.health.read_text())["status"] == "unhealthy", timeout=30)
         reason = json.loads(django_project.health.read_text())["reason"]
-        assert "materials: django materials_db (pending: materials.0001_initial)" in reason
+        assert "materials: pending Django materials 0001_initial (alias 'materials_db')" in reason
     finally:
         result, _ = django_project.stop(process)
     assert len(result.event("command.started")) == 1  # the child that migrated, before serving began

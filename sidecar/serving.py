@@ -1,0 +1,148 @@
+"""Serving after a run: re-check every database each interval and keep the health file saying so.
+
+The re-check judges each database as `sidecar status` does (state.read and its
+problems), for the plan on disk: a serving sidecar keeps running the plan it
+started with, so when the plan file or a migration folder changes under it (a
+file added to a mounted folder, a ConfigMap update, an applied file edited),
+it logs `plan.changed` once with what a run would do and what to do, and its
+health, `status`, `plan` and the probe tell the same story until the
+databases match the plan on disk again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+from . import db, health, state, wait
+from .errors import Interrupted, PlanError
+from .log import get_logger
+from .model import AlembicStep, DjangoStep, Plan
+from .plan import load_plan
+
+log = get_logger()
+RESTART_HINT = ("this sidecar runs the plan it started with: restart it to run the plan on disk"
+                " (Compose: `docker compose up -d --wait --force-recreate --no-deps migrator`)")
+
+
+class PlanOnDisk:
+    """The plan file and its SQL folders as they are now, reloaded only when a file's size or time changed."""
+
+    def __init__(self, running: Plan) -> None:
+        self.running = running
+        self._fingerprint = _fingerprint(running)
+        self.current: Plan | PlanError = running
+        self._reported = running.digest
+
+    def refresh(self) -> Plan | PlanError:
+        """The plan on disk (with the running plan's inspected Django and Alembic steps), or why it is invalid."""
+        fingerprint = _fingerprint(self.current if isinstance(self.current, Plan) else self.running)
+        if fingerprint != self._fingerprint:
+            self._fingerprint = fingerprint
+            try:
+                self.current = _with_frameworks(load_plan(self.running.path), self.running)
+            except PlanError as exc:
+                self.current = exc
+        return self.current
+
+    def report(self, problems: list[str]) -> None:
+        """Log `plan.changed` once for each new plan on disk: what it changed, and what to do."""
+        current = self.current
+        digest = current.digest if isinstance(current, Plan) else "invalid"
+        if digest == self._reported:
+            return
+        self._reported = digest
+        if isinstance(current, PlanError):
+            log.error("plan.changed", reason=f"the plan on disk is invalid: {current.message}",
+                      hint="fix it: a restart would fail with exit 2 (`sidecar validate` says why)")
+        elif problems:
+            log.warning("plan.changed", digest=digest, running_digest=self.running.digest,
+                        reason="; ".join(problems), hint=RESTART_HINT)
+        else:
+            log.info("plan.changed", digest=digest, running_digest=self.running.digest,
+                     reason="the databases already match the plan on disk (another run applied it)")
+
+
+def _fingerprint(plan: Plan) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime_ns, size) of the plan file and of everything under its SQL folders; links followed
+    (a ConfigMap's files are links that change target)."""
+    paths = [plan.path]
+    for step in plan.steps:
+        directory = getattr(step, "directory", None)
+        if directory is not None:
+            paths += [Path(root) / name for root, _dirs, names in os.walk(directory, followlinks=True)
+                      for name in names]
+    found = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        found.append((str(path), st.st_mtime_ns, st.st_size))
+    return tuple(sorted(found))
+
+
+def _with_frameworks(disk: Plan, running: Plan) -> Plan:
+    """`disk` with the running plan's Django and Alembic steps of the same name, whose projects were
+    inspected at start (a serving sidecar does not start the frameworks again)."""
+    inspected = {s.name: s for s in running.steps if isinstance(s, (DjangoStep, AlembicStep))}
+    steps = tuple(inspected.get(s.name, s) if isinstance(s, (DjangoStep, AlembicStep)) else s for s in disk.steps)
+    return dataclasses.replace(disk, steps=steps)
+
+
+def serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[str, Any]) -> None:
+    """Re-check every database each interval and refresh the file, until a signal arrives."""
+    problems: list[str] = []
+    on_disk = PlanOnDisk(plan)
+    try:
+        while True:
+            time.sleep(plan.serve_interval)
+            now_problems = recheck(on_disk, conns)
+            if bool(now_problems) != bool(problems):
+                if now_problems:
+                    log.warning("serve.unhealthy", reason="; ".join(now_problems))
+                else:
+                    log.info("serve.recovered")
+            problems = now_problems
+            status = health.UNHEALTHY if problems else health.HEALTHY
+            health.write(path, status, plan.serve_interval, reason="; ".join(problems), **fields)
+    except Interrupted as exc:
+        health.remove(path)
+        log.info("sidecar.stopped", signal=signal.Signals(exc.signum).name)
+
+
+def recheck(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
+    """Why the databases are not healthy for the plan on disk, one line each; each database is given
+    one interval. Check commands are left out (status runs them)."""
+    plan = on_disk.refresh()
+    if isinstance(plan, PlanError):
+        on_disk.report([])
+        return [f"the plan on disk is invalid: {plan.message}"]
+    problems = []
+    for database in plan.databases:
+        name = database.name
+        try:
+            with db.deadline(plan.serve_interval):
+                conn = conns.get(name)
+                if conn is None or conn.closed:
+                    conn = conns[name] = db.connect(database.conn, timeout=plan.serve_interval)
+                    read_only = wait.read_only(conn)
+                    if read_only:  # a standby: a multi-host URL without target_session_attrs=read-write
+                        db.close_quietly(conns.pop(name))
+                        problems.append(f"{name}: {read_only}")
+                        continue
+                problems += [f"{name}: {line}" for line in state.read(conn, plan, name, commands=False).problems()]
+        except psycopg2.Error as exc:
+            db.close_quietly(conns.pop(name, None))
+            problems.append(f"{name}: unreachable ({db.error_line(exc)})")
+    changed = plan.digest != on_disk.running.digest
+    on_disk.report(problems)
+    if changed and problems:
+        return [f"the plan on disk changed: {'; '.join(problems)}; {RESTART_HINT}"]
+    return problems
