@@ -198,8 +198,11 @@ def claim(conn: Connection, plan: str, found: History) -> None:
 
 
 def for_plan(conn: Connection, plan: Plan, database: str, *, create: bool = False) -> History:
-    """`plan`'s history in its `database`: the one reading run, status, plan, verification and serving share."""
+    """`plan`'s history in its `database`: the one reading run, status, plan, verification and serving share.
+    Empty, without a query, for a database the plan has no SQL step on (its lock's, a command step's)."""
     steps = tuple(s.name for s in plan.sql_steps(database))
+    if not steps:
+        return History({}, {}, exists=False)
     return read(conn, plan.name, plan.migrations_for(database), steps, create=create)
 
 

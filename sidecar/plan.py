@@ -18,7 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import formats
+from . import formats, identity
 from .conninfo import parse_url
 from .errors import PlanError
 from .migrations import discover
@@ -93,6 +93,7 @@ def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
     if reader.problems:
         raise PlanError(reader.problems, hint="fix the plan and run `sidecar validate` again")
     assert plan is not None
+    identity.refuse_aliases_declared(plan)
     return plan
 
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import adopt, alembic_step, db, django_step, history
+from . import adopt, alembic_step, db, django_step, history, identity
 from .errors import StepError, UnavailableError
 from .model import AlembicStep, CommandStep, DjangoStep, Plan, SqlStep, VerifySpec
 from .redact import redact_value
@@ -86,6 +86,7 @@ def _connect_read_only(plan: Plan, name: str) -> db.Connection | None:
 
 
 def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
+    identity.refuse_aliases(plan, conns)
     histories: dict[str, dict[history.Ident, history.Applied]] = {}
     stops = []
     for database in plan.databases:

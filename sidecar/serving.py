@@ -25,6 +25,7 @@ from .errors import Interrupted, PlanError
 from .log import get_logger
 from .model import AlembicStep, DjangoStep, Plan
 from .plan import load_plan
+from .state import STOP
 
 log = get_logger()
 RESTART_HINT = ("this sidecar runs the plan it started with: restart it to run the plan on disk"
@@ -63,10 +64,17 @@ class PlanOnDisk:
                       hint="fix it: a restart would fail with exit 2 (`sidecar validate` says why)")
         elif problems:
             log.warning("plan.changed", digest=digest, running_digest=self.running.digest,
-                        reason="; ".join(problems), hint=RESTART_HINT)
+                        reason="; ".join(problems), hint=_hint(problems))
         else:
             log.info("plan.changed", digest=digest, running_digest=self.running.digest,
                      reason="the databases already match the plan on disk (another run applied it)")
+
+
+def _hint(problems: list[str]) -> str:
+    if any(STOP in line for line in problems):
+        return ("a restart would stop on this (exit 4): restore the applied file as it was, and put the change in"
+                " a new migration file")
+    return RESTART_HINT
 
 
 def _fingerprint(plan: Plan) -> tuple[tuple[str, int, int], ...]:
@@ -144,5 +152,5 @@ def recheck(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
     changed = plan.digest != on_disk.running.digest
     on_disk.report(problems)
     if changed and problems:
-        return [f"the plan on disk changed: {'; '.join(problems)}; {RESTART_HINT}"]
+        return [f"the plan on disk changed: {'; '.join(problems)}; {_hint(problems)}"]
     return problems

@@ -17,6 +17,8 @@ from .django_step import AppMigrations
 from .model import Plan
 from .verify import CheckResult, check_database, index_checks
 
+STOP = "a run would stop"  # how a problem that stops a run begins
+
 
 @dataclass(frozen=True, slots=True)
 class StepStatus:
@@ -38,12 +40,14 @@ class DatabaseState:
 
     def problems(self, *, failed: str = "") -> list[str]:
         """Why the database is not healthy, one line each (empty: healthy); `failed` words a failed check."""
-        lines = [f"a run would stop: {self.stop}"] if self.stop else []
+        lines = [f"{STOP}: {self.stop}"] if self.stop else []
         lines += [f"pending {', '.join(s.pending)} (step {s.step!r})" for s in self.steps if s.pending]
         lines += [f"pending Django {a.app} {', '.join(a.pending)} (alias {a.alias!r})"
                   for a in self.django if a.pending]
         lines += [f"pending Alembic {', '.join(r.pending)} (step {r.step!r})" for r in self.alembic if r.pending]
-        lines += [f"{c.check}{f' {failed}' if failed else ''} ({c.detail})" for c in self.checks if not c.ok]
+        pending = any(s.pending for s in self.steps)  # a no_pending check would only say it again
+        lines += [f"{c.check}{f' {failed}' if failed else ''} ({c.detail})" for c in self.checks
+                  if not c.ok and not (pending and c.check == "no_pending")]
         return lines
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg2
 
-from . import db, health, planlock, state
+from . import db, health, identity, planlock, state
 from .model import Plan
 from .redact import redact_value
 from .state import DatabaseState
@@ -50,8 +50,11 @@ class Report:
 
 def collect(plan: Plan, health_path: Path) -> Report:
     found = [_database_status(plan, database.name) for database in plan.databases]
-    holder = next((holder for _, holder in found if holder), None)
-    return Report(tuple(status for status, _ in found), _run_in_progress(plan, holder, health_path))
+    # As a run would: two names with SQL steps in one database are refused (exit 2), not reported as drift.
+    identity.refuse(plan, {status.database: same for status, _, same in found
+                           if same is not None and plan.sql_steps(status.database)})
+    holder = next((holder for _, holder, _ in found if holder), None)
+    return Report(tuple(status for status, _, _ in found), _run_in_progress(plan, holder, health_path))
 
 
 def _run_in_progress(plan: Plan, holder: str | None, health_path: Path) -> str:
@@ -65,21 +68,23 @@ def _run_in_progress(plan: Plan, holder: str | None, health_path: Path) -> str:
     return f"the plan lock is held by {holder}"
 
 
-def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None]:
-    """The database's row; and, on the lock database, who holds the plan lock (None: nobody)."""
+def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None, tuple[object, ...] | None]:
+    """The database's row; on the lock database, who holds the plan lock (None: nobody); and which
+    database it is (identity.of; None when unreachable)."""
     info = plan.database(name).conn
     try:
         conn = db.connect(info, timeout=CONNECT_TIMEOUT)
     except psycopg2.OperationalError as exc:
         reason = classify(exc) or str(exc).strip().splitlines()[-1].removeprefix("FATAL:").strip()
-        return DatabaseStatus(name, info.describe(), False, error=reason), None
+        return DatabaseStatus(name, info.describe(), False, error=reason), None, None
     try:
         found = state.read(conn, plan, name, commands=True)
         holder = planlock.lock_holder(conn, planlock.lock_key(plan.name)) if name == plan.lock_database else None
-        return DatabaseStatus(name, info.describe(), True, tables=count_tables(conn), state=found), holder
+        return (DatabaseStatus(name, info.describe(), True, tables=count_tables(conn), state=found), holder,
+                identity.of(conn))
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
-                              error=f"connection lost ({db.error_line(exc)})"), None
+                              error=f"connection lost ({db.error_line(exc)})"), None, None
     finally:
         db.close_quietly(conn)
 
@@ -124,7 +129,7 @@ def render_table(plan: Plan, report: Report) -> str:
         lines += ["", "ALEMBIC STEP (database): applied, pending"]
         lines += [f"  {r.step} ({database}): {r.applied} applied, {len(r.pending)} pending"
                   for database, r in revisions]
-    others = [f"  {s.database}: plan {name!r}, {rows} rows" if name else
+    others = [f"  {s.database}: plan {name!r}, {rows} row{'s' if rows != 1 else ''}" if name else
               f"  {s.database}: {rows} rows from before rows named their plan, not this plan's"
               for s in found for name, rows in s.other_plans]
     if others:

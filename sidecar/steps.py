@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import psycopg2
 import psycopg2.errors
 
-from . import activity, adopt, alembic_step, django_step, history
+from . import activity, adopt, alembic_step, django_step, history, identity
 from .commands import command_environment, run_command, step_environment
 from .db import (
     Connection,
@@ -50,6 +50,7 @@ class StepResult:
 def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
               children: Mapping[str, Session]) -> list[StepResult]:
     """Check every database's history first, then run each step; StepError stops the run."""
+    identity.refuse_aliases(plan, conns)
     histories: dict[str, dict[history.Ident, history.Applied]] = {}
     for db in plan.databases:
         if plan.sql_steps(db.name):
