@@ -278,3 +278,25 @@ def test_serving_sidecar_reports_the_plan_on_disk_changing_as_status_and_plan_do
     assert "0002" in str(changed[0]["reason"]) and "restart" in str(changed[0]["hint"])
     assert result.event("serve.recovered")  # once the one-shot run had applied 0002
     assert "restore the applied file" in str(changed[1]["hint"])
+
+
+def test_a_configmap_style_update_of_the_folder_is_seen_too(project: Project) -> None:
+    """Kubernetes mounts a ConfigMap as links through `..data`, swapped in one rename on an update."""
+    project.one_database_plan("", '[serve]\ninterval = "0.3s"')
+    folder = project.root / "migrations"
+    project.write("migrations/..v1/0001_a.sql", "CREATE TABLE a (id int);")
+    (folder / "..data").symlink_to("..v1")
+    (folder / "0001_a.sql").symlink_to("..data/0001_a.sql")
+    serving = project.start("run")
+    try:
+        wait_for(project.is_healthy, timeout=20)
+        project.write("migrations/..v2/0001_a.sql", "CREATE TABLE a (id int);")
+        project.write("migrations/..v2/0002_b.sql", "CREATE TABLE b (id int);")
+        (folder / "..data_tmp").symlink_to("..v2")
+        (folder / "..data_tmp").replace(folder / "..data")
+        (folder / "0002_b.sql").symlink_to("..data/0002_b.sql")
+        wait_for(lambda: _health(project).get("status") == "unhealthy", timeout=10)
+        assert "pending 0002" in str(_health(project)["reason"])
+    finally:
+        result, _ = project.stop(serving)
+    assert result.event("plan.changed")
