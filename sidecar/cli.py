@@ -163,14 +163,29 @@ def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
     logger = log.get_logger()
     held = {"holding_s": hold} if hold else {}
     where = {"database": exc.database} if exc.database else {}
-    if isinstance(exc, PlanError) and len(exc.problems) > 1:
-        for problem in exc.problems:
-            logger.error("plan.problem", reason=problem)
-        logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
-                     hint=exc.hint, exit_code=exc.exit_code, **held)
-    else:
-        logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **where, **held)
+    if exc.sqlstate:
+        where["sqlstate"] = exc.sqlstate  # the server's error code (sqlstate.py classified it)
+    try:
+        if isinstance(exc, PlanError) and len(exc.problems) > 1:
+            for problem in exc.problems:
+                logger.error("plan.problem", reason=problem)
+            logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
+                         hint=exc.hint, exit_code=exc.exit_code, **held)
+        else:
+            logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **where,
+                         **held)
+    except OSError:  # the output is gone (a closed terminal, whose SIGHUP stopped us): the exit code still tells
+        _discard_output()
     return exc.exit_code
+
+
+def _discard_output() -> None:
+    """Send what is left for stdout and stderr to /dev/null: flushing it into a dead terminal at exit would
+    fail again, and Python would exit 120 instead of our code."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,17 +10,21 @@ NOT_HEALTHY = 1
 WORK_PENDING = 1  # `sidecar plan`: a run would change something
 BUG = 70
 EXIT_CODES: tuple[tuple[str, str], ...] = (
-    ("0", "done (`run --once`), healthy (`status`, `probe`), or stopped by SIGTERM/SIGINT while serving"),
+    ("0", "done (`run --once`), healthy (`status`, `probe`), or stopped by SIGTERM, SIGINT, SIGHUP or SIGQUIT"
+          " while serving"),
     ("1", "not healthy (`status`, `probe`); work pending (`plan`: a run would change something)"),
     ("2", "invalid plan or settings (including an unwritable health folder, or a URL through a transaction-mode"
           " pooler); no database was changed"),
-    ("3", "a database did not answer in time, refused the credentials, a connection was lost, or the"
-          " plan lock stayed taken or was lost"),
-    ("4", "a migration or command step failed (it was rolled back), or an applied file was edited or deleted"
-          " (`plan`: a run would stop on that)"),
+    ("3", "a database did not answer in time or refused the credentials, a connection was lost or ended by the"
+          " server, a lock, deadlock or serialization failure stopped a statement, or the plan lock stayed taken"
+          " or was lost: the same run may succeed later"),
+    ("4", "a migration or command step failed in a way the same run repeats (it was rolled back): an error in"
+          " the migration, a read-only database, a missing privilege or object, statement_timeout, a full disk;"
+          " or an applied file was edited or deleted (`plan`: a run would stop on that)"),
     ("5", "the steps ran but verification failed"),
     ("70", "a bug in sidecar (the log says so)"),
-    ("128+N", "interrupted by signal N during the plan (143 for SIGTERM)"),
+    ("128+N", "interrupted by signal N during the plan (SIGTERM 143, SIGINT 130, SIGHUP 129, SIGQUIT 131): the"
+              " statement was cancelled and rolled back"),
 )
 
 
@@ -29,11 +33,12 @@ class SidecarError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str = "", database: str = "") -> None:
+    def __init__(self, message: str, *, hint: str = "", database: str = "", sqlstate: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
         self.database = database  # the plan's name of the database it concerns, when there is one
+        self.sqlstate = sqlstate  # the server's error code, when the server gave one (sqlstate.py)
 
 
 class PlanError(SidecarError):

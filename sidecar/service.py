@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 
-from . import db, health, planlock, pooler, serving
+from . import db, health, planlock, pooler, serving, sqlstate
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
@@ -100,11 +100,13 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
     try:
         if db.create_database(conn, dbname):
             log.info("database.created", database=name, dbname=dbname)
-    except psycopg2.Error as exc:
+    except psycopg2.errors.InsufficientPrivilege as exc:  # exit 3, as README (Managed PostgreSQL) says
         raise UnavailableError(
             f"cannot create database {dbname!r} ({name}): {db.server_message(exc)}",
             hint="grant the user CREATEDB, or create the database beforehand and set create = false",
-            database=name) from exc
+            database=name, sqlstate=exc.pgcode or "") from exc
+    except psycopg2.Error as exc:  # a lost connection, a full disk, ...: classified by what it is
+        raise sqlstate.error(exc, database=name, file=f"CREATE DATABASE {dbname!r}") from exc
 
 
 def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
@@ -119,13 +121,16 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
             # a statement that a frozen link would make wait.
             planlock.unfence(conns, plan.name)
             return results
-    except psycopg2.errors.InsufficientPrivilege as exc:  # sidecar's own schema and history, before any step
-        raise UnavailableError(f"the role cannot create sidecar's history: {db.server_message(exc)}",
-                               hint="sidecar keeps its history in schema `sidecar` of each database: let the role"
-                                    " own the database, or GRANT CREATE ON DATABASE to it") from exc
-    except psycopg2.Error as exc:  # anything the step code did not translate: a lost connection
-        raise UnavailableError(f"database connection failed: {str(exc).strip()}",
-                               hint="whatever was running was rolled back; run again") from exc
+    except psycopg2.Error as exc:  # anything the step code did not translate: classified by what it is
+        where = sqlstate.origin(exc, conns, other=plan.lock_database)
+        found = sqlstate.error(exc, database=where.database, step=where.step, file=where.file)
+        if isinstance(exc, psycopg2.errors.InsufficientPrivilege) and not where.step:
+            # Sidecar's own schema and history, before any step: exit 3, as README (Managed PostgreSQL) says.
+            raise UnavailableError(f"the role cannot create sidecar's history: {found.message}",
+                                   hint="sidecar keeps its history in schema `sidecar` of each database: let the"
+                                        " role own the database, or GRANT CREATE ON DATABASE to it",
+                                   database=found.database, sqlstate=found.sqlstate) from exc
+        raise found from exc
 
 
 def _remaining(deadline: float) -> float:
@@ -136,7 +141,7 @@ def _remaining(deadline: float) -> float:
 # terminal's or a dying `docker compose run`'s (HUP). Each must cancel the running statement and
 # release the lock as TERM does: left at their default, the process dies and the statement runs on,
 # possibly to a commit, after it is gone. (USR1 is the plan lock's watchdog; faults stay default.)
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
 
 
 @contextlib.contextmanager

@@ -1,7 +1,8 @@
 """Wait for a server: retry what can heal, fail at once on what cannot.
 
 psycopg2 gives no SQLSTATE for a failed connection, so errors are classified
-by libpq's message in one table (`TRANSIENT`), tested against a real server.
+by libpq's message (sqlstate.LIBPQ, part of the one table of errors), tested
+against a real server.
 
 A server that takes no writes (a standby, or one with
 default_transaction_read_only) is waited for too, by default: a failover's
@@ -15,7 +16,9 @@ import time
 from collections.abc import Callable
 
 import psycopg2
+import psycopg2.errorcodes
 
+from . import sqlstate
 from .conninfo import ConnInfo
 from .db import Connection, close_quietly, connect, deadline
 from .errors import UnavailableError
@@ -24,63 +27,12 @@ from .log import get_logger
 log = get_logger()
 
 # Why a server takes no writes (wait_for_server's own check, after connecting); each starts with
-# READ_ONLY, which the final message looks for.
-READ_ONLY = "server is read-only"
-STANDBY = f"{READ_ONLY} (a standby in recovery)"
-DEFAULT_READ_ONLY = f"{READ_ONLY} (default_transaction_read_only is on)"
-NO_WRITABLE_HOST = f"{READ_ONLY} (target_session_attrs found no host that takes writes yet)"
-# Substrings of libpq / server messages that mean "not yet", lower-cased. A message with one line per
-# host (a multi-host URL) gets the reason of each line.
-TRANSIENT = {
-    "connection refused": "connection refused",
-    "could not translate host name": "host name not resolvable yet",
-    "name or service not known": "host name not resolvable yet",
-    "temporary failure in name resolution": "host name not resolvable yet",
-    "no route to host": "no route to host",
-    "network is unreachable": "network unreachable",
-    "timeout expired": "timed out",
-    "connection timed out": "timed out",
-    "the database system is starting up": "server starting up",
-    "the database system is not yet accepting connections": "server starting up",
-    "the database system is in recovery mode": "server recovering",
-    "the database system is shutting down": "server shutting down",
-    "too many clients already": "too many clients",
-    "remaining connection slots are reserved": "too many clients",
-    "server closed the connection unexpectedly": "connection closed by server",
-    "no such file or directory": "socket not there yet",
-    "connection reset by peer": "connection reset",
-    # libpq 14-17, target_session_attrs=read-write (or primary) and no host that qualifies, yet:
-    # "connection to server at "h", port p failed: session is read-only" (a standby, or
-    # default_transaction_read_only), "...: server is in hot standby mode" (primary).
-    "session is read-only": NO_WRITABLE_HOST,
-    "server is in hot standby mode": NO_WRITABLE_HOST,
-    # libpq 10-13's words for the same.
-    "could not make a writable connection": NO_WRITABLE_HOST,
-}
-# Hints for the errors that cannot heal by waiting. The first needle found in the message gives the
-# hint, so the specific ones come first (a root
-# certificate file that "does not exist" is not a role or database). TLS, in libpq 15 and 17's words
-# (after "connection to server at "h" (addr), port p failed: ", which psycopg2's asynchronous connect
-# leaves out for the first host):
-# 'SSL error: certificate verify failed' (sslmode=verify-ca or verify-full, and sslrootcert is not the
-# CA that signed the server's certificate, or it expired), 'server certificate for "a" (and 1 other
-# name) does not match host name "b"' (verify-full), 'root certificate file "f" does not exist',
-# 'could not read root certificate file "f": no certificate or crl found'.
-PERMANENT_HINTS = {
-    "certificate verify failed": "the server's certificate does not verify against sslrootcert: point sslrootcert"
-                                 " at the CA that signed it (PEM), and check that the certificate has not expired",
-    "does not match host name": "the URL's host is not a name the server's certificate lists: connect by one of"
-                                " its names (or add this one to its subjectAltName)",
-    "root certificate file": "sslrootcert must name a readable PEM file holding the CA's certificate, as seen"
-                             " from this container",
-    "server does not support ssl": "this server does not speak TLS: turn ssl on there, or lower sslmode",
-    "password authentication failed": "check the password for this user (the URL, password or *_FILE)",
-    "no password supplied": "add the password to the URL, or set password = \"${PGPASSWORD}\"",
-    "does not exist": "check the role and database names in the URL",
-    "no encryption": "the server lets this client in over TLS only: set sslmode=require (or verify-full)",
-    "no pg_hba.conf entry": "allow this client in the server's pg_hba.conf",
-}
+# READ_ONLY, which the final message looks for. libpq's words, what heals by waiting and what does not,
+# are in sqlstate.LIBPQ, the one table of errors.
+READ_ONLY = sqlstate.READ_ONLY_SERVER
+STANDBY, DEFAULT_READ_ONLY, NO_WRITABLE_HOST = sqlstate.STANDBY, sqlstate.DEFAULT_READ_ONLY, sqlstate.NO_WRITABLE_HOST
 
+READ_ONLY_SQLSTATE = psycopg2.errorcodes.READ_ONLY_SQL_TRANSACTION  # 25006, what a write there would get
 ATTEMPT_TIMEOUT = 5.0  # per connection attempt, so a black-holed host is retried
 
 
@@ -104,8 +56,8 @@ def classify(error: psycopg2.OperationalError) -> str | None:
     libpq writes a line per host it tried; every line's reason is given, in the order of the hosts,
     so a failover's "connection refused; server is read-only (...)" says what each host said.
     """
-    reasons = [reason for line in str(error).lower().splitlines()
-               for needle, reason in TRANSIENT.items() if needle in line]
+    reasons = [kind.what for line in str(error).lower().splitlines()
+               for needle, kind in sqlstate.LIBPQ.items() if kind.waits and needle in line]
     return "; ".join(dict.fromkeys(reasons)) or None
 
 
@@ -249,7 +201,8 @@ def _no_primary(reason: str, info: ConnInfo, database: str, waited: float) -> Un
         hint = "point the URL at the primary, or list every host with target_session_attrs=read-write"
     return UnavailableError(
         f"database {database!r} cannot be written: {info.describe()} is read-only (a standby, or"
-        f" default_transaction_read_only); waited {waited:g}s for a server that takes writes (last: {reason})",
+        f" default_transaction_read_only: every write would fail with SQLSTATE {READ_ONLY_SQLSTATE});"
+        f" waited {waited:g}s for a server that takes writes (last: {reason})",
         hint=hint, database=database)
 
 
@@ -261,8 +214,8 @@ def _unreachable_or_permanent(error: psycopg2.OperationalError, info: ConnInfo,
 
 def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) -> UnavailableError:
     message = _last_host(str(error)) or type(error).__name__
-    hint = next((h for needle, h in PERMANENT_HINTS.items() if needle in message.lower()),
-                "this does not heal by waiting; fix the connection settings")
+    hint = next((kind.hint for needle, kind in sqlstate.LIBPQ.items()
+                 if not kind.waits and needle in message.lower()), sqlstate.CANNOT_CONNECT_DEFAULT.hint)
     return UnavailableError(
         f"cannot connect to database {database!r} ({info.dbname} at {info.host}:{info.port}"
         f" as user {info.user or '(libpq default)'!r}): {message.removeprefix('FATAL:').strip()}", hint=hint,

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import select
 import signal
 import socket
+import subprocess
+import sys
 import time
 
+import pytest
+
+from sidecar import sqlstate
 from sidecar.planlock import lock_key
 from tests.integration.conftest import Project, wait_for
+from tests.processes import reaped
 
 PLAN = """
     [databases.default]
@@ -60,36 +69,112 @@ def test_five_sidecars_at_once_apply_each_migration_exactly_once(project: Projec
     assert any(r.event("lock.acquired") for r in results)  # the others really waited
 
 
-def test_sigterm_during_a_long_migration_cancels_rolls_back_and_releases_the_lock(project: Project) -> None:
+# Every signal that stops a process is handled as SIGTERM is (service.STOP_SIGNALS): left at its
+# default, SIGHUP or SIGQUIT killed sidecar with its statement still running on the server.
+STOP_SIGNALS = pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT],
+                                       ids=lambda s: s.name)
+SLOW_S = 4  # the long migration's pg_sleep
+
+
+def _active(fragment: str, project: Project) -> int:
+    """Sessions running a statement containing `fragment` in the project's databases now (an idle
+    session shows its last statement too)."""
+    rows = project.server.query("postgres", "SELECT count(*) FROM pg_stat_activity WHERE state = 'active'"
+                                " AND query LIKE %s AND datname = ANY(%s)",
+                                (f"%{fragment}%", list(project.names.values())))
+    return int(rows[0][0])  # type: ignore[call-overload]
+
+
+def _advisory_locks(project: Project) -> int:
+    """Advisory locks held in the project's databases (the plan lock, the fence)."""
+    rows = project.server.query("postgres", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND"
+                                " database IN (SELECT oid FROM pg_database WHERE datname = ANY(%s))",
+                                (list(project.names.values()),))
+    return int(rows[0][0])  # type: ignore[call-overload]
+
+
+@STOP_SIGNALS
+def test_a_signal_during_a_long_migration_cancels_rolls_back_and_releases_the_lock(
+        project: Project, sig: signal.Signals) -> None:
     project.plan(PLAN)
     project.write("migrations/default/0001_fast.sql", "CREATE TABLE fast (id int);")
-    project.write("migrations/default/0002_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(60);")
+    project.write("migrations/default/0002_slow.sql",
+                  f"CREATE TABLE slow (id int);\nSELECT pg_sleep({SLOW_S});\nCREATE TABLE after_sleep (id int);")
     project.write("migrations/results/0001_r.sql", "CREATE TABLE r (id int);")
     process = project.start("run")
-    wait_for(lambda: project.running("pg_sleep(60)"))
-    result, elapsed = project.stop(process)
+    wait_for(lambda: _active(f"pg_sleep({SLOW_S})", project), interval=0.01)
+    sent = time.monotonic()
+    result, elapsed = project.stop(process, sig)
+    # On the server, at once: the statement cancelled, no plan lock (nor fence) left.
+    assert _active(f"pg_sleep({SLOW_S})", project) == 0
+    assert _advisory_locks(project) == 0
     assert elapsed < 2, f"took {elapsed:.2f}s to stop"
-    assert result.code == 128 + signal.SIGTERM
-    assert "interrupted by SIGTERM" in str(result.last["error"])
-    assert project.history("default") == [("0001", "core", False)]
-    assert project.query("default", "SELECT to_regclass('slow') IS NULL") == [(True,)]
-    assert project.query("default", "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'") == [(0,)]
-    assert not project.running("pg_sleep(60)")
+    assert result.code == 128 + sig, result.out
+    last = result.last
+    assert last["event"] == "sidecar.failed" and last["exit_code"] == 128 + sig
+    assert f"interrupted by {sig.name}" in str(last["error"])
     assert not project.health.exists()
+    # Nothing commits later: past the moment the statement would have finished, the file left no trace.
+    time.sleep(max(0.0, sent + SLOW_S + 2 - time.monotonic()))
+    assert project.history("default") == [("0001", "core", False)]
+    assert project.query("default", "SELECT to_regclass('slow'), to_regclass('after_sleep')") == [(None, None)]
+    assert project.history("results") == []  # its step never started
 
 
-def test_sigterm_while_serving_removes_the_health_file_and_exits_0(project: Project) -> None:
+def test_a_closed_terminal_stops_the_run_as_sighup_does(project: Project) -> None:
+    """`sidecar run` in a terminal that closes (an ssh session dropped): the kernel sends SIGHUP, and the
+    output is gone, so the last line cannot be written. The statement is cancelled and the lock released
+    all the same, nothing commits later, and the exit code says why (writing to the dead terminal made it 1)."""
+    project.plan(PLAN)
+    project.write("migrations/default/0001_fast.sql", "CREATE TABLE fast (id int);")
+    project.write("migrations/default/0002_slow.sql", f"CREATE TABLE slow (id int);\nSELECT pg_sleep({SLOW_S});")
+    project.write("migrations/results/0001_r.sql", "CREATE TABLE r (id int);")
+    terminal, slave = pty.openpty()
+    output = bytearray()
+
+    def read_terminal() -> None:
+        while select.select([terminal], [], [], 0)[0]:
+            output.extend(os.read(terminal, 65536))
+
+    # setsid --ctty: its own session, with the terminal as its controlling one (as a login shell's job).
+    process = subprocess.Popen(["setsid", "--ctty", sys.executable, "-m", "sidecar", "run"], cwd=project.root,
+                               env=project.env(), stdin=slave, stdout=slave, stderr=slave)
+    with reaped(process):
+        os.close(slave)
+        try:
+            wait_for(lambda: read_terminal() or _active(f"pg_sleep({SLOW_S})", project), interval=0.01)
+            read_terminal()
+        finally:
+            os.close(terminal)  # the terminal goes away
+        sent = time.monotonic()
+        code = process.wait(timeout=10)
+    project.outputs.append(output.decode(errors="replace"))
+    assert code == 128 + signal.SIGHUP, output.decode(errors="replace")
+    assert time.monotonic() - sent < 2
+    assert _active(f"pg_sleep({SLOW_S})", project) == 0 and _advisory_locks(project) == 0
+    time.sleep(max(0.0, sent + SLOW_S + 2 - time.monotonic()))
+    assert project.history("default") == [("0001", "core", False)]
+    assert project.query("default", "SELECT to_regclass('slow')") == [(None,)]
+
+
+@STOP_SIGNALS
+def test_a_signal_while_serving_removes_the_health_file_and_exits_0(project: Project, sig: signal.Signals) -> None:
     ledger_plan(project, files=1, sleep=0)
     process = project.start("run")
     wait_for(project.is_healthy)
-    result, elapsed = project.stop(process)
+    first = json.loads(project.health.read_text())["expires_at"]
+    # Serving has begun once it rewrote the file: a signal between the run's healthy file and the serving
+    # loop is the run's (a window of a millisecond or so, which this test is not about).
+    wait_for(lambda: project.is_healthy() and json.loads(project.health.read_text())["expires_at"] != first)
+    result, elapsed = project.stop(process, sig)
     assert result.code == 0, result.out
     assert elapsed < 1
     assert not project.health.exists()
-    assert result.last["event"] == "sidecar.stopped"
+    assert result.last["event"] == "sidecar.stopped" and result.last["signal"] == sig.name
 
 
-def test_sigterm_during_a_command_step_stops_the_command(project: Project) -> None:
+@STOP_SIGNALS
+def test_a_signal_during_a_command_step_stops_the_command(project: Project, sig: signal.Signals) -> None:
     pidfile = project.root / "cmd.pid"
     project.plan(f"""
         [databases.default]
@@ -102,11 +187,26 @@ def test_sigterm_during_a_command_step_stops_the_command(project: Project) -> No
     """)
     process = project.start("run")
     wait_for(lambda: pidfile.exists() and pidfile.read_text().strip())
-    result, elapsed = project.stop(process)
-    assert result.code == 128 + signal.SIGTERM
+    result, elapsed = project.stop(process, sig)
+    assert result.code == 128 + sig
+    assert result.last["event"] == "sidecar.failed"
     assert elapsed < 2
     pid = int(pidfile.read_text())
     wait_for(lambda: not _alive(pid), timeout=3)
+    assert _advisory_locks(project) == 0
+
+
+@STOP_SIGNALS
+def test_a_signal_ends_the_failure_hold_early(project: Project, sig: signal.Signals) -> None:
+    """SIDECAR_FAILURE_HOLD keeps a failed run up reporting `failed`; any stop signal ends it at once."""
+    project.one_database_plan()
+    project.write("migrations/0001_broken.sql", "CREATE TABLE t (id integr);")
+    process = project.start("run", SIDECAR_FAILURE_HOLD="60s")
+    wait_for(lambda: project.health.exists() and '"failed"' in project.health.read_text())
+    result, elapsed = project.stop(process, sig)
+    assert result.code == 4, result.out  # the run's own failure, not the signal's
+    assert elapsed < 2
+    assert not project.health.exists()
 
 
 def test_a_sidecar_waiting_for_the_lock_logs_who_holds_it(project: Project) -> None:
@@ -161,7 +261,11 @@ def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project
     finally:
         holder.close()
     assert result.code == 3, result.out
-    assert "database connection failed" in str(result.last["error"])
+    # Classified by what it is (sqlstate.py): the server ended the session, in the lock's database.
+    error = str(result.last["error"])
+    assert "in database 'default'" in error and result.last["database"] == "default", error
+    assert result.last["hint"] in (sqlstate.SHUTDOWN.hint, sqlstate.CONNECTION_LOST.hint), result.last
+    assert "database connection failed" not in error
     assert project.query("results", "SELECT to_regclass('sidecar.migrations') IS NULL") == [(True,)]
 
 
