@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from . import activity, indexes
-from .db import Connection, error_line, plain_waits, server_message
-from .errors import StepError, UnavailableError
+from . import activity, indexes, sqlstate
+from .db import Connection, error_line, plain_waits
+from .errors import SidecarError, StepError
 from .log import get_logger
 from .migrations import MigrationFile, version_key
 from .model import Plan
@@ -118,7 +118,6 @@ class History:
     others: dict[str, int]
     unclaimed: tuple[str, ...] = ()  # versions of older rows that are this plan's, not yet claimed
     renamed_from: str | None = None
-    exists: bool = True  # False: no history table yet
 
 
 def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: tuple[str, ...],
@@ -133,7 +132,7 @@ def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: t
         _set_up(conn)
         exists = upgraded = True
     if not exists:
-        return History({}, {}, exists=False)
+        return History({}, {})
     with conn.cursor() as cur:
         owner_column = "plan" if upgraded else "''"
         cur.execute(f"SELECT {owner_column}, version, name, checksum, baseline, step FROM {TABLE}")
@@ -202,7 +201,7 @@ def for_plan(conn: Connection, plan: Plan, database: str, *, create: bool = Fals
     Empty, without a query, for a database the plan has no SQL step on (its lock's, a command step's)."""
     steps = tuple(s.name for s in plan.sql_steps(database))
     if not steps:
-        return History({}, {}, exists=False)
+        return History({}, {})
     return read(conn, plan.name, plan.migrations_for(database), steps, create=create)
 
 
@@ -290,7 +289,7 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, datab
             cur.execute(body)
         except psycopg2.Error as exc:
             if connection_gone(exc):
-                raise _connection_lost(exc, database, step) from exc
+                raise sqlstate.error(exc, database=database, step=step, file=_named(migrations)) from exc
             if exc.pgcode == LOCK_NOT_AVAILABLE:  # rolled back whole: the guard tries again
                 raise LockTimedOut() from exc
             position = _position(exc)
@@ -331,7 +330,8 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, plan: str, 
                 execute(cur, statement)
             except psycopg2.Error as exc:
                 if connection_gone(exc):
-                    raise _connection_lost(exc, database, step) from exc
+                    raise sqlstate.error(exc, database=database, step=step, file=m.path.name,
+                                         line=statement.line) from exc
                 # Found now: dropping the debris waits for the very sessions that blocked the build.
                 blockers = (activity.lock_holders(conn, since=time.monotonic() - statement_started)
                             if exc.pgcode == LOCK_NOT_AVAILABLE and before is not None else None)
@@ -359,7 +359,8 @@ def _drop_debris(cur: psycopg2.extensions.cursor, before: set[int], exc: psycopg
         indexes.drop(cur, debris)
     except psycopg2.Error as drop_exc:
         if connection_gone(drop_exc):
-            raise _connection_lost(drop_exc, database, step) from exc
+            raise sqlstate.error(drop_exc, database=database, step=step, file=m.path.name,
+                                 line=statement.line) from exc
         error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
         error.hint = (f"it left invalid {indexes.listed(debris)}, which could not be dropped"
                       f" ({error_line(drop_exc)}): {indexes.fix(debris)}")
@@ -453,7 +454,8 @@ def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, p
                     execute(cur, statement)
                 except psycopg2.Error as exc:
                     if connection_gone(exc):
-                        raise _connection_lost(exc, database, step) from exc
+                        raise sqlstate.error(exc, database=database, step=step, file=m.path.name,
+                                             line=statement.line) from exc
                     cur.execute("ROLLBACK")
                     if exc.pgcode == LOCK_NOT_AVAILABLE:
                         raise LockTimedOut() from exc
@@ -469,20 +471,11 @@ def connection_gone(exc: psycopg2.Error) -> bool:
     return not code or code.startswith(("08", "57P"))
 
 
-def _connection_lost(exc: psycopg2.Error, database: str, step: str) -> UnavailableError:
-    return UnavailableError(
-        f"lost the connection to database {database!r} during step {step!r}: {error_line(exc)}",
-        hint="each migration commits with its history row or not at all; run again to continue",
-        database=database)
+def _named(migrations: list[MigrationFile]) -> str:
+    """The file a group of migrations was running, for an error that does not say which."""
+    return migrations[0].path.name if len(migrations) == 1 else f"{len(migrations)} files in one transaction"
 
 
 def _step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, database: str,
-                step: str) -> StepError:
-    diag = exc.diag
-    message = server_message(exc)
-    detail = f" ({diag.message_detail})" if diag.message_detail else ""
-    where = f", line {line}" if line else ""
-    return StepError(
-        f"{m.path.name}{where}: {message}{detail} [SQLSTATE {exc.pgcode or '?'}]"
-        f" in database {database!r}, step {step!r}",
-        hint=diag.message_hint or "fix the migration and run again; it was rolled back", database=database)
+                step: str) -> SidecarError:
+    return sqlstate.error(exc, database=database, step=step, file=m.path.name, line=line)

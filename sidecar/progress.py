@@ -53,6 +53,7 @@ class Progress:
     def __init__(self, health_path: Path, *, interval: float = HEARTBEAT_S, **fields: Any) -> None:
         self.health_path, self.interval, self.fields = health_path, interval, fields
         self._work: Work | None = None  # replaced whole by the main thread, read by the beat
+        self.failed: Work | None = None  # the work an error passed out of, until the next begins
         self._stop = threading.Event()
         self._lock = threading.Lock()  # held to write; once stopped, nothing more is written or logged
 
@@ -75,8 +76,12 @@ class Progress:
     @contextlib.contextmanager
     def working(self, work: Work) -> Iterator[None]:
         self._work = replace(work, started=time.time())
+        self.failed = None
         try:
             yield
+        except BaseException:
+            self.failed = self._work  # for the report of an error no step code translated
+            raise
         finally:
             self._work = None
 

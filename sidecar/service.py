@@ -122,15 +122,29 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
             planlock.unfence(conns, plan.name)
             return results
     except psycopg2.Error as exc:  # anything the step code did not translate: classified by what it is
-        where = sqlstate.origin(exc, conns, other=plan.lock_database)
-        found = sqlstate.error(exc, database=where.database, step=where.step, file=where.file)
-        if isinstance(exc, psycopg2.errors.InsufficientPrivilege) and not where.step:
+        database, step, file = _origin(exc, conns, progress, plan.lock_database)
+        found = sqlstate.error(exc, database=database, step=step, file=file)
+        if isinstance(exc, psycopg2.errors.InsufficientPrivilege) and not step:
             # Sidecar's own schema and history, before any step: exit 3, as README (Managed PostgreSQL) says.
             raise UnavailableError(f"the role cannot create sidecar's history: {found.message}",
                                    hint="sidecar keeps its history in schema `sidecar` of each database: let the"
                                         " role own the database, or GRANT CREATE ON DATABASE to it",
                                    database=found.database, sqlstate=found.sqlstate) from exc
         raise found from exc
+
+
+def _origin(exc: psycopg2.Error, conns: Mapping[str, db.Connection], progress: Progress,
+            lock_database: str) -> tuple[str, str, str]:
+    """(database, step, file) of an error no step code translated: the database of the connection it
+    was raised on (one not in `conns`, or none, outside a step: the plan lock's), and the step and file
+    of the work it ended."""
+    work = progress.failed
+    cursor = getattr(exc, "cursor", None)
+    if cursor is not None:
+        database = {id(conn): name for name, conn in conns.items()}.get(id(cursor.connection), lock_database)
+    else:
+        database = work.database if work else lock_database
+    return (database, work.step, work.what) if work else (database, "", "")
 
 
 def _remaining(deadline: float) -> float:

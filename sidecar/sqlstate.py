@@ -15,8 +15,6 @@ Interrupted in its place, so the exit code stays 128+N.
 
 from __future__ import annotations
 
-import types
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import psycopg2
@@ -25,8 +23,6 @@ from psycopg2 import errorcodes as ec
 
 from .db import error_line, server_message
 from .errors import SidecarError, StepError, UnavailableError
-from .model import Step
-from .progress import Work
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,41 +322,3 @@ def error(exc: psycopg2.Error, *, database: str = "", step: str = "", file: str 
     lead = f"{file}{f', line {line}' if line else ''}: " if file else ""
     where = "".join((f" in database {database!r}" if database else "", f", step {step!r}" if step else ""))
     return found.error(f"{lead}{text}{where}", hint=hint, database=database, sqlstate=code)
-
-
-@dataclass(frozen=True, slots=True)
-class Origin:
-    database: str = ""
-    step: str = ""
-    file: str = ""  # the migration file, or the command, that was running
-
-
-def origin(exc: BaseException, conns: Mapping[str, psycopg2.extensions.connection], *, other: str = "") -> Origin:
-    """Where `exc` came from, for an error no step code translated.
-
-    The frames it unwound are the one record of that left (progress.working forgets its Work on the way
-    out), so they are read innermost first: the database of the connection it was raised on (`other` for
-    one not in `conns`: the plan lock's), and the step and file of a Work under way, or a plan step.
-    """
-    names = {id(conn): name for name, conn in conns.items()}
-    cursor = getattr(exc, "cursor", None)
-    database = names.get(id(cursor.connection), other) if cursor is not None else ""
-    step = file = ""
-    for frame in reversed(_frames(exc.__traceback__)):
-        for value in frame.f_locals.values():
-            if isinstance(value, Work) and not step:
-                step, file, database = value.step, value.what, database or value.database
-            elif isinstance(value, Step) and not step:
-                step, database = value.name, database or value.database
-            elif isinstance(value, psycopg2.extensions.connection) and not database:
-                database = names.get(id(value), other)
-    return Origin(database, step, file)
-
-
-def _frames(tb: types.TracebackType | None) -> list[types.FrameType]:
-    """The frames of a traceback, outermost first."""
-    frames = []
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    return frames

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from sidecar import db, history, sqlstate
+from sidecar import db, sqlstate
 from sidecar.conninfo import parse_url
 from sidecar.planlock import lock_key
 from tests.chaos.proxy import Proxy
@@ -33,16 +33,8 @@ from tests.pgserver import PASSWORD, PgServer
 from tests.processes import reaped
 
 # Whether history.py classifies a failed migration with sqlstate.error (the lead wires it in).
-WIRED = any(value is sqlstate or getattr(value, "__module__", None) == sqlstate.__name__
-            for value in vars(history).values())
 READ_ONLY_OPTION = "options=-c%20default_transaction_read_only%3Don"
 FILE, LINE, STEP, DATABASE = "0001_t.sql", 2, "core", "app"
-
-
-def after_wiring() -> None:
-    """What follows needs history.py to use sqlstate.error: an expected failure until it does."""
-    if not WIRED:
-        pytest.xfail("history.py does not classify a failed migration with sqlstate.error yet")
 
 
 # --- each class, as the server sends it, through the table -----------------------------------------------
@@ -422,14 +414,12 @@ def test_insufficient_privilege_in_a_migration(project: Project) -> None:
         project.server.query("postgres", f'DROP ROLE IF EXISTS "{role}"')
     error = file_failed(result, 4, "42501")
     assert "must be owner of table secret" in error, error
-    after_wiring()
     assert result.last["hint"] == sqlstate.PRIVILEGE.hint and result.last["sqlstate"] == "42501"
 
 
 def test_an_undefined_object_in_a_migration(project: Project) -> None:
     result = migration_fails(project, "CREATE TABLE t (id integr);")
     file_failed(result, 4, "42704")
-    after_wiring()
     assert result.last["hint"] == sqlstate.UNDEFINED.hint
 
 
@@ -437,7 +427,6 @@ def test_statement_timeout_in_a_migration(project: Project) -> None:
     result = migration_fails(project, "SELECT pg_sleep(5);", step='statement_timeout = "300ms"')
     error = file_failed(result, 4, "57014")
     assert "canceling statement due to statement timeout" in error
-    after_wiring()
     assert result.last["hint"] == sqlstate.STATEMENT_TIMEOUT.hint
 
 
@@ -463,7 +452,6 @@ def test_a_deadlock_in_a_migration(project: Project) -> None:
             conn.close()
     error = failed(result, result.code)
     assert "deadlock detected" in error and "[SQLSTATE 40P01]" in error and "0001_t.sql" in error, error
-    after_wiring()
     file_failed(result, 3, "40P01", line=None)  # not reproduced on replay: the file, without a line
     assert str(result.last["hint"]).startswith(sqlstate.CONFLICT.hint)  # and the server's: see its log
 
@@ -472,7 +460,6 @@ def test_a_full_disk_in_a_migration(project: Project, tiny_tablespace: str) -> N
     result = migration_fails(project, FILL.format(space=tiny_tablespace) + ";")
     error = file_failed(result, 4, "53100")
     assert "No space left on device" in error, error
-    after_wiring()
     assert result.last["hint"] == f"{sqlstate.DISK_FULL.hint} (the server's hint: Check free disk space)"
 
 
@@ -486,7 +473,6 @@ def test_admin_shutdown_of_the_running_migration(project: Project) -> None:
         result = project.finish(process)
     error = failed(result, 3)
     assert "step 'core'" in error and "administrator command" in error, error
-    after_wiring()
     assert "0001_t.sql" in error and result.last["hint"] == sqlstate.SHUTDOWN.hint
 
 
@@ -518,5 +504,4 @@ def test_a_connection_lost_during_a_migration(project: Project) -> None:
         proxy.close()
     error = failed(result, 3)
     assert "step 'core'" in error and "connection" in error, error
-    after_wiring()
     assert "0001_t.sql" in error and result.last["hint"] == sqlstate.CONNECTION_LOST.hint
