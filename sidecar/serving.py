@@ -29,7 +29,7 @@ from .state import STOP
 
 log = get_logger()
 RESTART_HINT = ("this sidecar runs the plan it started with: restart it to run the plan on disk"
-                " (Compose: `docker compose up -d --wait --force-recreate --no-deps migrator`)")
+                " (Compose: `docker compose restart migrator`, then `docker compose up -d --wait`)")
 
 
 class PlanOnDisk:
