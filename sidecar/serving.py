@@ -52,8 +52,9 @@ class PlanOnDisk:
                 self.current = exc
         return self.current
 
-    def report(self, problems: list[str]) -> None:
-        """Log `plan.changed` once for each new plan on disk: what it changed, and what to do."""
+    def report(self, problems: list[str], pending: list[str]) -> None:
+        """Log `plan.changed` once for each new plan on disk: what a run would do (`pending`: the files it
+        would apply), and what to do."""
         current = self.current
         digest = current.digest if isinstance(current, Plan) else "invalid"
         if digest == self._reported:
@@ -63,7 +64,7 @@ class PlanOnDisk:
             log.error("plan.changed", reason=f"the plan on disk is invalid: {current.message}",
                       hint="fix it: a restart would fail with exit 2 (`sidecar validate` says why)")
         elif problems:
-            log.warning("plan.changed", digest=digest, running_digest=self.running.digest,
+            log.warning("plan.changed", digest=digest, running_digest=self.running.digest, pending=pending,
                         reason="; ".join(problems), hint=_hint(problems))
         else:
             log.info("plan.changed", digest=digest, running_digest=self.running.digest,
@@ -130,9 +131,9 @@ def recheck(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
     one interval. Check commands are left out (status runs them)."""
     plan = on_disk.refresh()
     if isinstance(plan, PlanError):
-        on_disk.report([])
+        on_disk.report([], [])
         return [f"the plan on disk is invalid: {plan.message}"]
-    problems = []
+    problems, pending = [], []
     for database in plan.databases:
         name = database.name
         try:
@@ -145,12 +146,15 @@ def recheck(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
                         db.close_quietly(conns.pop(name))
                         problems.append(f"{name}: {read_only}")
                         continue
-                problems += [f"{name}: {line}" for line in state.read(conn, plan, name, commands=False).problems()]
+                found = state.read(conn, plan, name, commands=False)
+                problems += [f"{name}: {line}" for line in found.problems()]
+                pending += [m.path.name for step, seen in zip(plan.sql_steps(name), found.steps, strict=True)
+                            for m in step.migrations if m.version in seen.pending]
         except psycopg2.Error as exc:
             db.close_quietly(conns.pop(name, None))
             problems.append(f"{name}: unreachable ({db.error_line(exc)})")
     changed = plan.digest != on_disk.running.digest
-    on_disk.report(problems)
+    on_disk.report(problems, pending)
     if changed and problems:
         return [f"the plan on disk changed: {'; '.join(problems)}; {_hint(problems)}"]
     return problems

@@ -275,7 +275,7 @@ def test_serving_sidecar_reports_the_plan_on_disk_changing_as_status_and_plan_do
         result, _ = project.stop(serving)
     changed = result.event("plan.changed")
     assert [e["level"] for e in changed] == ["warning", "warning", "error"], changed
-    assert "0002" in str(changed[0]["reason"]) and "restart" in str(changed[0]["hint"])
+    assert changed[0]["pending"] == ["0002_b.sql"] and "restart" in str(changed[0]["hint"])
     assert result.event("serve.recovered")  # once the one-shot run had applied 0002
     assert "restore the applied file" in str(changed[1]["hint"])
 
