@@ -16,6 +16,9 @@ def main() -> int:
         password = f.read().strip()
     conn = psycopg2.connect(host=os.environ.get("DB_HOST", "db"), user="epsm", password=password,
                             dbname=os.environ.get("RESULTS_DB", "epsm_results"), connect_timeout=5)
+    # Autocommit: a transaction left open after the first query would hold a lock on the table, and
+    # the next migration that alters it would wait behind the backend (and time out).
+    conn.autocommit = True
     with conn.cursor() as cur:
         try:
             cur.execute('SELECT COUNT(*) AS "__count" FROM "simulation_results"')

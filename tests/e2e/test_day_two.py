@@ -114,10 +114,8 @@ def test_restart_then_up_applies_a_new_migration_and_then_starts_the_new_backend
     stack = day_two.stack
     day_two.add("0003_create_projects.sql", "CREATE TABLE projects (\n  id bigint PRIMARY KEY,\n  name text\n);\n")
     new_backend = day_two.root / "backend-2.py"
-    # Its first query is on the new table; autocommit, as the example's is not: a transaction left open
-    # would hold a lock on `projects` that the next migration's ALTER TABLE waits for.
+    # Its first query is on the new table.
     new_backend.write_text(BACKEND.read_text().replace('os.environ.get("RESULTS_DB", "epsm_results")', '"epsm_db"')
-                           .replace("connect_timeout=5)", "connect_timeout=5)\n    conn.autocommit = True")
                            .replace('FROM "simulation_results"', 'FROM "projects"')
                            .replace("simulation_results has", "projects has"))
     old_backend = stack.container("backend").id
