@@ -26,7 +26,7 @@ def test_a_long_migration_beats_and_status_and_probe_say_a_run_is_in_progress(pr
     assert status.code == 1, status.out
     assert "NOT healthy yet: a run is in progress, step 'core' on database 'default': 0002_slow.sql" in status.out
     assert "problems:" not in status.out and "not done yet:" in status.out
-    assert "failed" not in status.out and "no_pending not yet (pending: 0002)" in status.out
+    assert "failed" not in status.out and "default: pending 0002 (step 'core')" in status.out
     document = json.loads(project.run("status", "--json").out)
     assert "0002_slow.sql" in document["run_in_progress"] and "pid " in document["run_in_progress"]
     probe = project.run("probe")
