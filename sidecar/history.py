@@ -32,7 +32,7 @@ TABLE = f"{SCHEMA}.migrations"
 CREATE_TABLE = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
 CREATE TABLE IF NOT EXISTS {TABLE} (
-    plan        text NOT NULL,
+    plan        text NOT NULL DEFAULT '',
     version     text NOT NULL,
     name        text NOT NULL,
     checksum    text NOT NULL,
@@ -43,11 +43,11 @@ CREATE TABLE IF NOT EXISTS {TABLE} (
     PRIMARY KEY (plan, version)
 )"""
 # A history written before rows named their plan: every row gets plan '' (claimed below), and the key
-# becomes (plan, version). ADD COLUMN with a constant default does not rewrite the table.
+# becomes (plan, version). ADD COLUMN with a constant default does not rewrite the table; the default
+# stays, so an older sidecar still recording during a rolling update writes rows the next run claims.
 UPGRADE_TABLE = f"""
 ALTER TABLE {TABLE} ADD COLUMN plan text NOT NULL DEFAULT '';
-ALTER TABLE {TABLE} DROP CONSTRAINT migrations_pkey, ADD PRIMARY KEY (plan, version);
-ALTER TABLE {TABLE} ALTER COLUMN plan DROP DEFAULT"""
+ALTER TABLE {TABLE} DROP CONSTRAINT migrations_pkey, ADD PRIMARY KEY (plan, version)"""
 # Serialises creating and upgrading the table among sidecars of any plan on this database
 # (two concurrent CREATE TABLE IF NOT EXISTS can fail on pg_type's unique index). Transaction-level.
 _SETUP_LOCK_KEY = 0x5DECA4_0001
@@ -110,14 +110,16 @@ class History:
 
     `applied`: the plan's rows by ident, with the rows written before rows named their plan that are
     this plan's (`claim` makes that permanent). `others`: how many rows each other plan has there
-    ('' for older rows no plan has claimed). `renamed_from`: another plan that recorded these very
-    files (version, name and checksum) while this plan has no row at all, as after a rename.
+    ('' for older rows no plan has claimed). `renamed_from`: another plan whose rows all record these
+    very files (version, name and checksum) while this plan has no row at all, as after a rename.
+    `ambiguous`: older rows that may be this plan's or another's (see _older_row).
     """
 
     applied: dict[Ident, Applied]
     others: dict[str, int]
     unclaimed: tuple[str, ...] = ()  # versions of older rows that are this plan's, not yet claimed
     renamed_from: str | None = None
+    ambiguous: tuple[str, ...] = ()  # older rows with one of this plan's versions but another step and file
 
 
 def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: tuple[str, ...],
@@ -137,27 +139,52 @@ def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: t
         owner_column = "plan" if upgraded else "''"
         cur.execute(f"SELECT {owner_column}, version, name, checksum, baseline, step FROM {TABLE}")
         rows = cur.fetchall()
-    by_file = {(m.version, m.name, m.checksum) for m in files}
-    idents = {m.ident for m in files}
+    by_ident = {m.ident: m for m in files}
     ours: dict[Ident, Applied] = {}
     unclaimed: list[str] = []
     others: dict[str, int] = {}
+    ambiguous: list[str] = []
     for owner, version, name, checksum, baseline, step in rows:
-        # An older row is this plan's when it is one of its files' versions and was written by one of
-        # its steps, or records that very file: another plan's 0001 in the same database is not.
-        older_but_ours = owner == "" and ident(version) in idents and (
-            _ADOPTED.sub("", step) in steps or (version, name, checksum) in by_file)
-        if owner == plan or older_but_ours:
+        older = _older_row(version, name, checksum, step, by_ident, steps) if owner == "" else None
+        if owner == plan or older == "ours":
             ours.setdefault(ident(version), Applied(version, name, checksum, baseline))
-            if older_but_ours:
+            if older == "ours":
                 unclaimed.append(version)
         else:
             others[owner] = others.get(owner, 0) + 1
-    renamed_from = None
-    if not ours:
-        renamed_from = next((owner for owner, version, name, checksum, *_ in rows
-                             if owner not in ("", plan) and (version, name, checksum) in by_file), None)
-    return History(ours, others, tuple(unclaimed), renamed_from)
+            if older == "ambiguous":
+                ambiguous.append(f"{version}_{name}.sql (step {_ADOPTED.sub('', step)!r})")
+    return History(ours, others, tuple(unclaimed), _renamed_from(rows, plan, files) if not ours else None,
+                   tuple(ambiguous))
+
+
+def _older_row(version: str, name: str, checksum: str, step: str, by_ident: dict[Ident, MigrationFile],
+               steps: tuple[str, ...]) -> str:
+    """Whose a row written before rows named their plan is: "ours", "theirs", or "ambiguous".
+
+    Such a history had one plan in practice (a second one stopped on the first's rows), so a row is
+    this plan's when one of its steps wrote it, or when it records one of its files' versions under
+    that file's name or content (a moved folder renames the step). A row with one of its versions but
+    another step, name and content may be another plan's or this plan's own file renamed and edited:
+    applying the file could run it twice, so the run stops and says so.
+    """
+    mine = by_ident.get(ident(version))
+    if _ADOPTED.sub("", step) in steps:
+        return "ours"
+    if mine is None:
+        return "theirs"
+    return "ours" if name == mine.name or checksum == mine.checksum else "ambiguous"
+
+
+def _renamed_from(rows: list[tuple[str, ...]], plan: str, files: tuple[MigrationFile, ...]) -> str | None:
+    """Another plan all of whose rows record this plan's files (version, name and checksum), as after a
+    rename; one shared file (two services' identical `0001`) is not a rename."""
+    by_file = {(m.version, m.name, m.checksum) for m in files}
+    owners: dict[str, bool] = {}
+    for owner, version, name, checksum, *_ in rows:
+        if owner not in ("", plan):
+            owners[owner] = owners.get(owner, True) and (version, name, checksum) in by_file
+    return next((owner for owner, all_ours in owners.items() if all_ours), None)
 
 
 def _table_state(conn: Connection) -> tuple[bool, bool]:
@@ -225,6 +252,15 @@ def check_drift(database: str, files: tuple[MigrationFile, ...], found: History,
             " the same files (version, name and checksum); a run would apply them again",
             hint=f"if the plan was renamed, set name = {found.renamed_from!r} back in the plan file, or move its"
                  f" rows: UPDATE {TABLE} SET plan = '{plan}' WHERE plan = '{found.renamed_from}'",
+            database=database)
+    if found.ambiguous:
+        raise StepError(
+            f"database {database!r}: the history written before rows named their plan records"
+            f" {', '.join(found.ambiguous)}, another file under a version of plan {plan!r}; applying plan"
+            f" {plan!r}'s file could run a migration twice",
+            hint=f"if that row is another plan's, run that plan first (it takes its rows); if it is this plan's"
+                 f" file, renamed and edited, restore the file and put the change in a new one, or set its row's"
+                 f" plan: UPDATE {TABLE} SET plan = '{plan}' WHERE plan = '' AND version = '...'",
             database=database)
     by_ident = {m.ident: m for m in files}
     for key, row in sorted((key, row) for key, row in history.items() if isinstance(key, tuple)):

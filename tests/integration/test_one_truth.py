@@ -175,9 +175,9 @@ def test_a_history_written_before_plans_were_recorded_is_upgraded_and_claimed(pr
         project.server.query(project.names["default"], "INSERT INTO sidecar.migrations (version, name, checksum,"
                              " duration_ms, baseline, step) VALUES (%s, %s, %s, %s, %s, %s)",
                              (version, name, checksum, ms, baseline, step))
-    # A row another plan's older run left: same version as nothing here, another step and file.
+    # A row another plan's older run left: a version this plan has no file of, another step.
     project.server.query(project.names["default"], "INSERT INTO sidecar.migrations (version, name, checksum,"
-                         " duration_ms, step) VALUES ('0003', 'elsewhere', 'x', 1, 'billing')")
+                         " duration_ms, step) VALUES ('0009', 'elsewhere', 'x', 1, 'billing')")
     assert project.run("status").code == 0  # read-only: reads the older layout as it is
     assert project.run("plan").code == 0
     project.write("migrations/0003_c.sql", "CREATE TABLE c (id int);")
@@ -186,7 +186,7 @@ def test_a_history_written_before_plans_were_recorded_is_upgraded_and_claimed(pr
     assert result.event("history.upgraded")
     assert [e["version"] for e in result.event("migration.applied")] == ["0003"]
     assert project.query("default", "SELECT plan, version FROM sidecar.migrations ORDER BY 2, 1") == [
-        ("sidecar", "0001"), ("sidecar", "0002"), ("", "0003"), ("sidecar", "0003")]
+        ("sidecar", "0001"), ("sidecar", "0002"), ("sidecar", "0003"), ("", "0009")]
     key = project.query("default", "SELECT pg_get_constraintdef(oid) FROM pg_constraint"
                                    " WHERE conrelid = 'sidecar.migrations'::regclass AND contype = 'p'")
     assert key == [("PRIMARY KEY (plan, version)",)]
@@ -300,3 +300,65 @@ def test_a_configmap_style_update_of_the_folder_is_seen_too(project: Project) ->
     finally:
         result, _ = project.stop(serving)
     assert result.event("plan.changed")
+
+
+def _older_history(project: Project, *rows: tuple[str, str, str, str]) -> None:
+    """A history as the version before plans were recorded left it: rows of (version, name, checksum, step)."""
+    project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
+    project.query("default", OLDER_TABLE)
+    for row in rows:
+        project.server.query(project.names["default"], "INSERT INTO sidecar.migrations (version, name, checksum,"
+                             " duration_ms, step) VALUES (%s, %s, %s, 1, %s)", row)
+
+
+def _checksum(project: Project, relative: str) -> str:
+    from sidecar.plan import load_plan as load
+
+    plan = load(project.root / "sidecar.toml", project.env())
+    return next(m.checksum for s in plan.steps for m in getattr(s, "migrations", ()) if m.path.name == relative)
+
+
+def test_an_older_row_is_this_plans_when_the_folder_moved_and_the_file_was_renamed(project: Project) -> None:
+    """Moving the folder renames the default step; the row still records the file's content: not run twice."""
+    project.one_database_plan()
+    project.write("migrations/0001_create_ledger.sql", "CREATE TABLE ledger (id int); INSERT INTO ledger VALUES (1);")
+    checksum = _checksum(project, "0001_create_ledger.sql")
+    _older_history(project, ("0001", "init", checksum, "default: db/migrations"))
+    project.query("default", "CREATE TABLE ledger (id int); INSERT INTO ledger VALUES (1)")
+    result = project.run("run", "--once")
+    assert result.code == 0 and not result.event("migration.applied"), result.out
+    assert project.query("default", "SELECT count(*) FROM ledger") == [(1,)]
+
+
+def test_an_older_row_of_a_deleted_file_of_this_plans_step_still_stops_the_run(project: Project) -> None:
+    project.one_database_plan()
+    project.write("migrations/0001_a.sql", "CREATE TABLE a (id int);")
+    _older_history(project, ("0001", "a", _checksum(project, "0001_a.sql"), "core"), ("0002", "b", "x", "core"))
+    result = project.run("run", "--once")
+    assert result.code == 4 and "0002_b.sql is recorded as applied by plan 'sidecar'" in result.out, result.out
+    assert project.run("status").code == 1
+
+
+def test_an_older_row_that_may_be_another_plans_stops_before_running_anything(project: Project) -> None:
+    project.one_database_plan()
+    project.write("migrations/0001_invoices.sql", "CREATE TABLE invoices (id int);")
+    _older_history(project, ("0001", "orders_shared", "x", "d3"))
+    for command, code in ((("run", "--once"), 4), (("plan",), 4), (("status",), 1)):
+        result = project.run(*command)
+        assert result.code == code, (command, result.out)
+        assert "records 0001_orders_shared.sql (step 'd3')" in result.out, result.out
+    assert project.query("default", "SELECT to_regclass('invoices') IS NULL") == [(True,)]
+
+
+def test_two_plans_with_an_identical_shared_file_are_not_taken_for_a_rename(project: Project) -> None:
+    common = "CREATE SCHEMA IF NOT EXISTS common;"
+    project.plan('name = "users"\n' + project.one_database_plan().read_text())
+    project.write("migrations/0001_common_schema.sql", common)
+    project.write("migrations/0002_users.sql", "CREATE TABLE common.users (id int);")
+    project.write("other/sidecar.toml", OTHER_PLAN)
+    project.write("other/billing/0001_common_schema.sql", common)
+    project.write("other/billing/0002_invoices.sql", "CREATE TABLE common.invoices (id int);")
+    assert project.run("run", "--once").code == 0
+    result = project.run("run", "--once", "other/sidecar.toml")
+    assert result.code == 0, result.out
+    assert project.query("default", "SELECT count(*) FROM sidecar.migrations") == [(4,)]
