@@ -227,13 +227,16 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
             return 0 if report.healthy else NOT_HEALTHY
         if args.command == "plan":
             from . import preview
-            from .errors import WORK_PENDING, StepError
+            from .errors import WORK_PENDING, StepError, VerificationError
 
             found = preview.collect(plan)
             print(redact(preview.render_json(plan, found) if args.json else preview.render_text(plan, found)))
             if found.stops:
                 raise StepError("; ".join(found.stops), hint="a run would stop there (exit 4) before any step;"
                                 " the preview above says what it would do once that is fixed")
+            if found.failing:
+                raise VerificationError("; ".join(found.failing), hint="a run would apply nothing and fail"
+                                        " verification (exit 5), as `sidecar status` says")
             return WORK_PENDING if found.pending else 0
         from . import service
 

@@ -13,15 +13,16 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
     ("0", "done (`run --once`), healthy (`status`, `probe`), or stopped by SIGTERM, SIGINT, SIGHUP or SIGQUIT"
           " while serving"),
     ("1", "not healthy (`status`, `probe`); work pending (`plan`: a run would change something)"),
-    ("2", "invalid plan or settings (including an unwritable health folder, or a URL through a transaction-mode"
-          " pooler); no database was changed"),
+    ("2", "invalid plan or settings (including an unwritable health folder, a URL through a transaction-mode"
+          " pooler, or one database under two names with SQL steps); no migration ran (at most, a database the"
+          " plan has `create = true` for was created, empty)"),
     ("3", "a database did not answer in time or refused the credentials, a connection was lost or ended by the"
           " server, a lock, deadlock or serialization failure stopped a statement, or the plan lock stayed taken"
           " or was lost: the same run may succeed later"),
     ("4", "a migration or command step failed in a way the same run repeats (it was rolled back): an error in"
           " the migration, a read-only database, a missing privilege or object, statement_timeout, a full disk;"
           " or an applied file was edited or deleted (`plan`: a run would stop on that)"),
-    ("5", "the steps ran but verification failed"),
+    ("5", "the steps ran but verification failed (`plan`: a run would change nothing and fail verification)"),
     ("70", "a bug in sidecar (the log says so)"),
     ("128+N", "interrupted by signal N during the plan (SIGTERM 143, SIGINT 130, SIGHUP 129, SIGQUIT 131): the"
               " statement was cancelled and rolled back"),
@@ -88,7 +89,11 @@ class Interrupted(SidecarError):
         self.signum = signum
         self.exit_code = 128 + signum
         name = signal.Signals(signum).name
-        super().__init__(
-            f"interrupted by {name}",
-            hint="the current statement was cancelled and rolled back; run again to finish",
-        )
+        super().__init__(f"interrupted by {name}", hint="no migration was running; run again to finish")
+
+    def during(self, step: str, database: str, what: str) -> None:
+        """Say which work the signal stopped: the statement it ran was cancelled and rolled back."""
+        self.message += f" during step {step!r} on database {database!r}: {what}"
+        self.database = database
+        self.hint = ("its running statement was cancelled and its transaction rolled back (a no-transaction file"
+                     " keeps the statements before it); run again to finish")

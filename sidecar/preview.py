@@ -9,12 +9,12 @@ missing are found as a run would find them, and reported as what would stop it.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import psycopg2
 import psycopg2.errors
 
-from . import adopt, alembic_step, db, django_step, history, identity
+from . import adopt, alembic_step, db, django_step, history, identity, state
 from .errors import StepError, UnavailableError
 from .model import AlembicStep, CommandStep, DjangoStep, Plan, SqlStep, VerifySpec
 from .redact import redact_value
@@ -53,6 +53,7 @@ class Preview:
     steps: tuple[StepPreview, ...]
     verify: tuple[str, ...]  # the checks a run ends with, one line per database
     stops: tuple[str, ...]  # what would stop the run before its steps (exit 4)
+    failing: tuple[str, ...] = ()  # with nothing to do: the checks a run would fail on (exit 5), as status says
 
     @property
     def pending(self) -> bool:
@@ -116,7 +117,12 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
                for a in plan.django_aliases(db_.name)]
     verify += [f"{s.database}: step {s.name!r} has all its Alembic revisions" for db_ in plan.databases
                for s in plan.alembic_steps(db_.name)]
-    return Preview(create, tuple(steps), tuple(verify), tuple(stops))
+    result = Preview(create, tuple(steps), tuple(verify), tuple(stops))
+    if result.pending or result.stops:  # the work may well make the checks pass: they are the run's to judge
+        return result
+    failing = tuple(f"{name}: {line}" for name, conn in conns.items() if conn is not None
+                    for line in state.read(conn, plan, name, commands=False).problems())
+    return replace(result, failing=failing)
 
 
 def _sql_step(conn: db.Connection | None, step: SqlStep,
@@ -213,6 +219,8 @@ def render_text(plan: Plan, preview: Preview) -> str:
     lines.append("")
     if preview.stops:
         lines += [f"a run would stop before its steps: {stop}" for stop in preview.stops]
+    elif preview.failing:
+        lines += [f"a run would change nothing, then fail verification: {line}" for line in preview.failing]
     elif preview.pending:
         lines.append("work pending: a run would change the databases")
     else:

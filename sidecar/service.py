@@ -44,8 +44,13 @@ def run(plan: Plan, health_path: Path, *, once: bool, children: Mapping[str, Ses
         try:
             with Progress(health_path, plan=plan.name, digest=plan.digest,
                           started_at=health.iso(started)) as progress:
-                conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
-                results = _run_locked(plan, conns, progress, children)
+                try:
+                    conns = open_databases(plan, deadline=time.monotonic() + plan.wait_timeout)
+                    results = _run_locked(plan, conns, progress, children)
+                except Interrupted as exc:
+                    if progress.failed is not None:
+                        exc.during(progress.failed.step, progress.failed.database, progress.failed.what)
+                    raise
             fields = {"plan": plan.name, "digest": plan.digest, "started_at": health.iso(started),
                       "ready_at": health.iso(time.time()), "steps": [asdict(r) for r in results]}
             health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)

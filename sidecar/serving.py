@@ -65,17 +65,20 @@ class PlanOnDisk:
                       hint="fix it: a restart would fail with exit 2 (`sidecar validate` says why)")
         elif problems:
             log.warning("plan.changed", digest=digest, running_digest=self.running.digest, pending=pending,
-                        reason="; ".join(problems), hint=_hint(problems))
+                        reason="; ".join(problems), hint=_hint(problems, pending))
         else:
             log.info("plan.changed", digest=digest, running_digest=self.running.digest,
-                     reason="the databases already match the plan on disk (another run applied it)")
+                     reason="the databases match the plan on disk: nothing for a run to do")
 
 
-def _hint(problems: list[str]) -> str:
+def _hint(problems: list[str], pending: list[str]) -> str:
     if any(STOP in line for line in problems):
         return ("a restart would stop on this (exit 4): restore the applied file as it was, and put the change in"
                 " a new migration file")
-    return RESTART_HINT
+    if pending:
+        return RESTART_HINT
+    return ("a restart would apply nothing and fail verification (exit 5): the databases do not pass the plan on"
+            " disk's checks (`sidecar status` says which)")
 
 
 def _fingerprint(plan: Plan) -> tuple[tuple[str, int, int], ...]:
@@ -156,5 +159,5 @@ def recheck(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
     changed = plan.digest != on_disk.running.digest
     on_disk.report(problems, pending)
     if changed and problems:
-        return [f"the plan on disk changed: {'; '.join(problems)}; {_hint(problems)}"]
+        return [f"the plan on disk changed: {'; '.join(problems)}; {_hint(problems, pending)}"]
     return problems

@@ -113,6 +113,8 @@ def test_a_signal_during_a_long_migration_cancels_rolls_back_and_releases_the_lo
     last = result.last
     assert last["event"] == "sidecar.failed" and last["exit_code"] == 128 + sig
     assert f"interrupted by {sig.name}" in str(last["error"])
+    assert "on database 'default': 0002_slow.sql" in str(last["error"]) and last["database"] == "default", last
+    assert "its running statement was cancelled" in str(last["hint"])
     assert not project.health.exists()
     # Nothing commits later: past the moment the statement would have finished, the file left no trace.
     time.sleep(max(0.0, sent + SLOW_S + 2 - time.monotonic()))

@@ -362,3 +362,27 @@ def test_two_plans_with_an_identical_shared_file_are_not_taken_for_a_rename(proj
     result = project.run("run", "--once", "other/sidecar.toml")
     assert result.code == 0, result.out
     assert project.query("default", "SELECT count(*) FROM sidecar.migrations") == [(4,)]
+
+
+def test_plan_says_a_run_would_fail_verification_as_status_does(project: Project) -> None:
+    project.one_database_plan("", '[verify.default]\ntables = ["a"]')
+    project.write("migrations/0001_a.sql", "CREATE TABLE a (id int);")
+    assert project.run("run", "--once").code == 0
+    project.query("default", "DROP TABLE a")
+    status_ = project.run("status")
+    preview_ = project.run("plan")
+    assert status_.code == 1 and "tables failed (missing: a)" in status_.out, status_.out
+    assert preview_.code == 5, preview_.out
+    assert "a run would change nothing, then fail verification: default: tables (missing: a)" in preview_.out
+    assert project.run("run", "--once").code == 5
+
+
+def test_two_plans_both_named_after_their_file_share_one_history(project: Project) -> None:
+    """The README's warning: without `name`, both are plan 'sidecar'."""
+    project.one_database_plan()
+    project.write("migrations/0001_orders.sql", "CREATE TABLE orders (id int);")
+    project.write("other/sidecar.toml", OTHER_PLAN.replace('name = "billing"\n', ""))
+    project.write("other/billing/0001_invoices.sql", "CREATE TABLE invoices (id int);")
+    assert project.run("run", "--once").code == 0
+    second = project.run("run", "--once", "other/sidecar.toml")
+    assert second.code == 4 and "0001_invoices.sql was edited after it was applied" in second.out, second.out
