@@ -87,7 +87,9 @@ def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
     try:
         document = tomllib.loads(raw.decode("utf-8-sig"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PlanError([f"{path}: not valid TOML: {exc}"]) from exc
+        raise PlanError([f"{path}: not valid TOML: {exc}"],
+                        hint="fix the syntax at the line and column named (TOML: https://toml.io), then run"
+                             " `sidecar validate`") from exc
     reader = _PlanReader(path, environ)
     plan = reader.read(document, raw)
     if reader.problems:

@@ -140,6 +140,14 @@ def test_each_mistake_names_its_key(tmp_path: Path, text: str, expected: str) ->
     assert any(expected in p for p in found), found
 
 
+def test_invalid_toml_says_what_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "sidecar.toml"
+    path.write_text("this is = not [toml")
+    with pytest.raises(PlanError) as raised:
+        load_plan(path, {})
+    assert "not valid TOML" in raised.value.message and "line and column" in raised.value.hint
+
+
 def test_migration_folder_problems(tmp_path: Path) -> None:
     text = '[databases.d]\nurl = "${DATABASE_URL}"\n[[steps]]\ndatabase = "d"\nsql = "m"\n'
     found = problems(tmp_path, text, files={
