@@ -117,6 +117,10 @@ def code_start(query: AnyStr, noise: re.Pattern[AnyStr]) -> int:
             return i
 
 
+class _NeverStarted(Exception):
+    """psql's connection ended before its first query: the run is tried once more."""
+
+
 class FakeServer:
     """The fake server, listening on 127.0.0.1 on a free port while in its `with` block."""
 
@@ -270,6 +274,12 @@ class Psql:
                         PSQL_HISTORY=os.devnull, PGAPPNAME="psql-oracle")
 
     def run(self, path: Path, timeout: float = 30) -> PsqlRun:
+        try:
+            return self._run(path, timeout)
+        except _NeverStarted:  # seen once in CI under load: the connection, not the split, is not under test
+            return self._run(path, timeout)
+
+    def _run(self, path: Path, timeout: float) -> PsqlRun:
         with self._lock:
             database = f"d{next(self._names)}"
         session = self.server.session(database)
@@ -282,6 +292,8 @@ class Psql:
         stdout, stderr = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
         session.closed.wait(5)
         self.server.forget(database)
+        if not session.terminated and not session.queries and "connection to server" in stderr:
+            raise _NeverStarted(stderr)
         if not session.terminated:
             raise RuntimeError(f"psql did not finish a session with the fake server (exit {done.returncode}):"
                                f"\n{stdout}{stderr}\nserver errors: {self.server.errors}")
