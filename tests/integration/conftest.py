@@ -136,6 +136,18 @@ class Project:
             [sys.executable, "-m", "sidecar", *args], cwd=self.root, env=self.env(**env),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
+    def read_until(self, process: subprocess.Popen[bytes], text: str) -> str:
+        """Read the process's output up to the first line with `text` (kept for finish's password hunt);
+        what was read, or all of it if the process ended without such a line."""
+        assert process.stdout is not None
+        read = []
+        for line in iter(process.stdout.readline, b""):
+            read.append(line.decode())
+            if text in read[-1]:
+                break
+        self.outputs.append("".join(read))
+        return "".join(read)
+
     def finish(self, process: subprocess.Popen[bytes], timeout: float = 60) -> Result:
         out, _ = process.communicate(timeout=timeout)
         self.outputs.append(out.decode())

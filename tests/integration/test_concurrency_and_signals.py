@@ -256,7 +256,7 @@ def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project
         with holder.cursor() as cur:  # hold the plan's lock, as another sidecar would
             cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan file's stem
         process = project.start("run", "--once")
-        wait_for(lambda: project.running("pg_try_advisory_xact_lock"), timeout=20, interval=0.01)
+        project.read_until(process, "lock.waiting")  # the try itself shows only for a moment
         project.server.query("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                              " WHERE application_name = 'sidecar' AND datname = %s", (project.names["default"],))
         result = project.finish(process)

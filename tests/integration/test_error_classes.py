@@ -364,7 +364,7 @@ def test_a_connection_lost_waiting_for_the_plan_lock_is_exit_3_naming_the_databa
             holder.cursor().execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))
             url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:{proxy.port}/{project.names['default']}"
             with reaped(project.start("run", "--once", DEFAULT_DATABASE_URL=url)) as process:
-                wait_for(lambda: project.running("pg_try_advisory_xact_lock"), timeout=20, interval=0.01)
+                project.read_until(process, "lock.waiting")  # the try itself shows only for a moment
                 proxy.set("drop")
                 result = project.finish(process)
         finally:
