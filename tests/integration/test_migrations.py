@@ -72,7 +72,8 @@ def test_applied_file_deleted_afterwards_stops_the_run(project: Project) -> None
     project.write("migrations/0002_b.sql", "CREATE TABLE b (id int);")
     result = project.run("run", "--once")
     assert result.code == 4
-    assert "0001_a.sql is recorded as applied by plan 'sidecar' but its file is not in the plan" in str(result.last["error"])
+    error = str(result.last["error"])
+    assert "0001_a.sql is recorded as applied by plan 'sidecar' but its file is not in the plan" in error
 
 
 def test_baseline_records_versions_without_running_them(project: Project) -> None:
