@@ -27,10 +27,8 @@ from .log import get_logger
 log = get_logger()
 
 # Why a server takes no writes (wait_for_server's own check, after connecting); each starts with
-# READ_ONLY, which the final message looks for. libpq's words, what heals by waiting and what does not,
-# are in sqlstate.LIBPQ, the one table of errors.
-READ_ONLY = sqlstate.READ_ONLY_SERVER
-STANDBY, DEFAULT_READ_ONLY, NO_WRITABLE_HOST = sqlstate.STANDBY, sqlstate.DEFAULT_READ_ONLY, sqlstate.NO_WRITABLE_HOST
+# sqlstate.READ_ONLY_SERVER, which the final message looks for. libpq's words, what heals by waiting and
+# what does not, are in sqlstate.LIBPQ, the one table of errors.
 
 READ_ONLY_SQLSTATE = psycopg2.errorcodes.READ_ONLY_SQL_TRANSACTION  # 25006, what a write there would get
 ATTEMPT_TIMEOUT = 5.0  # per connection attempt, so a black-holed host is retried
@@ -47,7 +45,7 @@ class Unreachable(Exception):
     def logged_in(self) -> bool:
         """Whether the attempt got as far as a login (to a server that takes no writes): that costs the
         server a process and a password check, so those attempts are spaced out more."""
-        return READ_ONLY in self.reason
+        return sqlstate.READ_ONLY_SERVER in self.reason
 
 
 def classify(error: psycopg2.OperationalError) -> str | None:
@@ -62,7 +60,7 @@ def classify(error: psycopg2.OperationalError) -> str | None:
 
 
 def read_only(conn: Connection) -> str | None:
-    """Why `conn`'s server takes no writes (STANDBY or DEFAULT_READ_ONLY), or None when it does.
+    """Why `conn`'s server takes no writes (sqlstate.STANDBY or sqlstate.DEFAULT_READ_ONLY), or None when it does.
 
     PostgreSQL 14 and later send `in_hot_standby` and `default_transaction_read_only` when the session
     starts (as values of the session: a role's or database's setting, PGOPTIONS included), so this
@@ -76,9 +74,9 @@ def read_only(conn: Connection) -> str | None:
                         " current_setting('transaction_read_only')")
             standby, default_read_only = cur.fetchone() or ("off", "off")
     if standby == "on":
-        return STANDBY
+        return sqlstate.STANDBY
     if default_read_only == "on":
-        return DEFAULT_READ_ONLY
+        return sqlstate.DEFAULT_READ_ONLY
     return None
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.wait import NO_WRITABLE_HOST
+from sidecar.sqlstate import NO_WRITABLE_HOST
 from tests.integration.conftest import Project, wait_for
 from tests.processes import reaped
 from tests.replication import Replicated, replicated

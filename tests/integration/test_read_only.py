@@ -13,7 +13,8 @@ import pytest
 from sidecar import db
 from sidecar.conninfo import parse_url
 from sidecar.errors import UnavailableError
-from sidecar.wait import DEFAULT_READ_ONLY, NO_WRITABLE_HOST, STANDBY, classify, read_only, wait_for_server
+from sidecar.sqlstate import DEFAULT_READ_ONLY, NO_WRITABLE_HOST, STANDBY
+from sidecar.wait import classify, read_only, wait_for_server
 from tests.integration.conftest import Project
 from tests.pgserver import PASSWORD, PgServer
 from tests.processes import reaped

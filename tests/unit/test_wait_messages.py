@@ -8,7 +8,8 @@ import psycopg2
 import pytest
 
 from sidecar.conninfo import parse_url
-from sidecar.wait import NO_WRITABLE_HOST, _permanent, classify
+from sidecar.sqlstate import NO_WRITABLE_HOST
+from sidecar.wait import _permanent, classify
 
 # psycopg2 connects asynchronously: libpq leaves out "connection to server at ... failed: " for the
 # first host it tried, and writes it for every later one.
