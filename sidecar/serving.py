@@ -23,7 +23,7 @@ import psycopg2
 from . import db, health, state, wait
 from .errors import Interrupted, PlanError
 from .log import get_logger
-from .model import AlembicStep, DjangoStep, Plan
+from .model import AlembicStep, DjangoStep, Plan, SqlStep
 from .plan import load_plan
 from .state import STOP
 
@@ -86,9 +86,8 @@ def _fingerprint(plan: Plan) -> tuple[tuple[str, int, int], ...]:
     (a ConfigMap's files are links that change target)."""
     paths = [plan.path]
     for step in plan.steps:
-        directory = getattr(step, "directory", None)
-        if directory is not None:
-            paths += [Path(root) / name for root, _dirs, names in os.walk(directory, followlinks=True)
+        if isinstance(step, SqlStep):
+            paths += [Path(root) / name for root, _dirs, names in os.walk(step.directory, followlinks=True)
                       for name in names]
     found = []
     for path in paths:

@@ -60,7 +60,7 @@ def read(conn: Connection, plan: Plan, database: str, *, commands: bool) -> Data
                              tuple(m.version for m in history.pending(s.migrations, found.applied)))
                   for s in plan.sql_steps(database))
     checks = tuple(r for spec in plan.verify if spec.database == database
-                   for r in check_database(conn, plan, spec, commands=commands))
+                   for r in check_database(conn, plan, spec, commands=commands, found=found))
     django = tuple(app for alias in plan.django_aliases(database) for app in django_step.pending(conn, alias))
     alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(database))
     checks += tuple(index_checks(conn, database))

@@ -32,13 +32,16 @@ def count_tables(conn: Connection) -> int:
         return int(scalar(cur, _COUNT_TABLES))
 
 
-def pending_versions(conn: Connection, plan: Plan, database: str) -> list[str]:
-    found = history.for_plan(conn, plan, database)
+def pending_versions(conn: Connection, plan: Plan, database: str, found: history.History | None = None) -> list[str]:
+    """The plan's versions not applied in `database`; `found`: its history, when already read."""
+    found = found if found is not None else history.for_plan(conn, plan, database)
     return [m.version for m in history.pending(plan.migrations_for(database), found.applied)]
 
 
-def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: bool = True) -> list[CheckResult]:
-    """Every check `spec` asks for; `commands=False` skips the slow ones (serve's re-check)."""
+def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: bool = True,
+                   found: history.History | None = None) -> list[CheckResult]:
+    """Every check `spec` asks for; `commands=False` skips the slow ones (serve's re-check); `found`: the
+    database's history, when the caller has read it already."""
     db = spec.database
     results = []
     if spec.tables:
@@ -51,7 +54,7 @@ def check_database(conn: Connection, plan: Plan, spec: VerifySpec, *, commands: 
         results.append(CheckResult(db, "min_tables", count >= spec.min_tables,
                                    f"{count} tables, expected at least {spec.min_tables}"))
     if spec.no_pending:
-        pending = pending_versions(conn, plan, db)
+        pending = pending_versions(conn, plan, db, found)
         results.append(CheckResult(db, "no_pending", not pending,
                                    f"pending: {', '.join(pending)}" if pending else "none pending"))
     for check in spec.checks:
