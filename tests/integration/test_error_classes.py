@@ -271,7 +271,7 @@ def test_a_database_turned_read_only_during_the_run_is_exit_4_named_as_such(own_
     try:
         holder.cursor().execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan lock
         with reaped(own_project.start("run", "--once")) as process:
-            wait_for(lambda: own_project.running("pg_try_advisory_xact_lock"), timeout=20, interval=0.01)
+            own_project.read_until(process, "lock.waiting")  # the try itself shows only for a moment
             own_pg.query("postgres", "ALTER SYSTEM SET default_transaction_read_only = on")
             own_pg.query("postgres", "SELECT pg_reload_conf()")
             time.sleep(0.5)  # every session reads the new setting before its next statement
