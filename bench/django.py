@@ -85,7 +85,7 @@ def django_ready(bench: Any, runs: int) -> dict[str, float]:
 
 def django_serving(bench: Any, seconds: float) -> dict[str, float]:
     """The Django step's sidecar while it serves the example: its RSS and CPU, and its child processes left."""
-    from bench.run import cpu_seconds
+    from bench.timing import cpu_seconds
     from sidecar import probe
     from tests.pgserver import _children
 
@@ -115,7 +115,7 @@ def django_serving(bench: Any, seconds: float) -> dict[str, float]:
 def render(figures: dict[str, float]) -> str:
     script = {kind: next(v for k, v in figures.items() if k.startswith("entrypoint script, " + kind))
               for kind in ("cold", "no-op")}
-    lines = ["| way | seconds | × entrypoint script |", "|---|---:|---:|"]
+    lines = ["| way | seconds | × entrypoint script |", "|---|---:|---:|"]  # noqa: RUF001 (a ratio: the multiplication sign, on purpose)
     for name, value in figures.items():
         kind = "cold" if ", cold" in name else "no-op"
         lines.append(f"| {name} | {value:.3f} | {value / script[kind]:.2f} |")

@@ -32,7 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import DATABASES, write_corpus  # noqa: E402
-from tests.pgserver import PASSWORD, SUPERUSER, PgServer, find_bindir, init_cluster, proc_stat  # noqa: E402
+from bench.timing import cpu_seconds, interleaved_medians, median_time  # noqa: E402
+from tests.pgserver import PASSWORD, SUPERUSER, PgServer, find_bindir, init_cluster  # noqa: E402
 
 BIN = Path(sys.executable).parent  # the virtual environment: sidecar, dbmate, yoyo
 QUIET = {"stdout": subprocess.DEVNULL, "stderr": subprocess.STDOUT}
@@ -92,24 +93,6 @@ class Bench:
         for db in DATABASES:
             self.run([self.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f",
                       str(self.corpus / "psql" / f"{db}.sql")], PGDATABASE=db)
-
-
-def median_time(runs: int, action: Callable[[], None], before: Callable[[], None] = lambda: None) -> float:
-    return interleaved_medians(runs, {"": action}, before)[""]
-
-
-def interleaved_medians(runs: int, tools: dict[str, Callable[[], None]],
-                        before: Callable[[], None] = lambda: None) -> dict[str, float]:
-    """Median seconds per tool, taking turns each round: a machine that slows down for a while
-    (a shared or throttled host) then weighs on every tool alike, not on whichever ran then."""
-    times: dict[str, list[float]] = {name: [] for name in tools}
-    for _ in range(runs):
-        for name, action in tools.items():
-            before()
-            started = time.perf_counter()
-            action()
-            times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def cold_apply(bench: Bench, runs: int) -> dict[str, float]:
@@ -172,7 +155,7 @@ def wait_latency(bench: Bench, runs: int) -> dict[str, float]:
 
 def server_ready_at(log: Path) -> float:
     """When the server last said it accepts connections, from its log (log_line_prefix %m)."""
-    line = [l for l in log.read_text().splitlines() if "ready to accept connections" in l][-1]
+    line = [entry for entry in log.read_text().splitlines() if "ready to accept connections" in entry][-1]
     stamp = re.match(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+) (\w+)", line)
     assert stamp and stamp[2] == "UTC", line
     return datetime.fromisoformat(stamp[1] + "+00:00").timestamp()
@@ -231,11 +214,6 @@ def serve(bench: Bench, seconds: float) -> dict[str, float]:
     return {"RSS (MiB)": rss_kib / 1024, "CPU (% of a core)": 100 * (cpu1 - cpu0) / (wall1 - wall0)}
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = proc_stat(pid)  # utime and stime, in clock ticks
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def image_size() -> dict[str, float]:
     """What the sidecar image adds on top of its base image."""
     import docker
@@ -270,7 +248,7 @@ def versions(bench: Bench, composes: list[str]) -> dict[str, str]:
 def table(title: str, figures: dict[str, float], unit: str, ratios: dict[str, str]) -> str:
     """A markdown table, with a column of ratios against each named reference present."""
     refs = {label: figures[name] for label, name in ratios.items() if name in figures}
-    head = f"| tool | {unit} |" + "".join(f" × {label} |" for label in refs)
+    head = f"| tool | {unit} |" + "".join(f" × {label} |" for label in refs)  # noqa: RUF001 (a ratio: the multiplication sign, on purpose)
     lines = [f"### {title}", "", head, "|---|---:|" + "---:|" * len(refs)]
     for name, value in figures.items():
         lines.append(f"| {name} | {value:.3f} |" + "".join(f" {value / ref:.2f} |" for ref in refs.values()))
@@ -297,7 +275,7 @@ def main() -> int:
     sections, raw = [], {}
     try:
         steps: list[tuple[str, str, str, Callable[[], dict[str, float]], dict[str, str]]] = [
-            ("cold", f"1. Cold apply, one transaction per migration ({len(DATABASES)} × {args.migrations})",
+            ("cold", f"1. Cold apply, one transaction per migration ({len(DATABASES)} × {args.migrations})",  # noqa: RUF001
              "seconds", lambda: cold_apply(bench, args.runs), {"dbmate": "dbmate", "psql -1": "psql -1 (floor)"}),
             ("grouped", "2. Cold apply, grouped per database", "seconds", lambda: grouped_apply(bench, args.runs),
              {"psql -1": "psql -1 (floor)"}),
