@@ -191,6 +191,12 @@ bench-hostloss: venv postgres ## seconds from a host's loss to the next replica'
 bench-reader: venv ## the SQL reader's validation throughput, this tree against BENCH_AGAINST (default HEAD~1) -> bench/READER.md
 	$(BIN)/python -m bench.reader --against $${BENCH_AGAINST:-HEAD~1}
 
+# BENCH_AGAINST=f39f52a is the baseline before the refactor of issue 25: a fixed revision, not HEAD~1, so that
+# every run of the refactor compares with the same code. More rounds: BENCH_ARGS="--repeat 31".
+.PHONY: bench-startup
+bench-startup: venv postgres ## start-up time of a no-op `run --once` and of `validate`, this tree against BENCH_AGAINST (default f39f52a, the pre-refactor baseline) -> bench/STARTUP.md
+	$(BIN)/python -m bench.startup --against $${BENCH_AGAINST:-f39f52a} $(BENCH_ARGS)
+
 # --- fault campaigns ------------------------------------------------------------
 
 .PHONY: chaos

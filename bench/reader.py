@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.corpus import DATABASES, write_corpus  # noqa: E402
+from bench.revisions import extract_package  # noqa: E402
 
 # Run in each tree's own interpreter process: reads every input `runs` times, prints the best seconds.
 MEASURE = """
@@ -82,16 +83,6 @@ def plain_file(size: int) -> str:
     return "".join(row.replace("{n}", str(n)) for n in range(size // len(row)))
 
 
-def tree_of(revision: str, work: Path) -> Path:
-    """`revision`'s sidecar package, extracted under `work`."""
-    target = work / f"tree-{revision}"
-    target.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision, "sidecar"], capture_output=True,
-                             check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--against", default="HEAD~1", help="the revision to compare with (default HEAD~1)")
@@ -108,7 +99,7 @@ def main() -> int:
     corpus_bytes = sum(p.stat().st_size for db in DATABASES for p in (work / "corpus" / "sidecar" / db).iterdir())
     sizes = {"corpus": corpus_bytes, "plain": plain.stat().st_size, "lexed": lexed.stat().st_size,
              "shaped": shaped.stat().st_size}
-    trees = {"this tree": ROOT, args.against: tree_of(args.against, work)}
+    trees = {"this tree": ROOT, args.against: extract_package(args.against, work)}
     best: dict[str, dict[str, float]] = {label: {} for label in trees}
     for _ in range(args.rounds):
         for label, tree in trees.items():
