@@ -205,6 +205,10 @@ chaos: venv postgres images ## the full fault, concurrency and bad-input campaig
 	$(WITH_IMAGES) CHAOS=full CHAOS_REPORT=$(STAMPS)/chaos.jsonl $(BIN)/pytest tests/chaos tests/integration/test_psql_oracle.py
 	$(BIN)/python tests/chaos/report.py $(STAMPS)/chaos.jsonl
 
+.PHONY: docs
+docs: venv ## build the documentation site (mkdocs.yml, docs/) into site/; --strict, as make test does
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 .PHONY: lint
 lint: venv ## ruff and mypy (strict)
 	$(BIN)/ruff check sidecar tests

@@ -2,7 +2,7 @@
 
 `make chaos` runs the full campaigns (CHAOS=full); `make test` runs a short
 version of each. Every campaign appends its figures to $CHAOS_REPORT (a JSON
-lines file), from which tests/chaos/report.py prints the README's table.
+lines file), from which tests/chaos/report.py prints the table in docs/reliability.md.
 """
 
 from __future__ import annotations

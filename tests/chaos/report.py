@@ -1,4 +1,4 @@
-"""Print the campaigns' figures (the JSON lines CHAOS_REPORT collected) as the README's table."""
+"""Print the campaigns' figures (the JSON lines CHAOS_REPORT collected) as the table in docs/reliability.md."""
 
 import json
 import sys

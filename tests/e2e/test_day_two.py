@@ -1,4 +1,4 @@
-"""Day two: shipping a new migration to a running stack (README: "Shipping a new migration (day two)").
+"""Day two: shipping a new migration to a running stack (docs/day-two.md).
 
 The plan folder is bind-mounted, and Compose leaves a running container alone while its
 configuration is unchanged, so `up` on its own never runs a file added to the folder. The
@@ -6,7 +6,7 @@ documented command restarts the migrator (it runs the plan on disk again) and th
 which waits for the migrator through the backend's `depends_on: condition: service_healthy`
 and starts new backend code only after it. One stack for the module, driven the way users
 drive it under this leg's Compose (make test-e2e): `up -d --wait` under v2, `up -d` then `ps`
-under 1.29 (with SIDECAR_FAILURE_HOLD, as the README says). The tests run in order on it, and
+under 1.29 (with SIDECAR_FAILURE_HOLD, as docs/day-two.md says). The tests run in order on it, and
 each leaves it healthy.
 """
 

@@ -378,7 +378,7 @@ def test_plan_says_a_run_would_fail_verification_as_status_does(project: Project
 
 
 def test_two_plans_both_named_after_their_file_share_one_history(project: Project) -> None:
-    """The README's warning: without `name`, both are plan 'sidecar'."""
+    """The docs' warning (docs/sql-migrations.md): without `name`, both are plan 'sidecar'."""
     project.one_database_plan()
     project.write("migrations/0001_orders.sql", "CREATE TABLE orders (id int);")
     project.write("other/sidecar.toml", OTHER_PLAN.replace('name = "billing"\n', ""))

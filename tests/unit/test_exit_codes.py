@@ -1,4 +1,4 @@
-"""One table of exit codes (errors.EXIT_CODES): the code, `--help` and the README say the same."""
+"""One table of exit codes (errors.EXIT_CODES): the code, `--help` and the docs (docs/commands.md) say the same."""
 
 from __future__ import annotations
 
@@ -9,16 +9,16 @@ from pathlib import Path
 
 from sidecar import errors
 
-README = Path(__file__).parents[2] / "README.md"
+COMMANDS_PAGE = Path(__file__).parents[2] / "docs" / "commands.md"
 
 
-def readme_table() -> list[tuple[str, str]]:
-    section = README.read_text().split("### Exit codes", 1)[1].split("\n## ", 1)[0]
+def docs_table() -> list[tuple[str, str]]:
+    section = COMMANDS_PAGE.read_text().split("\n## Exit codes\n", 1)[1].split("\n## ", 1)[0]
     return [(m[1], m[2]) for m in re.finditer(r"^\| (\S+) \| (.+) \|$", section, re.M) if m[1] not in ("code", "---")]
 
 
-def test_the_readme_table_is_the_code_table() -> None:
-    assert readme_table() == list(errors.EXIT_CODES)
+def test_the_docs_table_is_the_code_table() -> None:
+    assert docs_table() == list(errors.EXIT_CODES)
 
 
 def test_help_prints_the_table() -> None:
