@@ -1,4 +1,4 @@
-"""Connections, database creation and the plan lock.
+"""Connections: psycopg2's wait callback, connecting, what a connection learnt, small queries, creating a database.
 
 Every connection goes through one wait callback, which makes a running
 statement interruptible (a SIGTERM cancels it on the server instead of
@@ -25,13 +25,13 @@ from psycopg2 import sql
 from .conninfo import ConnInfo
 from .errors import Interrupted, LockLost
 from .log import get_logger
+from .serversettings import keepalives, server_settings
 
 Connection = psycopg2.extensions.connection
 
 APPLICATION_NAME = "sidecar"
 MAINTENANCE_DATABASE = "postgres"  # where CREATE DATABASE is issued from
 DEFAULT_PEER_TIMEOUT = 15.0
-CONNECTION_CHECK_MS = 2000  # client_connection_check_interval: how often a running statement looks at its client
 
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
 _connecting: contextvars.ContextVar[bool] = contextvars.ContextVar("connecting", default=False)
@@ -138,42 +138,8 @@ def session(*, liveness_interval: float = DEFAULT_LIVENESS_INTERVAL,
         _peer_timeout.reset(peer)
 
 
-def keepalives(peer_timeout: float) -> dict[str, int]:
-    """TCP settings that give up on a silent peer after about `peer_timeout` seconds; {} for 0 (the OS's).
-
-    The same numbers serve libpq (our end: keepalives_*, tcp_user_timeout) and the server
-    (its end: tcp_keepalives_*, tcp_user_timeout). The server's end is what matters for the
-    plan lock: with the kernel's defaults, a session whose client host vanished (no FIN, no
-    RST) keeps its locks for 16 min (unacknowledged data) to 2 h 11 min (idle).
-    An idle link is given up after idle + count x interval, about 0.73 x peer_timeout; a link
-    with data unacknowledged after tcp_user_timeout = peer_timeout.
-    """
-    if peer_timeout <= 0:
-        return {}
-    return {"keepalives_idle": max(1, round(peer_timeout / 3)),
-            "keepalives_interval": max(1, round(peer_timeout * 2 / 15)),
-            "keepalives_count": 3, "tcp_user_timeout": round(peer_timeout * 1000)}
-
-
-def server_settings(server_version: int, peer_timeout: float) -> dict[str, str]:
-    """What every session of ours sets for itself on the server (any role may): the server's
-    keepalives and a check for a vanished client during a statement, and no idle_session_timeout
-    (a DBA's, on the role, would end the session that waits between two steps, or a command
-    step's, while the plan runs)."""
-    settings = {f"tcp_{k}" if k.startswith("keepalives") else k: str(v)
-                for k, v in keepalives(peer_timeout).items()}
-    if server_version >= 140000:
-        settings["idle_session_timeout"] = "0"
-        if peer_timeout > 0:
-            # A statement still running for a vanished client is cancelled (rolled back) once the
-            # keepalives have declared it gone, instead of running on, possibly to a commit, while
-            # the next holder of the plan lock waits for it (planlock.fence).
-            settings["client_connection_check_interval"] = str(CONNECTION_CHECK_MS)
-    return settings
-
-
 def server_options(server_version: int, peer_timeout: float) -> str:
-    """server_settings as libpq's `options` (PGOPTIONS), for the programs a step runs."""
+    """serversettings.server_settings as libpq's `options` (PGOPTIONS), for the programs a step runs."""
     return " ".join(f"-c {name}={value}" for name, value in server_settings(server_version, peer_timeout).items())
 
 

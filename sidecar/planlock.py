@@ -8,7 +8,7 @@ until the plan is done. Held by a transaction rather than by the session, becaus
   transaction, so no other client can share the lock through it (a session lock can be:
   behind PgBouncer, three sidecars were each granted it);
 - it still dies with the session: a crashed sidecar, or one whose host the server gave up
-  on (db.server_settings: keepalives), leaves nothing behind;
+  on (serversettings.server_settings: keepalives), leaves nothing behind;
 - idle_session_timeout does not apply inside a transaction, and idle_in_transaction_session_timeout
   is turned off for it alone (SET LOCAL).
 

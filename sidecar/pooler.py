@@ -2,7 +2,7 @@
 
 sidecar keeps state in its server sessions between transactions: the guard's timeouts, the
 fence it holds while it runs (planlock.fence), the settings that make the server give up on
-a vanished host (db.server_settings), a no-transaction file's statements, a command step's
+a vanished host (serversettings.server_settings), a no-transaction file's statements, a command step's
 `options`. A pooler in transaction or statement mode hands a client's server session to other
 clients between transactions, so that state would apply to strangers and ours would vanish;
 sidecar refuses such a URL before it changes anything, and names the fix.
