@@ -11,13 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .db import Connection, table_exists
 from .errors import StepError
 from .formats import flyway_checksum
 from .history import Applied, Ident
 from .migrations import MigrationFile, version_key
-from .model import SqlStep
+
+if TYPE_CHECKING:
+    from .kinds.sql import SqlStep
 
 TABLES = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "flyway": "flyway_schema_history"}
 

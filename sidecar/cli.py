@@ -209,13 +209,11 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
         steps = ", ".join(s.name for s in plan.steps)
         print(redact(f"{plan.path}: plan {plan.name!r} is valid: {len(plan.databases)} databases,"
                      f" {len(plan.steps)} steps ({steps}), digest {plan.digest}"))
-        from .model import DjangoStep
+        from . import kinds
 
-        for step in plan.steps:  # which alias is which database: the coverage the plan was checked for
-            if isinstance(step, DjangoStep):
-                print(redact(f"  step {step.name!r} migrates "
-                             + ", ".join(f"{a.alias} (database {a.database!r})" for a in step.project)
-                             + (f"; excludes {', '.join(step.exclude)}" if step.exclude else "")))
+        for step in plan.steps:  # e.g. which Django alias is which database: what the plan was checked for
+            if line := kinds.of(step).describe(step):
+                print(redact(f"  {line}"))
         return 0
     with db.session(liveness_interval=settings.liveness_interval, peer_timeout=settings.peer_timeout):
         if args.command == "status":

@@ -1,4 +1,4 @@
-"""The plan's Django and Alembic steps, made ready before any database is touched.
+"""The plan's framework steps (Django, Alembic), made ready before any database is touched.
 
 Each such step gets its child (session.py) at once, all started side by side
 so they load their framework together; then each project is inspected and
@@ -11,9 +11,9 @@ import contextlib
 from collections.abc import Iterator
 from dataclasses import replace
 
-from . import alembic_step, django_step
+from . import kinds
 from .errors import PlanError
-from .model import AlembicStep, DjangoStep, Plan, Step
+from .model import Plan, Step
 from .session import Session
 
 
@@ -26,17 +26,13 @@ def prepared(plan: Plan) -> Iterator[tuple[Plan, dict[str, Session]]]:
     sessions: dict[str, Session] = {}
     try:
         for step in plan.steps:
-            if isinstance(step, DjangoStep):
-                sessions[step.name] = django_step.start(plan, step)
-            elif isinstance(step, AlembicStep):
-                sessions[step.name] = alembic_step.start(plan, step)
+            if (start := kinds.of(step).start) is not None:
+                sessions[step.name] = start(plan, step)
         problems: list[str] = []
         steps: list[Step] = []
         for index, step in enumerate(plan.steps, start=1):
-            if isinstance(step, DjangoStep):
-                step = django_step.inspect(plan, index, step, sessions[step.name], problems)
-            elif isinstance(step, AlembicStep):
-                step = alembic_step.inspect(plan, step, sessions[step.name])
+            if (inspect := kinds.of(step).inspect) is not None:
+                step = inspect(plan, index, step, sessions[step.name], problems)
             steps.append(step)
         if problems:
             raise PlanError(problems, hint="every alias in DATABASES is migrated by the step, or listed in its"

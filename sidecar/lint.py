@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import PlanError
+from .kinds.sql import SqlStep
 from .log import get_logger
-from .model import Lint, Plan, SqlStep
+from .model import Lint, Plan
 
 log = get_logger()
 TIMEOUT = 120.0  # seconds squawk may take over one step's files
@@ -38,7 +39,7 @@ class Finding:
 def check(plan: Plan) -> None:
     """Lint every SQL file of the plan; log warnings; PlanError naming each finding that stops the run."""
     assert plan.lint is not None
-    findings = [f for step in plan.steps if isinstance(step, SqlStep) for f in _lint_step(plan, plan.lint, step)]
+    findings = [f for step in plan.sql_steps() for f in _lint_step(plan, plan.lint, step)]
     for f in findings:
         if not f.stops:
             log.warning("lint.finding", file=f.file, line=f.line, rule=f.rule, reason=f.message)
@@ -46,7 +47,7 @@ def check(plan: Plan) -> None:
     if stopping:
         raise PlanError(stopping, hint="fix these files, or list the rule in lint.exclude"
                                        " (a rule in lint.fail_on stops the run; others only warn)")
-    files = sum(len(step.migrations) for step in plan.steps if isinstance(step, SqlStep))
+    files = sum(len(step.migrations) for step in plan.sql_steps())
     log.info("lint.passed", files=files, warnings=len(findings))
 
 

@@ -1,12 +1,17 @@
-"""The plan as data: frozen dataclasses that cross modules. Built and validated by plan.py."""
+"""The plan as data: frozen dataclasses that cross modules. Built and validated by plan.py; each step
+kind's own dataclass is in its module of sidecar/kinds/."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from .conninfo import ConnInfo
 from .migrations import MigrationFile, order
+
+if TYPE_CHECKING:
+    from .kinds.sql import SqlStep
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,102 +36,14 @@ class Guard:
                 "statement_timeout": f"{round(self.statement_timeout * 1000)}ms"}
 
 
-@dataclass(frozen=True, slots=True)
-class SqlStep:
+class Step(Protocol):
+    """What every step kind's dataclass has (the kinds are in sidecar/kinds/)."""
+
+    kind: ClassVar[str]  # its kind's key: "sql", "command", "django", "alembic"
     name: str
-    database: str
-    directory: Path
-    migrations: tuple[MigrationFile, ...]
-    baseline: str | None  # versions <= this are recorded as applied without running
-    baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
-    group: bool  # all pending files in one transaction
-    guard: Guard  # the plan's, with this step's lock_timeout and statement_timeout
-    format: str = "sidecar"  # the folder's tool: "sidecar", "dbmate", "flyway" or "golang-migrate"
-
-
-@dataclass(frozen=True, slots=True)
-class CommandStep:
-    name: str
-    database: str
-    argv: tuple[str, ...]
-    timeout: float
-    cwd: Path
-    env: tuple[tuple[str, str], ...]
-    skip_if: str | None  # SQL on the step's database: true means there is nothing to do
-    guard: Guard | None  # its timeouts, passed to the command through PGOPTIONS; None: not asked for
-
-
-@dataclass(frozen=True, slots=True)
-class DjangoFake:
-    """Record `app` up to `to` as applied on `alias` without running it, while `to` is not applied."""
-
-    alias: str
-    app: str
-    to: str  # a migration name or its unique prefix ("0003")
-    if_tables_exist: bool  # fake only if the tables those migrations create there exist; else apply them
-
-
-@dataclass(frozen=True, slots=True)
-class DjangoMigration:
-    app: str
-    name: str
-    replaces: tuple[tuple[str, str], ...] = ()  # a squashed migration's: applied when all of these are
-
-
-@dataclass(frozen=True, slots=True)
-class DjangoAlias:
-    """One alias of the project's DATABASES that the step migrates, as the project says (inspected)."""
-
-    alias: str
-    database: str  # the plan's database it is
-    apps: tuple[str, ...]  # the apps with migrations that the routers allow on it
-    migrations: tuple[DjangoMigration, ...]  # every migration it should have, in order
-
-
-@dataclass(frozen=True, slots=True)
-class DjangoStep:
-    name: str
-    settings: str  # the settings module, imported from cwd
-    python: str
-    cwd: Path
-    env: tuple[tuple[str, str], ...]
-    timeout: float
-    aliases: tuple[tuple[str, str], ...]  # alias -> plan database, where the names differ
-    exclude: tuple[str, ...]  # aliases the plan leaves alone on purpose
-    fakes: tuple[DjangoFake, ...]
-    guard: Guard | None  # its timeouts, for Django's sessions through PGOPTIONS; None: not asked for
-    project: tuple[DjangoAlias, ...] = ()  # filled by django_step.inspect before anything runs
 
     @property
-    def database(self) -> str:
-        return ", ".join(a.database for a in self.project)
-
-    def database_for(self, alias: str) -> str:
-        return dict(self.aliases).get(alias, alias)
-
-
-@dataclass(frozen=True, slots=True)
-class AlembicRevision:
-    revision: str
-    down: tuple[str, ...]  # the revisions it follows (two or more: a merge)
-    doc: str
-
-
-@dataclass(frozen=True, slots=True)
-class AlembicStep:
-    """`alembic upgrade head` on one database, Alembic loaded once, in a child with the project's Python."""
-
-    name: str
-    database: str
-    config: Path  # alembic.ini; the child runs in its folder
-    python: str
-    env: tuple[tuple[str, str], ...]
-    timeout: float
-    guard: Guard | None
-    revisions: tuple[AlembicRevision, ...] = ()  # filled by alembic_step.inspect, base first
-
-
-Step = SqlStep | CommandStep | DjangoStep | AlembicStep
+    def database(self) -> str: ...  # the plan database it runs on ("a, b" for several)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +95,7 @@ class Plan:
         files = [m for s in self.sql_steps(database) for m in s.migrations]
         return tuple(sorted(files, key=order))
 
-    def django_aliases(self, database: str) -> tuple[DjangoAlias, ...]:
-        """The Django aliases, of every Django step, that are `database`."""
-        return tuple(a for s in self.steps if isinstance(s, DjangoStep) for a in s.project if a.database == database)
-
-    def alembic_steps(self, database: str) -> tuple[AlembicStep, ...]:
-        return tuple(s for s in self.steps if isinstance(s, AlembicStep) and s.database == database)
-
-    def sql_steps(self, database: str) -> tuple[SqlStep, ...]:
-        return tuple(s for s in self.steps if isinstance(s, SqlStep) and s.database == database)
+    def sql_steps(self, database: str | None = None) -> tuple[SqlStep, ...]:
+        """The sql steps on `database` (None: on any)."""
+        return tuple(cast("SqlStep", s) for s in self.steps
+                     if s.kind == "sql" and database in (None, s.database))

@@ -18,8 +18,8 @@ from .log import get_logger
 from .model import Plan
 from .progress import Progress
 from .session import Session
+from .state import verify_plan
 from .steps import StepResult, run_steps
-from .verify import verify_plan
 from .wait import wait_for_server
 
 log = get_logger()

@@ -12,7 +12,6 @@ databases match the plan on disk again.
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import time
 from pathlib import Path
@@ -20,10 +19,11 @@ from typing import Any
 
 import psycopg2
 
-from . import db, health, state, wait
+from . import db, health, kinds, state, wait
 from .errors import Interrupted, PlanError
+from .kinds.sql import StepStatus
 from .log import get_logger
-from .model import AlembicStep, DjangoStep, Plan, SqlStep
+from .model import Plan
 from .plan import load_plan
 from .state import STOP
 
@@ -82,13 +82,8 @@ def _hint(problems: list[str], pending: list[str]) -> str:
 
 
 def _fingerprint(plan: Plan) -> tuple[tuple[str, int, int], ...]:
-    """(path, mtime_ns, size) of the plan file and of everything under its SQL folders; links followed
-    (a ConfigMap's files are links that change target)."""
-    paths = [plan.path]
-    for step in plan.steps:
-        if isinstance(step, SqlStep):
-            paths += [Path(root) / name for root, _dirs, names in os.walk(step.directory, followlinks=True)
-                      for name in names]
+    """(path, mtime_ns, size) of the plan file and of the files its steps read (their SQL folders)."""
+    paths = [plan.path, *(path for step in plan.steps for path in kinds.of(step).watched(step))]
     found = []
     for path in paths:
         try:
@@ -102,8 +97,8 @@ def _fingerprint(plan: Plan) -> tuple[tuple[str, int, int], ...]:
 def _with_frameworks(disk: Plan, running: Plan) -> Plan:
     """`disk` with the running plan's Django and Alembic steps of the same name, whose projects were
     inspected at start (a serving sidecar does not start the frameworks again)."""
-    inspected = {s.name: s for s in running.steps if isinstance(s, (DjangoStep, AlembicStep))}
-    steps = tuple(inspected.get(s.name, s) if isinstance(s, (DjangoStep, AlembicStep)) else s for s in disk.steps)
+    inspected = {s.name: s for s in running.steps if kinds.of(s).inspect is not None}
+    steps = tuple(inspected.get(s.name, s) if kinds.of(s).inspect is not None else s for s in disk.steps)
     return dataclasses.replace(disk, steps=steps)
 
 
@@ -150,8 +145,9 @@ def recheck(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
                         continue
                 found = state.read(conn, plan, name, commands=False)
                 problems += [f"{name}: {line}" for line in found.problems()]
-                pending += [m.path.name for step, seen in zip(plan.sql_steps(name), found.steps, strict=True)
-                            for m in step.migrations if m.version in seen.pending]
+                seen = {e.step: e.pending for e in found.steps if isinstance(e, StepStatus)}
+                pending += [m.path.name for step in plan.sql_steps(name) for m in step.migrations
+                            if m.version in seen[step.name]]
         except psycopg2.Error as exc:
             db.close_quietly(conns.pop(name, None))
             problems.append(f"{name}: unreachable ({db.error_line(exc)})")

@@ -10,42 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import alembic_step, django_step, history
-from .alembic_step import Revisions
+from . import history, kinds
 from .db import Connection
-from .django_step import AppMigrations
+from .errors import VerificationError
+from .kinds.base import Entry
+from .log import get_logger
 from .model import Plan
 from .verify import CheckResult, check_database, index_checks
 
+log = get_logger()
 STOP = "a run would stop"  # how a problem that stops a run begins
-
-
-@dataclass(frozen=True, slots=True)
-class StepStatus:
-    step: str
-    applied: int
-    pending: tuple[str, ...]  # versions
 
 
 @dataclass(frozen=True, slots=True)
 class DatabaseState:
     database: str
     applied: int  # this plan's migrations, Django migrations and Alembic revisions recorded as applied
-    steps: tuple[StepStatus, ...]
+    steps: tuple[Entry, ...]  # per step on this database (per alias and app for Django): applied, pending
     stop: str  # what would stop a run here before any step (an edited or missing applied file); "" if nothing
     other_plans: tuple[tuple[str, int], ...]  # rows of other plans in the history: (plan, rows); "" for unclaimed
     checks: tuple[CheckResult, ...]
-    django: tuple[AppMigrations, ...]  # per Django alias that is this database, per app
-    alembic: tuple[Revisions, ...]  # per Alembic step on this database
 
     def problems(self, *, failed: str = "") -> list[str]:
         """Why the database is not healthy, one line each (empty: healthy); `failed` words a failed check."""
         lines = [f"{STOP}: {self.stop}"] if self.stop else []
-        lines += [f"pending {', '.join(s.pending)} (step {s.step!r})" for s in self.steps if s.pending]
-        lines += [f"pending Django {a.app} {', '.join(a.pending)} (alias {a.alias!r})"
-                  for a in self.django if a.pending]
-        lines += [f"pending Alembic {', '.join(r.pending)} (step {r.step!r})" for r in self.alembic if r.pending]
-        pending = any(s.pending for s in self.steps)  # a no_pending check would only say it again
+        lines += [e.problem() for e in self.steps if e.pending]
+        pending = any(e.pending for e in self.steps if e.kind == "sql")  # a no_pending check would say it again
         lines += [f"{c.check}{f' {failed}' if failed else ''} ({c.detail})" for c in self.checks
                   if not c.ok and not (pending and c.check == "no_pending")]
         return lines
@@ -56,14 +46,47 @@ def read(conn: Connection, plan: Plan, database: str, *, commands: bool) -> Data
     (the serving re-check's budget is one interval). Raises psycopg2.Error if the connection fails."""
     found = history.for_plan(conn, plan, database)
     stop = history.drift(plan, database, found)
-    steps = tuple(StepStatus(s.name, sum(m.ident in found.applied for m in s.migrations),
-                             tuple(m.version for m in history.pending(s.migrations, found.applied)))
-                  for s in plan.sql_steps(database))
+    entries = tuple(e for step in plan.steps for e in kinds.of(step).state(conn, step, database, found))
     checks = tuple(r for spec in plan.verify if spec.database == database
                    for r in check_database(conn, plan, spec, commands=commands, found=found))
-    django = tuple(app for alias in plan.django_aliases(database) for app in django_step.pending(conn, alias))
-    alembic = tuple(alembic_step.pending(conn, step) for step in plan.alembic_steps(database))
     checks += tuple(index_checks(conn, database))
-    applied = len(found.applied) + sum(a.applied for a in django) + sum(r.applied for r in alembic)
-    return DatabaseState(database, applied, steps, stop.message if stop else "",
-                         tuple(sorted(found.others.items())), checks, django, alembic)
+    applied = sum(e.applied for e in entries if e.kind != "sql") + len(found.applied)
+    return DatabaseState(database, applied, entries, stop.message if stop else "",
+                         tuple(sorted(found.others.items())), checks)
+
+
+def framework_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
+    """The checks every plan database gets without a [verify] table (serve's re-check judges the same):
+    no invalid index, and each step's own (e.g. a Django alias or an Alembic step has everything applied)."""
+    results = index_checks(conn, database)
+    found: history.History | None = None
+    for step in plan.steps:
+        kind = kinds.of(step)
+        if kind.checks is not None:
+            found = found or history.for_plan(conn, plan, database)
+            results += kind.checks(step, database, kind.state(conn, step, database, found))
+    return results
+
+
+def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
+    """Run every [verify.*] table, and check every Django alias and Alembic step; VerificationError naming
+    each failure."""
+    results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
+    results += [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name)]
+    failed = [r for r in results if not r.ok]
+    for r in failed:
+        log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)
+    for database in dict.fromkeys(r.database for r in results):  # one line per database that passed everything
+        checks = [r.check for r in results if r.database == database]
+        if all(r.ok for r in results if r.database == database):
+            log.info("verify.passed", database=database, checks=", ".join(checks))
+    if failed:
+        databases = list(dict.fromkeys(r.database for r in failed))
+        raise VerificationError(
+            "verification failed: " + "; ".join(f"{r.database}: {r.check} ({r.detail})" for r in failed),
+            hint="an invalid index is left from a failed concurrent build: drop it as said above, and run again"
+                 if all(r.check == "indexes" for r in failed) else
+                 "the steps ran but the databases are not as the plan's [verify] tables (and its Django"
+                 " project) expect; check the steps, or `sidecar status` for a full report",
+            database=databases[0] if len(databases) == 1 else "")
+    return results

@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg2
 
 from . import db, health, identity, planlock, state
+from .kinds import KINDS
 from .model import Plan
 from .redact import redact_value
 from .state import DatabaseState
@@ -97,8 +98,12 @@ def render_json(plan: Plan, report: Report) -> str:
 
 
 def _database_json(d: DatabaseStatus) -> dict[str, object]:
-    found = asdict(d.state) if d.state else {}
-    found.pop("database", None)
+    found: dict[str, object] = {}
+    if d.state:
+        found = {"applied": d.state.applied, "stop": d.state.stop, "other_plans": d.state.other_plans,
+                 "checks": [asdict(c) for c in d.state.checks]}
+        found |= {kind.status_key: [asdict(e) for e in d.state.steps if e.kind == kind.key]  # type: ignore[call-overload]
+                  for kind in KINDS if kind.status_key}
     return {"database": d.database, "target": d.target, "reachable": d.reachable, "error": d.error,
             "tables": d.tables, **found, "healthy": d.healthy,
             "problems": d.state.problems() if d.state else [f"unreachable ({d.error})"]}
@@ -108,8 +113,7 @@ def render_table(plan: Plan, report: Report) -> str:
     rows = [("DATABASE", "TARGET", "REACHABLE", "TABLES", "APPLIED", "PENDING", "VERIFY")]
     for d in report.databases:
         s = d.state
-        pending = (sum(len(x.pending) for x in s.steps) + sum(len(a.pending) for a in s.django)
-                   + sum(len(r.pending) for r in s.alembic)) if s else None
+        pending = sum(len(x.pending) for x in s.steps) if s else None
         verify = "-"
         if s and s.checks:
             verify = ("not yet" if report.run_in_progress else "failed") if any(not c.ok for c in s.checks) else "ok"
@@ -119,16 +123,9 @@ def render_table(plan: Plan, report: Report) -> str:
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     found = [d.state for d in report.databases if d.state]
-    apps = [(s.database, a) for s in found for a in s.django]
-    if apps:
-        lines += ["", "DJANGO ALIAS / APP (database): applied, pending"]
-        lines += [f"  {a.alias} / {a.app} ({database}): {a.applied} applied, {len(a.pending)} pending"
-                  for database, a in apps]
-    revisions = [(s.database, r) for s in found for r in s.alembic]
-    if revisions:
-        lines += ["", "ALEMBIC STEP (database): applied, pending"]
-        lines += [f"  {r.step} ({database}): {r.applied} applied, {len(r.pending)} pending"
-                  for database, r in revisions]
+    for kind in (k for k in KINDS if k.status_heading):
+        rows_ = [f"  {e.row(s.database)}" for s in found for e in s.steps if e.kind == kind.key]
+        lines += ["", kind.status_heading, *rows_] if rows_ else []
     others = [f"  {s.database}: plan {name!r}, {rows} row{'s' if rows != 1 else ''}" if name else
               f"  {s.database}: {rows} rows from before rows named their plan, not this plan's"
               for s in found for name, rows in s.other_plans]

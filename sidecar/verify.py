@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import psycopg2
 
-from . import alembic_step, django_step, history, indexes
+from . import history, indexes
 from .commands import command_environment, run_command
 from .db import Connection, first_row, scalar, server_message
-from .errors import StepError, VerificationError
+from .errors import StepError
 from .log import get_logger
 from .model import Plan, VerifySpec
 
@@ -75,48 +75,6 @@ def index_checks(conn: Connection, database: str) -> list[CheckResult]:
     return [CheckResult(database, "indexes", False, "; ".join(
         f"{i} is invalid (a concurrent build failed; queries do not use it): {i.drop},"
         " and build it again in a new migration if it is needed" for i in found))]
-
-
-def framework_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
-    """The checks every plan database gets without a [verify] table (serve's re-check runs them too):
-    no invalid index, and per Django alias and Alembic step on `database`, everything it should have
-    is applied."""
-    results = index_checks(conn, database)
-    for step in plan.alembic_steps(database):
-        revisions = alembic_step.pending(conn, step)
-        results.append(CheckResult(database, f"alembic {step.name}", not revisions.pending,
-                                   f"pending: {', '.join(revisions.pending)}" if revisions.pending else
-                                   f"{revisions.applied} revisions applied"))
-    for alias in plan.django_aliases(database):
-        todo = [f"{app.app}.{name}" for app in django_step.pending(conn, alias) for name in app.pending]
-        results.append(CheckResult(database, f"django {alias.alias}", not todo,
-                                   f"pending: {', '.join(todo)}" if todo else
-                                   f"{len(alias.migrations)} migrations applied"))
-    return results
-
-
-def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
-    """Run every [verify.*] table, and check every Django alias and Alembic step; VerificationError naming
-    each failure."""
-    results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
-    results += [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name)]
-    failed = [r for r in results if not r.ok]
-    for r in failed:
-        log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)
-    for database in dict.fromkeys(r.database for r in results):  # one line per database that passed everything
-        checks = [r.check for r in results if r.database == database]
-        if all(r.ok for r in results if r.database == database):
-            log.info("verify.passed", database=database, checks=", ".join(checks))
-    if failed:
-        databases = list(dict.fromkeys(r.database for r in failed))
-        raise VerificationError(
-            "verification failed: " + "; ".join(f"{r.database}: {r.check} ({r.detail})" for r in failed),
-            hint="an invalid index is left from a failed concurrent build: drop it as said above, and run again"
-                 if all(r.check == "indexes" for r in failed) else
-                 "the steps ran but the databases are not as the plan's [verify] tables (and its Django"
-                 " project) expect; check the steps, or `sidecar status` for a full report",
-            database=databases[0] if len(databases) == 1 else "")
-    return results
 
 
 def _sql_check(conn: Connection, database: str, name: str, query: str) -> CheckResult:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from sidecar import plan, redact
+from sidecar import plan, redact, tablereader
+from sidecar.kinds import django, sql
 from sidecar.conninfo import parse_url
 from sidecar.formats import READERS
 from sidecar.migrations import MigrationFile, migration, needs_no_lexing
@@ -260,13 +261,13 @@ def growth_cases() -> list[Case]:
     ):
         cases.append(Case(f"parse_url: {label}", connection, _repeat(piece, before, after)))
     for label, pattern, piece, before, after in (
-        ("TABLE_NAME", plan.TABLE_NAME, '""', '"', ""),
-        ("TABLE_NAME", plan.TABLE_NAME, '"a".', "", "!"),
-        ("TABLE_NAME", plan.TABLE_NAME, "a", "", "!"),
+        ("TABLE_NAME", tablereader.TABLE_NAME, '""', '"', ""),
+        ("TABLE_NAME", tablereader.TABLE_NAME, '"a".', "", "!"),
+        ("TABLE_NAME", tablereader.TABLE_NAME, "a", "", "!"),
         ("RULE_NAME", plan.RULE_NAME, "a-", "", "!"),
-        ("PYTHON_MODULE", plan.PYTHON_MODULE, "a.", "", "!"),
-        ("PYTHON_MODULE", plan.PYTHON_MODULE, "a", "", ".!"),
-        ("VERSION", plan.VERSION, "1_", "", "x"),
+        ("PYTHON_MODULE", django.PYTHON_MODULE, "a.", "", "!"),
+        ("PYTHON_MODULE", django.PYTHON_MODULE, "a", "", ".!"),
+        ("VERSION", sql.VERSION, "1_", "", "x"),
     ):
         cases.append(Case(f"plan.{label}: {before!r} then a run of {piece!r} then {after!r}", pattern.fullmatch,
                           _repeat(piece, before, after)))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from sidecar.errors import PlanError
-from sidecar.model import CommandStep, SqlStep
+from sidecar.kinds.command import CommandStep
+from sidecar.kinds.sql import SqlStep
 from sidecar.plan import load_plan
 from sidecar.values import parse_duration
 

@@ -1,0 +1,61 @@
+"""The live-database guard: a migration that timed out waiting for a lock is rolled back and tried
+again after a pause, within the step's budget, so it never holds the application's queries queued
+behind its lock request for longer than lock_timeout."""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections.abc import Callable
+
+from . import activity, history
+from .db import Connection, backend_pid, conninfo
+from .errors import StepError
+from .log import get_logger
+from .model import Guard
+from .progress import Progress, Work
+
+log = get_logger()
+FIRST_PAUSE = 0.5  # seconds between a lock timeout and the next attempt, doubling
+MAX_PAUSE = 10.0
+
+
+def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, attempt: Callable[[int], None],
+            progress: Progress) -> None:
+    """Run `attempt` until it does not time out on a lock; StepError when the guard's budget is spent.
+
+    `where` is (step, database). A lock_timeout rolls the attempt back (a no-transaction file keeps
+    the statements before the one that waited, and `attempt` gets that statement's index to start
+    again from). Between attempts the pause doubles from FIRST_PAUSE up to MAX_PAUSE, with jitter,
+    so sidecars and applications do not retry in lockstep.
+    """
+    step, database = where
+    started, resume_at = time.monotonic(), 0
+    for number in itertools.count(1):
+        attempt_started = time.monotonic()
+        work = Work(step, database, what, conninfo(conn), pid=backend_pid(conn))
+        try:
+            with progress.working(work):
+                attempt(resume_at)
+            return
+        except history.LockTimedOut as exc:
+            resume_at, found = exc.resume_at, exc.blockers
+        blockers = found if found is not None else activity.lock_holders(conn, since=time.monotonic() - attempt_started)
+        elapsed = time.monotonic() - started
+        pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
+        exhausted = number > guard.retries or elapsed + pause + guard.lock_timeout > guard.deadline
+        log.warning("migration.lock_timeout", database=database, step=step, file=what, attempt=number,
+                    lock_timeout_s=guard.lock_timeout, elapsed_s=round(elapsed, 2),
+                    wait_s=None if exhausted else round(pause, 2), blockers=blockers or ["none found any more"])
+        if exhausted:
+            changed = (f"its first {resume_at} statements took effect (a no-transaction file)" if resume_at
+                       else "the attempts changed nothing")
+            raise StepError(
+                f"{what}: waited for a lock {number} times ({guard.lock_timeout:g}s each, {elapsed:.0f}s in all)"
+                f" in database {database!r}, step {step!r}; {changed}"
+                + (f"; blocked by {blockers[0]}" if blockers else ""),
+                hint="a long transaction holds a lock this migration needs (blockers above): end it, or run"
+                     " again when it is done; guard.retries, guard.deadline and lock_timeout set the budget",
+                database=database)
+        time.sleep(pause)

@@ -1,0 +1,245 @@
+"""The sql step: a folder of SQL migrations (sidecar's format, or dbmate's, Flyway's, golang-migrate's),
+applied in version order, each with its history row in one transaction.
+
+A run of the step adopts what the folder's own tool applied, records the baseline, then applies
+what is pending: `todo` reads all three at once, the run does them and the preview shows them.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .. import adopt, formats, history
+from ..db import Connection, set_settings
+from ..errors import StepError
+from ..guard import guarded
+from ..log import get_logger
+from ..migrations import MigrationFile, discover, version_key
+from ..model import Guard
+from ..progress import Progress
+from ..tablereader import TableReader
+from .base import Context, Declared, File, Kind, Outcome, StepPreview
+
+log = get_logger()
+VERSION = re.compile(r"\d+(?:[._]\d+)*")
+KEYS = frozenset({"name", "database", "sql", "format", "baseline", "baseline_requires", "group", "lock_timeout",
+                  "statement_timeout"})
+
+
+@dataclass(frozen=True, slots=True)
+class SqlStep:
+    kind: ClassVar[str] = "sql"
+    name: str
+    database: str
+    directory: Path
+    migrations: tuple[MigrationFile, ...]
+    baseline: str | None  # versions <= this are recorded as applied without running
+    baseline_requires: tuple[str, ...]  # tables that must exist before a baseline is recorded
+    group: bool  # all pending files in one transaction
+    guard: Guard  # the plan's, with this step's lock_timeout and statement_timeout
+    format: str = "sidecar"  # the folder's tool: "sidecar", "dbmate", "flyway" or "golang-migrate"
+
+
+@dataclass(frozen=True, slots=True)
+class Todo:
+    adoption: adopt.Adoption | None  # what the folder's tool applied that our history lacks
+    baseline: tuple[MigrationFile, ...]  # to record as applied without running
+    pending: tuple[MigrationFile, ...]  # to apply, in order
+    applied: int  # the step's files in the history already
+    stop: StepError | None  # what stops the run here before anything of the step is done
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatus:
+    kind: ClassVar[str] = "sql"
+    step: str
+    applied: int
+    pending: tuple[str, ...]  # versions
+
+    def problem(self) -> str:
+        return f"pending {', '.join(self.pending)} (step {self.step!r})"
+
+    def row(self, database: str) -> str:
+        return ""  # the table's APPLIED and PENDING columns say it
+
+
+def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> SqlStep | None:
+    database = r.database(table, key, declared.databases)
+    folder = r.string(table, "sql", f"{key}.sql", required=True)
+    tool = r.string(table, "format", f"{key}.format", default="sidecar")
+    if tool is not None and tool not in formats.FORMATS:
+        r.problem(f"{key}.format", f"{tool!r} is not a format sidecar reads; expected one of:"
+                  f" {', '.join(formats.FORMATS)}")
+        tool = None
+    baseline = r.string(table, "baseline", f"{key}.baseline")
+    requires = r.table_names(table, "baseline_requires", f"{key}.baseline_requires")
+    group = r.boolean(table, "group", f"{key}.group", False)
+    plan_guard = declared.guard
+    lock_timeout = r.duration(table, "lock_timeout", f"{key}.lock_timeout", plan_guard.lock_timeout)
+    statement_timeout = r.duration(table, "statement_timeout", f"{key}.statement_timeout",
+                                   plan_guard.statement_timeout)
+    if lock_timeout and not plan_guard.retries:
+        r.problem(f"{key}.lock_timeout", "needs guard.retries above 0")
+    if baseline is not None and not VERSION.fullmatch(baseline):
+        r.problem(f"{key}.baseline", f"expected a version like \"0003\" or \"1.2\", got {baseline!r}")
+    if requires and baseline is None:
+        r.problem(f"{key}.baseline_requires", "only makes sense with baseline")
+    if folder is None or database is None or tool is None:
+        return None
+    directory = (r.base / folder).resolve()
+    label = f"{r.path}: {key}.sql"
+    migrations, problems = (discover(directory, label) if tool == "sidecar"
+                            else formats.discover(directory, label, tool))
+    r.problems.extend(problems)
+    if group and (loose := [m.path.name for m in migrations if not m.transactional]):
+        r.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)});"
+                  " move them to a step of their own")
+    _refuse_shared_versions(r, key, database, migrations, declared.before)
+    name = r.string(table, "name", f"{key}.name", default=f"{database}: {folder}")
+    guard = replace(plan_guard, lock_timeout=plan_guard.lock_timeout if lock_timeout is None else lock_timeout,
+                    statement_timeout=plan_guard.statement_timeout if statement_timeout is None
+                    else statement_timeout)
+    return SqlStep(name or folder, database, directory, migrations, baseline, requires, group, guard, tool)
+
+
+def _refuse_shared_versions(r: TableReader, key: str, database: str, migrations: tuple[MigrationFile, ...],
+                            before: tuple[Any, ...]) -> None:
+    """A version belongs to one step of a database: the history is keyed by it."""
+    owners = {m.ident: s.name for s in before if isinstance(s, SqlStep) and s.database == database
+              for m in s.migrations}
+    for m in migrations:
+        if m.ident in owners:
+            r.problem(f"{key}.sql", f"version {m.version} is also used by step {owners[m.ident]!r} on database"
+                      f" {database!r}")
+
+
+def todo(ctx: Context, step: SqlStep) -> Todo:
+    """Adoption, baseline and pending, as the history read before the steps (ctx.histories) says."""
+    conn, applied = ctx.conns[step.database], ctx.histories[step.database]
+    stop, adoption = None, None
+    if conn is not None:
+        try:
+            adoption = adopt.find(conn, step, applied)
+        except StepError as exc:
+            stop = exc
+    adopted = {m.ident for m in adoption.files} if adoption else set()
+    baseline = baseline_files(step, applied, adopted)
+    if baseline and step.baseline_requires and stop is None:
+        missing = history.missing_tables(conn, step.baseline_requires) if conn else list(step.baseline_requires)
+        if missing:
+            stop = StepError(
+                f"step {step.name!r}: baseline {step.baseline} requires table(s) {', '.join(missing)}"
+                f" in database {step.database!r}, which do not exist",
+                hint="this database is not at the baseline version: remove `baseline` to run the"
+                     " migrations, or restore the database", database=step.database)
+    done = adopted | {m.ident for m in baseline}
+    pending = tuple(m for m in history.pending(step.migrations, applied) if m.ident not in done)
+    return Todo(adoption, tuple(baseline), pending, sum(m.ident in applied for m in step.migrations), stop)
+
+
+def baseline_files(step: SqlStep, applied: dict[history.Ident, history.Applied],
+                   adopted: set[history.Ident]) -> list[MigrationFile]:
+    """The files up to the step's baseline that are neither in the history nor adopted."""
+    if step.baseline is None:
+        return []
+    top = version_key(step.baseline)
+    return [m for m in step.migrations
+            if not m.repeatable and m.key <= top and m.ident not in applied and m.ident not in adopted]
+
+
+def run(ctx: Context, step: SqlStep, work: Todo) -> Outcome:
+    if work.stop is not None:
+        raise work.stop
+    assert ctx.progress is not None
+    conn, applied = ctx.conns[step.database], ctx.histories[step.database]
+    assert conn is not None
+    if work.adoption is not None:
+        _record(ctx.plan.name, conn, step, applied, work.adoption.files, baseline=False,
+                recorder=f"{step.name} (adopted from {work.adoption.source})", event="migration.adopted",
+                source=work.adoption.source)
+    if work.baseline:
+        _record(ctx.plan.name, conn, step, applied, work.baseline, baseline=True, recorder=step.name,
+                event="migration.baselined")
+    _apply(ctx.plan.name, conn, step, applied, work.pending, ctx.progress)
+    return Outcome(len(work.pending), len(work.adoption.files if work.adoption else ()) + len(work.baseline))
+
+
+def _record(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
+            files: tuple[MigrationFile, ...], *, baseline: bool, recorder: str, event: str, **fields: str) -> None:
+    """Record `files` as applied without running them (a baseline, or what another tool applied)."""
+    history.record_baseline(conn, list(files), plan=plan, step=recorder, baseline=baseline)
+    for m in files:
+        applied[m.ident] = history.Applied(m.version, m.name, m.checksum, baseline)
+        log.info(event, database=step.database, step=step.name, version=m.version, file=m.path.name, **fields)
+
+
+def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ident, history.Applied],
+           todo: tuple[MigrationFile, ...], progress: Progress) -> None:
+    versions = [key for key in applied if isinstance(key, tuple)]
+    if todo and versions and not todo[0].repeatable and todo[0].key < max(versions):
+        log.warning("migration.out_of_order", database=step.database, step=step.name,
+                    version=todo[0].version, reason="a later version is already applied")
+    if not todo:
+        return
+    timeouts, where = step.guard.server_settings(), (step.name, step.database)
+    set_settings(conn, timeouts)
+    if step.group:
+        guarded(conn, step.guard, where, f"{len(todo)} files in one transaction",
+                lambda _resume: history.apply(conn, list(todo), plan=plan, database=step.database,
+                                              step=step.name), progress)
+    else:
+        for i, m in enumerate(todo):
+            # Every migration but the step's last commits without waiting for its WAL flush
+            # (each is still atomic with its history row); the last commit is synchronous and
+            # so flushes all before it. Once a step has finished, all of it is durable.
+            if len(todo) > 1 and i in (0, len(todo) - 1):
+                history.set_synchronous_commit(conn, i != 0)
+            guarded(conn, step.guard, where, m.path.name, functools.partial(_apply_file, plan, conn, step, m),
+                    progress)
+    set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
+    for m in todo:
+        applied[m.ident] = history.Applied(m.version, m.name, m.checksum, False)
+
+
+def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, resume_at: int) -> None:
+    if m.transactional:
+        history.apply(conn, [m], plan=plan, database=step.database, step=step.name)
+    else:
+        history.apply_outside_transaction(conn, m, plan=plan, database=step.database, step=step.name,
+                                          resume_at=resume_at)
+
+
+def preview(step: SqlStep, work: Todo) -> StepPreview:
+    def files(found: Iterable[MigrationFile]) -> tuple[File, ...]:
+        return tuple(File(m.version, m.path.name, m.transactional) for m in found)
+
+    adopted = work.adoption.files if work.adoption else ()
+    return StepPreview(step.name, step.database, "sql", apply=files(work.pending), baseline=files(work.baseline),
+                       adopt=files(adopted), adopted_from=work.adoption.source if work.adoption else "",
+                       applied=work.applied, stop=work.stop.message if work.stop else "")
+
+
+def state(conn: Connection, step: SqlStep, database: str, found: history.History) -> tuple[StepStatus, ...]:
+    if step.database != database:
+        return ()
+    return (StepStatus(step.name, sum(m.ident in found.applied for m in step.migrations),
+                       tuple(m.version for m in history.pending(step.migrations, found.applied))),)
+
+
+def watched(step: SqlStep) -> Iterable[Path]:
+    """Everything under the folder, links followed (a ConfigMap's files are links that change target)."""
+    return (Path(root) / name for root, _dirs, names in os.walk(step.directory, followlinks=True) for name in names)
+
+
+def checksums(step: SqlStep) -> Iterable[str]:
+    return (f"{step.database}:{m.version}:{m.checksum}" for m in step.migrations)
+
+
+KIND: Kind[SqlStep, Todo, StepStatus] = Kind(
+    "sql", SqlStep, KEYS, read, todo, run, preview, state, watched=watched, checksums=checksums, status_key="steps")

@@ -1,0 +1,170 @@
+"""Typed values out of the plan's TOML tables, every problem collected rather than raised.
+
+Each problem names the file and the key (`plan.toml: steps[2].timeout: ...`) and says what
+was expected; `load_plan` raises them together as one PlanError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .values import expand, expand_value, parse_duration
+
+# A table name as SQL writes it: name or schema.name, each plain or "quoted".
+_IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
+TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
+DURATION_EXAMPLES = '"30s", "10m" or "500ms"'  # what every duration problem says a duration looks like
+# The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
+# wait.timeout and lock.timeout may be 0: "try once, do not wait".
+MIN_INTERVAL = 0.1
+MAX_DURATION = 2147483.647  # seconds: PostgreSQL's largest timeout (an int of milliseconds), 24.8 days
+
+
+class TableReader:
+    """Reads values out of a plan's tables; `problems` holds what was wrong, in the order found."""
+
+    def __init__(self, path: Path, environ: Mapping[str, str]) -> None:
+        self.path = path
+        self.base = path.parent
+        self.environ = environ
+        self.problems: list[str] = []
+
+    def problem(self, key: str, message: str) -> None:
+        self.problems.append(f"{self.path}: {key}: {message}")
+
+    def table(self, doc: dict[str, Any], name: str, key: str, allowed: frozenset[str] | None) -> dict[str, Any]:
+        """The table `doc[name]` ({} when absent); its keys checked against `allowed` (None: any key)."""
+        value = doc.get(name, {})
+        if not isinstance(value, dict):
+            self.problem(key, f"expected a table [{name}]")
+            return {}
+        if allowed is not None:
+            self.check_keys(value, allowed, key)
+        return value
+
+    def check_keys(self, table: dict[str, Any], allowed: frozenset[str], key: str) -> None:
+        for unknown in sorted(set(table) - allowed):
+            where = unknown if key == "(top level)" else f"{key}.{unknown}"
+            self.problem(where, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+
+    def string(self, table: dict[str, Any], name: str, key: str, *, required: bool = False,
+               default: str | None = None) -> str | None:
+        if name not in table:
+            if required:
+                self.problem(key, "is required")
+            return default
+        value = table[name]
+        if not isinstance(value, str):
+            self.problem(key, f"expected a string, got {type(value).__name__}")
+            return default
+        before = len(self.problems)
+        text = self.substitute(value, key)
+        return text if len(self.problems) == before else None  # reported once, not again downstream
+
+    def text(self, table: dict[str, Any], name: str, key: str, *, example: str,
+             default: str | None = None) -> str | None:
+        """A string that must not be empty (required when there is no default)."""
+        value = self.string(table, name, key, required=default is None, default=default)
+        if value == "":
+            self.problem(key, f"must not be empty, e.g. {example}")
+            return None
+        return value
+
+    def strings(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
+        value = table.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(key, "expected a list of strings")
+            return ()
+        return tuple(self.substitute(v, key) for v in value)
+
+    def table_names(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
+        names = self.strings(table, name, key)
+        for bad in (n for n in names if not TABLE_NAME.fullmatch(n)):
+            self.problem(key, f"{bad!r} is not a table name; write name or schema.name"
+                         ' (with "double quotes" around a name that needs them)')
+        return names
+
+    def boolean(self, table: dict[str, Any], name: str, key: str, default: bool) -> bool:
+        value = table.get(name, default)
+        if not isinstance(value, bool):
+            self.problem(key, f"expected true or false, got {value!r}")
+            return default
+        return value
+
+    def duration(self, table: dict[str, Any], name: str, key: str, default: float, *,
+                 minimum: float = 0.0) -> float | None:
+        """A duration of at least `minimum` seconds (0 allowed where it means "do not wait").
+
+        A string may take it from the environment, like any string: timeout = "${WAIT:-60s}".
+        """
+        if name not in table:
+            return default
+        value = written = table[name]
+        shown = repr(written)  # how a problem shows the value
+        bad, short = f"expected a duration like {DURATION_EXAMPLES}, got {shown}", f"{shown} is too short"
+        if isinstance(written, str):
+            expansion = expand_value(written, self.environ)
+            for problem in expansion.problems:  # each names the variable: not set, file unreadable, ...
+                self.problem(key, problem)
+            if expansion.problems:
+                return None
+            value = expansion.text
+            if expansion.secret:  # a VAR_FILE's content is a secret: name the file, never echo it
+                shown = f"{written} comes from {', '.join(f'{v}_FILE' for v in expansion.secret)} (not shown)"
+                bad, short = f"{shown}; expected a duration like {DURATION_EXAMPLES}", f"{shown} and is too short"
+            elif value != written:
+                shown = f"{written} is {json.dumps(value, ensure_ascii=False)}"
+                bad, short = f"{shown}; expected a duration like {DURATION_EXAMPLES}", f"{shown}, too short"
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            self.problem(key, bad)
+            return None
+        if seconds < minimum:
+            self.problem(key, f"{short}: it must be at least {minimum * 1000:g}ms")
+            return None
+        if seconds > MAX_DURATION:  # PostgreSQL's timeouts are whole milliseconds in an int
+            self.problem(key, f"{shown}: too long; at most 24 days (PostgreSQL's limit, 2147483647ms)")
+            return None
+        if 0 < seconds < 0.001:
+            self.problem(key, f"{shown}: under 1ms, which PostgreSQL would read as 0 (no limit); write 0 or at"
+                              " least 1ms")
+            return None
+        return seconds
+
+    def environment(self, value: object, key: str,
+                    example: str = '{ DJANGO_SETTINGS_MODULE = "app.settings" }') -> tuple[tuple[str, str], ...]:
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            self.problem(key, f"expected a table of strings, e.g. {example}")
+            return ()
+        return tuple((k, self.substitute(v, f"{key}.{k}")) for k, v in value.items())
+
+    def substitute(self, text: str, key: str) -> str:
+        expanded, problems = expand(text, self.environ)
+        for problem in problems:
+            self.problem(key, problem)
+        return expanded
+
+    @staticmethod
+    def unknown_database(name: str, declared: list[str]) -> str:
+        return (f"{name!r} is not a declared database (declared: {', '.join(declared) or 'none'});"
+                f" add [databases.{name}] or fix the name")
+
+    def database(self, table: dict[str, Any], key: str, declared: list[str]) -> str | None:
+        """A step's `database`: required, and one of the plan's `declared` databases."""
+        name = self.string(table, "database", f"{key}.database", required=True)
+        if name is not None and name not in declared:
+            self.problem(f"{key}.database", self.unknown_database(name, declared))
+            return None
+        return name
+
+    def folder(self, name: str, key: str) -> Path:
+        """`name` resolved from the plan's folder; a problem when it is not a folder."""
+        directory = (self.base / name).resolve()
+        if not directory.is_dir():
+            self.problem(key, f"folder {directory} does not exist")
+        return directory
