@@ -9,7 +9,8 @@ import random
 import time
 from collections.abc import Callable
 
-from . import activity, history
+from . import activity
+from .apply import LockTimedOut
 from .db import Connection, backend_pid, conninfo
 from .errors import StepError
 from .log import get_logger
@@ -39,7 +40,7 @@ def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, a
             with progress.working(work):
                 attempt(resume_at)
             return
-        except history.LockTimedOut as exc:
+        except LockTimedOut as exc:
             resume_at, found = exc.resume_at, exc.blockers
         blockers = found if found is not None else activity.lock_holders(conn, since=time.monotonic() - attempt_started)
         elapsed = time.monotonic() - started

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import adopt, formats, history
+from .. import adopt, apply, formats, history
 from ..db import Connection, set_settings
 from ..errors import StepError
 from ..guard import guarded
@@ -191,7 +191,7 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
     set_settings(conn, timeouts)
     if step.group:
         guarded(conn, step.guard, where, f"{len(todo)} files in one transaction",
-                lambda _resume: history.apply(conn, list(todo), plan=plan, database=step.database,
+                lambda _resume: apply.apply(conn, list(todo), plan=plan, database=step.database,
                                               step=step.name), progress)
     else:
         for i, m in enumerate(todo):
@@ -199,7 +199,7 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
             # (each is still atomic with its history row); the last commit is synchronous and
             # so flushes all before it. Once a step has finished, all of it is durable.
             if len(todo) > 1 and i in (0, len(todo) - 1):
-                history.set_synchronous_commit(conn, i != 0)
+                apply.set_synchronous_commit(conn, i != 0)
             guarded(conn, step.guard, where, m.path.name, functools.partial(_apply_file, plan, conn, step, m),
                     progress)
     set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
@@ -209,9 +209,9 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
 
 def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, resume_at: int) -> None:
     if m.transactional:
-        history.apply(conn, [m], plan=plan, database=step.database, step=step.name)
+        apply.apply(conn, [m], plan=plan, database=step.database, step=step.name)
     else:
-        history.apply_outside_transaction(conn, m, plan=plan, database=step.database, step=step.name,
+        apply.apply_outside_transaction(conn, m, plan=plan, database=step.database, step=step.name,
                                           resume_at=resume_at)
 
 
