@@ -19,6 +19,9 @@ stdout and stderr (streamed into the log by sidecar). Django starts once:
 
 Every error is one `error` event naming kind, alias, app and migration.
 Passwords from DATABASES are masked in everything this process writes.
+This file loads the settings, inspects and runs the protocol; beside it,
+django_child_events.py (events, Failure, masking) and django_child_executor.py
+(fakes and migrations per alias) are part of the child, no more of sidecar.
 """
 
 from __future__ import annotations
@@ -33,42 +36,18 @@ import time
 import traceback
 from typing import Any
 
-MASK = "<SECRET>"
+# Run by path, this file's folder is sys.path[0] (until main() gives that place to the project), so the
+# modules the child is split into import as top-level modules: sidecar is no package in the project's Python.
+if __package__:  # imported as part of sidecar: by mypy
+    from .django_child_events import Events, Failure, MaskedStream
+    from .django_child_executor import Tracker, fake, migrate_alias
+else:
+    if getattr(sys.flags, "safe_path", False):  # python -P or PYTHONSAFEPATH (3.11+): the folder is not there
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from django_child_events import Events, Failure, MaskedStream  # type: ignore[no-redef]
+    from django_child_executor import Tracker, fake, migrate_alias  # type: ignore[no-redef]
+
 STOPPING = False  # SIGTERM arrived: the error a cancelled statement raises is not the migration's fault
-
-
-class Failure(Exception):
-    def __init__(self, kind: str, message: str, **where: str | None) -> None:
-        super().__init__(message)
-        self.kind, self.message, self.where = kind, message, where
-
-
-class _Masked:
-    """A text stream that masks every password the settings hold."""
-
-    def __init__(self, stream: Any, secrets: list[str]) -> None:
-        self.stream, self.secrets = stream, secrets
-
-    def write(self, text: str) -> int:
-        return int(self.stream.write(mask(text, self.secrets)))
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.stream, name)
-
-
-def mask(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, MASK)
-    return text
-
-
-class Events:
-    def __init__(self, fd: int) -> None:
-        self.out = os.fdopen(fd, "w", buffering=1)
-        self.secrets: list[str] = []
-
-    def send(self, event: str, **fields: Any) -> None:
-        self.out.write(mask(json.dumps({"event": event, **fields}), self.secrets) + "\n")
 
 
 def setup(settings: str, events: Events) -> None:
@@ -84,8 +63,8 @@ def setup(settings: str, events: Events) -> None:
 
     events.secrets = sorted({str(d["PASSWORD"]) for d in django_settings.DATABASES.values()
                              if len(str(d.get("PASSWORD") or "")) >= 4}, key=len, reverse=True)
-    sys.stdout = _Masked(sys.stdout, events.secrets)
-    sys.stderr = _Masked(sys.stderr, events.secrets)
+    sys.stdout = MaskedStream(sys.stdout, events.secrets)
+    sys.stderr = MaskedStream(sys.stderr, events.secrets)
 
 
 def routed_apps(alias: str, migrated: set[str]) -> list[str]:
@@ -166,115 +145,6 @@ def migrate(request: dict[str, Any], events: Events) -> None:
                           migration=tracker.current[1] if tracker.current else None) from None
         events.send("alias.migrated", alias=alias, applied=applied, faked=tracker.faked,
                     duration_ms=round((time.monotonic() - started) * 1000))
-
-
-class Tracker:
-    """The executor's progress callback: one event per migration applied or faked, as it happens."""
-
-    def __init__(self, alias: str, events: Events) -> None:
-        self.alias, self.events = alias, events
-        self.current: tuple[str, str] | None = None
-        self.started = 0.0
-        self.applied = self.faked = 0
-
-    def __call__(self, action: str, migration: Any = None, fake: bool = False) -> None:
-        if action == "apply_start":
-            self.current, self.started = (migration.app_label, migration.name), time.monotonic()
-            self.events.send("migration.started", alias=self.alias, app=migration.app_label,
-                             migration=migration.name)
-        elif action == "apply_success":
-            if fake:
-                self.faked += 1
-            else:
-                self.applied += 1
-            self.events.send("migration.applied", alias=self.alias, app=migration.app_label,
-                             migration=migration.name, faked=fake,
-                             duration_ms=round((time.monotonic() - self.started) * 1000))
-            self.current = None
-        elif action.startswith("unapply"):  # never asked for; the plans below are forwards only
-            raise Failure("migration", "would unapply a migration", alias=self.alias, app=migration.app_label,
-                          migration=migration.name)
-
-
-def fake(alias: str, app: str, name: str, if_tables_exist: bool, tracker: Tracker) -> None:
-    """Record `app` up to `name` as applied on `alias` without running it, once.
-
-    Only while `name` is not applied: faking to an applied migration is how
-    `migrate APP 0003 --fake` fake-unapplies 0004 and later on a second run.
-    """
-    from django.db import connections, router
-    from django.db.migrations.executor import MigrationExecutor
-
-    connection = connections[alias]
-    executor = MigrationExecutor(connection, tracker)
-    target = (app, executor.loader.get_migration_by_prefix(app, name).name)
-    if target in executor.loader.applied_migrations:
-        tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1], reason="already applied")
-        return
-    full = executor.migration_plan([target])
-    plan = [(m, backwards) for m, backwards in full if m.app_label == app]
-    others = [(m.app_label, m.name) for m, _ in full if m.app_label != app]
-    if others:  # the app's dependencies elsewhere are applied for real, first
-        executor.migrate(others)
-        executor = MigrationExecutor(connection, tracker)
-    if if_tables_exist:
-        tables = []
-        for migration, _ in plan:
-            state = executor.loader.project_state((migration.app_label, migration.name), at_end=True)
-            for operation in migration.operations:
-                if type(operation).__name__ == "CreateModel":
-                    model = state.apps.get_model(migration.app_label, operation.name)
-                    if router.allow_migrate_model(alias, model):  # its table, and its many-to-many tables
-                        tables.append(model._meta.db_table)
-                        tables += [f.remote_field.through._meta.db_table for f in model._meta.local_many_to_many
-                                   if f.remote_field.through._meta.auto_created]
-        with connection.cursor() as cursor:
-            existing = set(connection.introspection.table_names(cursor))
-        missing = [t for t in tables if t not in existing]
-        if missing and len(missing) < len(tables):
-            raise Failure("fake", f"faking {app} up to {target[1]} needs all of its tables, or none:"
-                          f" {', '.join(t for t in tables if t in existing)} exist but {', '.join(missing)}"
-                          " do not", alias=alias, app=app, migration=target[1])
-        if missing:
-            tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1],
-                                reason=f"its tables do not exist ({', '.join(missing)}): applied for real")
-            return
-    executor.migrate([target], plan=plan, fake=True)
-
-
-def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
-    """What `migrate --database=ALIAS` does, for the apps routed to it (no prompts, no syncdb)."""
-    from importlib import import_module
-
-    from django.apps import apps as registry
-    from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
-    from django.db import connections
-    from django.db.migrations.executor import MigrationExecutor
-    from django.db.migrations.state import ModelState
-    from django.utils.module_loading import module_has_submodule
-
-    for config in registry.get_app_configs():  # as migrate does: management modules connect signals
-        if module_has_submodule(config.module, "management"):
-            import_module(".management", config.name)
-    connection = connections[alias]
-    connection.prepare_database()
-    executor = MigrationExecutor(connection, tracker)
-    executor.loader.check_consistent_history(connection)
-    targets = [leaf for leaf in executor.loader.graph.leaf_nodes() if leaf[0] in apps]
-    plan = executor.migration_plan(targets)
-    pre_state = executor._create_project_state(with_applied_migrations=True)
-    emit_pre_migrate_signal(0, False, alias, apps=pre_state.apps, plan=plan)
-    post_state = executor.migrate(targets, plan=plan, state=pre_state.clone())
-    post_state.clear_delayed_apps_cache()
-    post_apps = post_state.apps
-    with post_apps.bulk_update():  # the real models for post_migrate handlers, as migrate does
-        keys = []
-        for model_state in post_apps.real_models:
-            keys.append((model_state.app_label, model_state.name_lower))
-            post_apps.unregister_model(*keys[-1])
-    post_apps.render_multiple([ModelState.from_model(registry.get_model(*key)) for key in keys])
-    emit_post_migrate_signal(0, False, alias, apps=post_apps, plan=plan)
-    return tracker.applied
 
 
 def cancel_on_sigterm() -> None:

@@ -1,0 +1,125 @@
+"""The Django child's migrate request, per alias, through Django's MigrationExecutor: the declared fakes,
+then every migration of the alias's apps as `manage.py migrate --database=ALIAS` runs them, one event each.
+
+Part of the child (django_child.py): the standard library and Django only, imported as a top-level module
+there; Django is imported inside the functions, once the child has loaded the project's settings.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+if __package__:  # imported as part of sidecar: by mypy
+    from .django_child_events import Events, Failure
+else:  # in the child (see django_child.py)
+    from django_child_events import Events, Failure  # type: ignore[no-redef]
+
+
+class Tracker:
+    """The executor's progress callback: one event per migration applied or faked, as it happens."""
+
+    def __init__(self, alias: str, events: Events) -> None:
+        self.alias, self.events = alias, events
+        self.current: tuple[str, str] | None = None
+        self.started = 0.0
+        self.applied = self.faked = 0
+
+    def __call__(self, action: str, migration: Any = None, fake: bool = False) -> None:
+        if action == "apply_start":
+            self.current, self.started = (migration.app_label, migration.name), time.monotonic()
+            self.events.send("migration.started", alias=self.alias, app=migration.app_label,
+                             migration=migration.name)
+        elif action == "apply_success":
+            if fake:
+                self.faked += 1
+            else:
+                self.applied += 1
+            self.events.send("migration.applied", alias=self.alias, app=migration.app_label,
+                             migration=migration.name, faked=fake,
+                             duration_ms=round((time.monotonic() - self.started) * 1000))
+            self.current = None
+        elif action.startswith("unapply"):  # never asked for; the plans below are forwards only
+            raise Failure("migration", "would unapply a migration", alias=self.alias, app=migration.app_label,
+                          migration=migration.name)
+
+
+def fake(alias: str, app: str, name: str, if_tables_exist: bool, tracker: Tracker) -> None:
+    """Record `app` up to `name` as applied on `alias` without running it, once.
+
+    Only while `name` is not applied: faking to an applied migration is how
+    `migrate APP 0003 --fake` fake-unapplies 0004 and later on a second run.
+    """
+    from django.db import connections, router
+    from django.db.migrations.executor import MigrationExecutor
+
+    connection = connections[alias]
+    executor = MigrationExecutor(connection, tracker)
+    target = (app, executor.loader.get_migration_by_prefix(app, name).name)
+    if target in executor.loader.applied_migrations:
+        tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1], reason="already applied")
+        return
+    full = executor.migration_plan([target])
+    plan = [(m, backwards) for m, backwards in full if m.app_label == app]
+    others = [(m.app_label, m.name) for m, _ in full if m.app_label != app]
+    if others:  # the app's dependencies elsewhere are applied for real, first
+        executor.migrate(others)
+        executor = MigrationExecutor(connection, tracker)
+    if if_tables_exist:
+        tables = []
+        for migration, _ in plan:
+            state = executor.loader.project_state((migration.app_label, migration.name), at_end=True)
+            for operation in migration.operations:
+                if type(operation).__name__ == "CreateModel":
+                    model = state.apps.get_model(migration.app_label, operation.name)
+                    if router.allow_migrate_model(alias, model):  # its table, and its many-to-many tables
+                        tables.append(model._meta.db_table)
+                        tables += [f.remote_field.through._meta.db_table for f in model._meta.local_many_to_many
+                                   if f.remote_field.through._meta.auto_created]
+        with connection.cursor() as cursor:
+            existing = set(connection.introspection.table_names(cursor))
+        missing = [t for t in tables if t not in existing]
+        if missing and len(missing) < len(tables):
+            raise Failure("fake", f"faking {app} up to {target[1]} needs all of its tables, or none:"
+                          f" {', '.join(t for t in tables if t in existing)} exist but {', '.join(missing)}"
+                          " do not", alias=alias, app=app, migration=target[1])
+        if missing:
+            tracker.events.send("fake.skipped", alias=alias, app=app, migration=target[1],
+                                reason=f"its tables do not exist ({', '.join(missing)}): applied for real")
+            return
+    executor.migrate([target], plan=plan, fake=True)
+
+
+def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
+    """What `migrate --database=ALIAS` does, for the apps routed to it (no prompts, no syncdb)."""
+    from importlib import import_module
+
+    from django.apps import apps as registry
+    from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrate_signal
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+    from django.db.migrations.state import ModelState
+    from django.utils.module_loading import module_has_submodule
+
+    for config in registry.get_app_configs():  # as migrate does: management modules connect signals
+        if module_has_submodule(config.module, "management"):
+            import_module(".management", config.name)
+    connection = connections[alias]
+    connection.prepare_database()
+    executor = MigrationExecutor(connection, tracker)
+    executor.loader.check_consistent_history(connection)
+    targets = [leaf for leaf in executor.loader.graph.leaf_nodes() if leaf[0] in apps]
+    plan = executor.migration_plan(targets)
+    pre_state = executor._create_project_state(with_applied_migrations=True)
+    emit_pre_migrate_signal(0, False, alias, apps=pre_state.apps, plan=plan)
+    post_state = executor.migrate(targets, plan=plan, state=pre_state.clone())
+    post_state.clear_delayed_apps_cache()
+    post_apps = post_state.apps
+    with post_apps.bulk_update():  # the real models for post_migrate handlers, as migrate does
+        keys = []
+        for model_state in post_apps.real_models:
+            keys.append((model_state.app_label, model_state.name_lower))
+            post_apps.unregister_model(*keys[-1])
+    post_apps.render_multiple([ModelState.from_model(registry.get_model(*key)) for key in keys])
+    emit_post_migrate_signal(0, False, alias, apps=post_apps, plan=plan)
+    return tracker.applied
