@@ -1,6 +1,6 @@
 """The Django example three ways: start -> ready, cold and no-op (issue: the new step at most 0.5x the script).
 
-- the seed's entrypoint script, as the README quotes it (four `manage.py migrate`
+- the seed's entrypoint script, as docs/django.md quotes it (four `manage.py migrate`
   calls; its `|| true` kept); "ready" is the script's exit;
 - the same sequence as command steps (examples/django/commands.toml);
 - the Django step (examples/django/sidecar.toml).
