@@ -181,13 +181,18 @@ def _retry(attempt: Callable[[], Connection], first: Unreachable, info: ConnInfo
     try:
         return retrying(again)
     except Unreachable as exc:
-        if exc.logged_in:
-            raise _no_primary(exc.reason, info, database, budget or timeout) from exc
-        raise UnavailableError(
-            f"database {database!r} at {info.host}:{info.port} did not answer within {budget or timeout:g}s"
-            f" (last: {exc.reason})",
-            hint="is the server running and reachable from here? raise wait.timeout if it is slow"
-                 " to start", database=database) from exc
+        raise _gave_up(exc, info, database, budget or timeout) from exc
+
+
+def _gave_up(last: Unreachable, info: ConnInfo, database: str, waited: float) -> UnavailableError:
+    """The wait ran out: on servers that take no writes, or on one that never answered."""
+    if last.logged_in:
+        return _no_primary(last.reason, info, database, waited)
+    return UnavailableError(
+        f"database {database!r} at {info.host}:{info.port} did not answer within {waited:g}s"
+        f" (last: {last.reason})",
+        hint="is the server running and reachable from here? raise wait.timeout if it is slow"
+             " to start", database=database)
 
 
 def _no_primary(reason: str, info: ConnInfo, database: str, waited: float) -> UnavailableError:
