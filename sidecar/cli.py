@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   f" (exit 0: nothing to do, {WORK_PENDING}: work pending)")
     add_plan(preview)
     preview.add_argument("--json", action="store_true", help="machine-readable output")
+    commands.add_parser("schema", help="print the plan's JSON Schema, for editors to check and complete"
+                        " sidecar.toml (Taplo, Even Better TOML: `#:schema` line)")
     probe = commands.add_parser("probe", help="healthcheck: exit 0 only if the health file is"
                                 " healthy and fresh")
     probe.add_argument("path", nargs="?", type=Path, default=None,
@@ -98,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         from . import probe
 
         return probe.run(str(args.path) if args.path else None, args.wait, args.alive)
+    if args.command == "schema":  # no plan, no settings: the same text whatever the environment
+        from .schema import json_text
+
+        sys.stdout.write(json_text())
+        return 0
     return _with_errors_reported(args)
 
 

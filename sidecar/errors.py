@@ -1,7 +1,7 @@
 """One exception hierarchy; the exit code is a class attribute, mapped once in cli.
 
 `EXIT_CODES` is the one table of what each code means: `sidecar --help`
-prints it and a test holds the README's table to it.
+prints it and a test holds the table of docs/commands.md to it.
 """
 
 from __future__ import annotations

@@ -16,31 +16,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import identity
+from . import identity, shape
 from .conninfo import parse_url
 from .errors import PlanError
 from .kinds import KINDS
 from .kinds import of as kind_of
 from .kinds.base import Declared
 from .model import Database, Guard, Lint, Plan, SqlCheck, Step, VerifySpec
-from .tablereader import MIN_INTERVAL, TableReader
+from .shape import CHECK, DATABASE, GUARD, LINT, LOCK, PLAN, SERVE, VERIFY, WAIT
+from .tablereader import TableReader
+from .values import parse_duration
 
-RULE_NAME = re.compile(r"[a-z][a-z0-9-]*")
+RULE_NAME = re.compile(shape.RULE_NAME)
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
 # The live-database guard's defaults: a statement waits at most 3 s for a lock, so the queries
 # queued behind its lock request wait no longer; then it is rolled back and tried again.
-DEFAULT_GUARD = Guard(lock_timeout=3.0, retries=10, deadline=600.0, statement_timeout=0.0)
-_KEYS: dict[str, frozenset[str]] = {
-    "plan": frozenset({"name", "wait", "lock", "serve", "guard", "lint", "databases", "steps", "verify"}),
-    "lint": frozenset({"squawk", "fail_on", "exclude"}),
-    "guard": frozenset({"lock_timeout", "retries", "deadline", "statement_timeout"}),
-    "wait": frozenset({"timeout"}),
-    "lock": frozenset({"timeout", "database"}),
-    "serve": frozenset({"interval"}),
-    "database": frozenset({"url", "password", "create"}),
-    "verify": frozenset({"tables", "min_tables", "no_pending", "checks", "commands", "command_timeout"}),
-    "check": frozenset({"name", "sql"}),
-}
+DEFAULT_GUARD = Guard(lock_timeout=parse_duration(str(GUARD.key("lock_timeout").default)),
+                      retries=int(str(GUARD.key("retries").default)),
+                      deadline=parse_duration(str(GUARD.key("deadline").default)),
+                      statement_timeout=parse_duration(str(GUARD.key("statement_timeout").default)))
 
 
 def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
@@ -74,21 +68,18 @@ class _PlanReader(TableReader):
         self.guard = DEFAULT_GUARD  # the [guard] table's, once read: sql steps start from it
 
     def read(self, doc: dict[str, Any], raw: bytes) -> Plan | None:
-        self.check_keys(doc, _KEYS["plan"], "(top level)")
-        name = self.string(doc, "name", "name", default=self.path.stem)
-        wait = self.table(doc, "wait", "wait", _KEYS["wait"])
-        lock = self.table(doc, "lock", "lock", _KEYS["lock"])
-        serve = self.table(doc, "serve", "serve", _KEYS["serve"])
-        wait_timeout = self.duration(wait, "timeout", "wait.timeout", 60.0)
-        lock_timeout = self.duration(lock, "timeout", "lock.timeout", 600.0)
-        interval = self.duration(serve, "interval", "serve.interval", 5.0, minimum=MIN_INTERVAL)
-        self.guard = self.read_guard(self.table(doc, "guard", "guard", _KEYS["guard"]))
+        self.check_keys(doc, PLAN.names, "(top level)")
+        name = self.value(doc, PLAN.key("name"), "", default=self.path.stem)
+        wait, lock, serve, guard = (self.table(doc, t.path, t.path, t.names) for t in (WAIT, LOCK, SERVE, GUARD))
+        wait_timeout = self.value(wait, WAIT.key("timeout"), "wait")
+        lock_timeout = self.value(lock, LOCK.key("timeout"), "lock")
+        interval = self.value(serve, SERVE.key("interval"), "serve")
+        self.guard = self.read_guard(guard)
         lint = self.read_lint(doc["lint"]) if "lint" in doc else None
         databases = self.databases(doc.get("databases"))
         # Declared names, valid or not, so one bad URL does not make every step "unknown".
         names = list(doc["databases"]) if isinstance(doc.get("databases"), dict) else []
-        lock_database = self.string(lock, "database", "lock.database",
-                                    default=names[0] if names else "")
+        lock_database = self.value(lock, LOCK.key("database"), "lock", default=names[0] if names else "")
         if names and lock_database is not None and lock_database not in names:
             self.problem("lock.database", self.unknown_database(lock_database, names))
         steps = self.steps(doc.get("steps"), names)
@@ -107,19 +98,15 @@ class _PlanReader(TableReader):
     # -- sections -------------------------------------------------------------------
 
     def read_guard(self, table: dict[str, Any]) -> Guard:
-        d = DEFAULT_GUARD
-        lock_timeout = self.duration(table, "lock_timeout", "guard.lock_timeout", d.lock_timeout)
-        deadline = self.duration(table, "deadline", "guard.deadline", d.deadline, minimum=MIN_INTERVAL)
-        statement_timeout = self.duration(table, "statement_timeout", "guard.statement_timeout",
-                                          d.statement_timeout)
-        retries = table.get("retries", d.retries)
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            self.problem("guard.retries", f"expected a whole number >= 0, got {retries!r}")
-            retries = d.retries
-        elif retries == 0 and lock_timeout:
+        lock_timeout, retries, deadline, statement_timeout = (
+            self.value(table, GUARD.key(name), "guard") for name in ("lock_timeout", "retries", "deadline",
+                                                                     "statement_timeout"))
+        if retries == 0 and lock_timeout:
             self.problem("guard.retries", "0 with a lock_timeout would fail a migration at its first lock"
                          " wait; allow retries, or set lock_timeout = \"0s\" to turn the guard off")
-        return Guard(d.lock_timeout if lock_timeout is None else lock_timeout, retries,
+        d = DEFAULT_GUARD
+        return Guard(d.lock_timeout if lock_timeout is None else lock_timeout,
+                     d.retries if retries is None else retries,
                      d.deadline if deadline is None else deadline,
                      d.statement_timeout if statement_timeout is None else statement_timeout)
 
@@ -127,9 +114,9 @@ class _PlanReader(TableReader):
         if not isinstance(section, dict):
             self.problem("lint", "expected a table [lint]")
             return None
-        self.check_keys(section, _KEYS["lint"], "lint")
-        program = self.string(section, "squawk", "lint.squawk", default="squawk")
-        rules = {key: self.strings(section, key, f"lint.{key}") for key in ("fail_on", "exclude")}
+        self.check_keys(section, LINT.names, "lint")
+        program = self.value(section, LINT.key("squawk"), "lint")
+        rules = {key: self.value(section, LINT.key(key), "lint") for key in ("fail_on", "exclude")}
         for key, names in rules.items():
             for bad in (n for n in names if not RULE_NAME.fullmatch(n)):
                 self.problem(f"lint.{key}", f"{bad!r} is not a squawk rule name (e.g. \"changing-column-type\")")
@@ -155,10 +142,9 @@ class _PlanReader(TableReader):
             if not isinstance(table, dict):
                 self.problem(key, "expected a table with url and create")
                 continue
-            self.check_keys(table, _KEYS["database"], key)
-            url = self.string(table, "url", f"{key}.url", required=True)
-            password = self.string(table, "password", f"{key}.password")
-            create = self.boolean(table, "create", f"{key}.create", False)
+            self.check_keys(table, DATABASE.names, key)
+            url, password, create = (self.value(table, DATABASE.key(name), key)
+                                     for name in ("url", "password", "create"))
             if url is None:
                 continue
             try:
@@ -204,7 +190,7 @@ class _PlanReader(TableReader):
                          " \"settings.module\" or alembic = \"alembic.ini\"")
             return None
         kind = found[0]
-        self.check_keys(table, kind.keys, key)
+        self.check_keys(table, kind.shape.names, key)
         step: Step | None = kind.read(self, table, key, declared)
         return step
 
@@ -218,13 +204,9 @@ class _PlanReader(TableReader):
             if not isinstance(table, dict):
                 self.problem(key, "expected a table")
                 continue
-            self.check_keys(table, _KEYS["verify"], key)
-            tables = self.table_names(table, "tables", f"{key}.tables")
-            min_tables = table.get("min_tables", 0)
-            if isinstance(min_tables, bool) or not isinstance(min_tables, int) or min_tables < 0:
-                self.problem(f"{key}.min_tables", "expected a whole number >= 0")
-                min_tables = 0
-            no_pending = self.boolean(table, "no_pending", f"{key}.no_pending", True)
+            self.check_keys(table, VERIFY.names, key)
+            tables, min_tables, no_pending = (self.value(table, VERIFY.key(name), key)
+                                              for name in ("tables", "min_tables", "no_pending"))
             checks = self.checks(table.get("checks", []), f"{key}.checks")
             commands = table.get("commands", [])
             if not isinstance(commands, list) or not all(
@@ -232,12 +214,11 @@ class _PlanReader(TableReader):
                 self.problem(f"{key}.commands", "expected a list of argv lists, e.g."
                              ' [["python", "manage.py", "migrate", "--check"]]')
                 commands = []
-            command_timeout = self.duration(table, "command_timeout", f"{key}.command_timeout", 300.0,
-                                            minimum=MIN_INTERVAL)
+            command_timeout = self.value(table, VERIFY.key("command_timeout"), key)
             if command_timeout is None:
                 continue
             specs.append(VerifySpec(
-                database, tables, min_tables, bool(no_pending), checks,
+                database, tables, min_tables or 0, bool(no_pending), checks,
                 tuple(tuple(self.substitute(a, f"{key}.commands") for a in c) for c in commands),
                 command_timeout))
         return tuple(specs)
@@ -252,9 +233,8 @@ class _PlanReader(TableReader):
             if not isinstance(item, dict):
                 self.problem(item_key, 'expected {name = "...", sql = "SELECT ..."}')
                 continue
-            self.check_keys(item, _KEYS["check"], item_key)
-            name = self.string(item, "name", f"{item_key}.name", required=True)
-            sql = self.string(item, "sql", f"{item_key}.sql", required=True)
+            self.check_keys(item, CHECK.names, item_key)
+            name, sql = (self.value(item, CHECK.key(key_), item_key) for key_ in ("name", "sql"))
             if name and sql:
                 checks.append(SqlCheck(name, sql))
         return tuple(checks)

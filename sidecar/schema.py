@@ -31,7 +31,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from .shape import DERIVED, DURATION, MAX_DURATION, PLAN, Key, Table
+from .shape import DERIVED, DURATION, MAX_DURATION, PLAN, Key, Table, with_steps
 
 JSON_PATH = Path("schema/sidecar.schema.json")
 DOCS_PATH = Path("docs/plan.md")
@@ -43,7 +43,14 @@ LINK = re.compile(r"\[([^\]]+)\]\([^)]+\)")  # [text](page.md#anchor): the docs'
 
 def json_schema() -> dict[str, Any]:
     """The plan's JSON Schema (draft-07), from the declaration."""
-    return {"$schema": DRAFT, "title": "sidecar plan (sidecar.toml)", **_table(PLAN)}
+    return {"$schema": DRAFT, "title": "sidecar plan (sidecar.toml)", **_table(plan_table())}
+
+
+def plan_table() -> Table:
+    """The whole plan's table: shape.PLAN with each registered step kind's table under `steps`."""
+    from .kinds import KINDS  # the kinds import the run's modules: only `sidecar schema` and the docs need them
+
+    return with_steps(PLAN, tuple(kind.shape for kind in KINDS))
 
 
 def key_schema(key: Key) -> dict[str, Any]:
@@ -60,7 +67,7 @@ def key_schema(key: Key) -> dict[str, Any]:
 def markdown_tables() -> str:
     """The reference tables of docs/plan.md: one per table of the plan, key, type, default, meaning."""
     parts = []
-    for title, table in _titled(PLAN, "The top level"):
+    for title, table in _titled(plan_table(), "The top level"):
         rows = [f"| `{k.name}` | {_cell(_type_text(k))} | {_cell(_default_text(k))} | {_cell(k.meaning)} |"
                 for k in table.keys]
         parts.append("\n".join([f"### {title}", "", table.meaning, "",

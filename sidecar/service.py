@@ -105,7 +105,7 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
     try:
         if db.create_database(conn, dbname):
             log.info("database.created", database=name, dbname=dbname)
-    except psycopg2.errors.InsufficientPrivilege as exc:  # exit 3, as README (Managed PostgreSQL) says
+    except psycopg2.errors.InsufficientPrivilege as exc:  # exit 3, as docs/reliability.md (Managed PostgreSQL) says
         raise UnavailableError(
             f"cannot create database {dbname!r} ({name}): {db.server_message(exc)}",
             hint="grant the user CREATEDB, or create the database beforehand and set create = false",
@@ -130,7 +130,7 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
         database, step, file = _origin(exc, conns, progress, plan.lock_database)
         found = sqlstate.error(exc, database=database, step=step, file=file)
         if isinstance(exc, psycopg2.errors.InsufficientPrivilege) and not step:
-            # Sidecar's own schema and history, before any step: exit 3, as README (Managed PostgreSQL) says.
+            # Sidecar's own schema and history, before any step: exit 3 (docs/reliability.md, Managed PostgreSQL).
             raise UnavailableError(f"the role cannot create sidecar's history: {found.message}",
                                    hint="sidecar keeps its history in schema `sidecar` of each database: let the"
                                         " role own the database, or GRANT CREATE ON DATABASE to it",

@@ -127,7 +127,7 @@ class Table(_Record):
         return frozenset(key.name for key in self.keys)
 
 
-def _duration(name: str, meaning: str, default: object, minimum: float = 0.0, *, default_text: str = "") -> Key:
+def duration(name: str, meaning: str, default: object, minimum: float = 0.0, *, default_text: str = "") -> Key:
     return Key(name, "duration", meaning, default, default_text=default_text, unit="seconds", minimum=minimum)
 
 
@@ -144,45 +144,45 @@ RULE_NAME = r"[a-z][a-z0-9-]*"  # a squawk rule
 PYTHON_MODULE = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 VERSION = r"\d+(?:[._]\d+)*"  # a migration's version, as its file name writes it
 
-_NAME = "shown in every log line of the step and in the history; each step's name is its own"
-_DATABASE = Key("database", "string", "which declared database the step works on", REQUIRED, example='"default"')
-_TIMEOUT = _duration("timeout", "the step is stopped after this: its process group gets SIGTERM, then SIGKILL",
+STEP_NAME = "shown in every log line of the step and in the history; each step's name is its own"
+STEP_DATABASE = Key("database", "string", "which declared database the step works on", REQUIRED, example='"default"')
+STEP_TIMEOUT = duration("timeout", "the step is stopped after this: its process group gets SIGTERM, then SIGKILL",
                      "30m", MIN_INTERVAL)
 
 
-def _guarded(program: str) -> Key:
+def guard_key(program: str) -> Key:
     return Key("guard", "boolean", f"give {program}'s sessions the `[guard]`'s `lock_timeout` and `statement_timeout`"
                " through `PGOPTIONS` (libpq sends them to the server)", False)
 
 
-def _python(framework: str) -> Key:
+def python_key(framework: str) -> Key:
     return Key("python", "text", f"the interpreter the child runs with; it needs {framework} and the project, not"
-               " sidecar", "python", example='"${PYTHON:-python}"')
+               " sidecar", "python", example='"python"')
 
 
 WAIT = Table("wait", "Waiting for the databases to answer, before anything else.", (
-    _duration("timeout", "overall deadline for all databases to answer; `0s`: try each once, do not wait", "60s"),
+    duration("timeout", "overall deadline for all databases to answer; `0s`: try each once, do not wait", "60s"),
 ))
 LOCK = Table("lock", "The plan's advisory lock: one sidecar at a time runs a plan.", (
-    _duration("timeout", "how long to wait for another sidecar running the same plan; `0s`: do not wait"
+    duration("timeout", "how long to wait for another sidecar running the same plan; `0s`: do not wait"
               " (exit 3 if it is taken)", "10m"),
     Key("database", "string", "the declared database where the plan's advisory lock is taken", DERIVED,
         default_text="the first declared database"),
 ))
 SERVE = Table("serve", "A sidecar that keeps running after the plan, keeping its health file fresh.", (
-    _duration("interval", "how often a running sidecar re-checks the databases and refreshes its health file",
+    duration("interval", "how often a running sidecar re-checks the databases and refreshes its health file",
               "5s", MIN_INTERVAL),
 ))
 GUARD = Table("guard", "How a migration behaves on a database that is serving: each statement waits a bounded time"
               " for its locks; an attempt that waited too long is rolled back and tried again.", (
-    _duration("lock_timeout", "how long a migration's statement may wait for a lock before its attempt is rolled"
+    duration("lock_timeout", "how long a migration's statement may wait for a lock before its attempt is rolled"
               " back and tried again (see [On a live database](sql-migrations.md#on-a-live-database)); `0s` turns"
               " the guard off: it then waits as long as it takes", "3s"),
     Key("retries", "integer", "attempts after the first; at least 1 while `lock_timeout` is set", 10,
         unit="attempts", minimum=0),
-    _duration("deadline", "the most one migration may spend on its attempts and the pauses between them", "10m",
+    duration("deadline", "the most one migration may spend on its attempts and the pauses between them", "10m",
               MIN_INTERVAL),
-    _duration("statement_timeout", "how long one statement of a migration may run; `0s`: no limit", "0s",
+    duration("statement_timeout", "how long one statement of a migration may run; `0s`: no limit", "0s",
               default_text="`0s` (none)"),
 ))
 LINT = Table("lint", "With a `[lint]` table, squawk lints every SQL file of the plan before anything runs (see"
@@ -204,80 +204,6 @@ DATABASE = Table("databases.NAME", "A database the plan works on; steps, `lock.d
     Key("create", "boolean", "`CREATE DATABASE` if it is missing (safe when sidecars race); needs the database"
         " name in the URL", False),
 ))
-SQL_STEP = Table("steps (sql)", "A folder of SQL migrations applied to one database, each file in one transaction"
-                 " with its history row.", (
-    Key("name", "string", _NAME, DERIVED, default_text="`DATABASE: FOLDER`"),
-    _DATABASE,
-    Key("sql", "string", "a folder of migration files (`<version>_<name>.sql` in sidecar's format), relative to"
-        " the plan's folder", REQUIRED, example='"migrations/default"'),
-    Key("format", "string", "the folder's tool: its file names, what part of a file runs, and whose history is"
-        " adopted (see [Coming from dbmate, Flyway or golang-migrate](other-tools.md))", "sidecar", values=FORMATS),
-    Key("baseline", "string", "record versions up to this one as applied without running them", None,
-        default_text="none", pattern=VERSION, example='"0003"'),
-    Key("baseline_requires", "table names", "tables that must exist before the baseline is recorded; only with"
-        " `baseline`", (), pattern=TABLE_NAME, example='["users"]'),
-    Key("group", "boolean", "apply all pending files of the step in one transaction: all or none", False),
-    _duration("lock_timeout", "`guard.lock_timeout`, for this step's migrations", DERIVED,
-              default_text="`guard.lock_timeout`"),
-    _duration("statement_timeout", "`guard.statement_timeout`, for this step's migrations", DERIVED,
-              default_text="`guard.statement_timeout`"),
-), selector="sql")
-COMMAND_STEP = Table("steps (command)", "A program run on every run, without a shell, in the plan's folder, with the"
-                     " step's database in `DATABASE_URL` and `PG*`.", (
-    Key("name", "string", _NAME, DERIVED, default_text="the command, its arguments joined by spaces"),
-    _DATABASE,
-    Key("command", "argv", "the program and its arguments, run without a shell", REQUIRED,
-        example='["python", "manage.py", "migrate"]'),
-    _TIMEOUT,
-    Key("cwd", "string", "the working folder, relative to the plan's folder", ".",
-        default_text="the plan's folder"),
-    Key("env", "environment", "extra environment for the command", EMPTY,
-        example='{ DJANGO_SETTINGS_MODULE = "app.settings" }'),
-    Key("skip_if", "string", "SQL on the step's database: the step is skipped when it returns `true` (a table it"
-        " reads that does not exist yet counts as `false`)", None, default_text="none"),
-    _guarded("the command"),
-), selector="command")
-DJANGO_FAKE = Table("steps.fake", "Record an app's migrations up to one as applied on an alias without running"
-                    " them, while that one is not applied (what `migrate APP 0003 --fake` did, once).", (
-    Key("alias", "text", "the alias in the project's `DATABASES`", REQUIRED, example='"results_db"'),
-    Key("app", "text", "the Django app", REQUIRED, example='"simulation"'),
-    Key("to", "text", "the last migration to record: its name, or a prefix only it has", REQUIRED,
-        example='"0003"'),
-    Key("if_tables_exist", "boolean", "record them only when every table those migrations create on the alias"
-        " exists; when none exists apply them, when only some, stop (exit 4)", False),
-))
-DJANGO_STEP = Table("steps (django)", "A Django project's migrations on every alias of its `DATABASES`, with Django"
-                    " loaded once, in one child (see [Django](django.md)).", (
-    Key("name", "string", _NAME, DERIVED, default_text="`django SETTINGS`"),
-    Key("django", "string", "the settings module (`DJANGO_SETTINGS_MODULE`), imported from `cwd`", REQUIRED,
-        pattern=PYTHON_MODULE, example='"mysite.settings"'),
-    _python("Django"),
-    Key("cwd", "string", "the child's folder (on `sys.path`), relative to the plan's folder", ".",
-        default_text="the plan's folder"),
-    Key("env", "environment", "extra environment for the child", EMPTY),
-    _TIMEOUT,
-    Key("aliases", "environment", "alias = plan database, for aliases whose plan database has another name; an"
-        " alias named like a plan database is that database", EMPTY,
-        example='{ materials_db = "materials", results_db = "results" }'),
-    Key("exclude", "strings", "aliases of `DATABASES` that this plan leaves alone on purpose", (),
-        example='["legacy"]'),
-    Key("fake", "array of tables", "migrations to record as applied without running them (see"
-        " [Fakes](django.md#fakes))", (),
-        tables=(DJANGO_FAKE,)),
-    _guarded("Django"),
-), selector="django")
-ALEMBIC_STEP = Table("steps (alembic)", "`alembic upgrade head` on one database, in one child with the project's"
-                     " Python (see [Alembic](alembic.md)).", (
-    Key("name", "string", _NAME, DERIVED, default_text="`DATABASE: alembic`"),
-    _DATABASE,
-    Key("alembic", "text", "the project's `alembic.ini`, relative to the plan's folder; the child runs in its"
-        " folder", REQUIRED, example='"app/alembic.ini"'),
-    _python("Alembic"),
-    Key("env", "environment", "extra environment for the child", EMPTY),
-    _TIMEOUT,
-    _guarded("Alembic"),
-), selector="alembic")
-STEP_TABLES = (SQL_STEP, COMMAND_STEP, DJANGO_STEP, ALEMBIC_STEP)
 CHECK = Table("verify.DATABASE.checks", "A query on the database that must hold.", (
     Key("name", "string", "the check's name, in the report", REQUIRED, example='"has a run"'),
     Key("sql", "string", "passes when its first row's first column is `true`", REQUIRED,
@@ -293,7 +219,7 @@ VERIFY = Table("verify.DATABASE", "What must hold in a declared database once th
     Key("checks", "array of tables", "queries that must return `true`", (), tables=(CHECK,)),
     Key("commands", "argv list", "programs that must exit 0, each an argv list", (),
         example='[["python", "manage.py", "migrate", "--check"]]'),
-    _duration("command_timeout", "how long each of `commands` may run", "5m", MIN_INTERVAL),
+    duration("command_timeout", "how long each of `commands` may run", "5m", MIN_INTERVAL),
 ))
 PLAN = Table("(top level)", "The plan: the databases, the steps that migrate them in order, and what must hold"
              " afterwards.", (
@@ -309,9 +235,18 @@ PLAN = Table("(top level)", "The plan: the databases, the steps that migrate the
     Key("databases", "named tables", "the databases, each a table named by the name steps use for it", REQUIRED,
         minimum=1, tables=(DATABASE,)),
     Key("steps", "array of tables", "what to do, in order, across databases; a step's kind is whichever of `sql`,"
-        " `command`, `django` or `alembic` it has", REQUIRED, minimum=1, tables=STEP_TABLES),
+        " `command`, `django` or `alembic` it has", REQUIRED, minimum=1),  # its tables: each kind's SHAPE
     Key("verify", "named tables", "what must hold afterwards, per declared database", EMPTY, tables=(VERIFY,)),
 ))
 # Every table, in the order the docs show them: each after the table that holds it.
-TABLES = (PLAN, WAIT, LOCK, SERVE, GUARD, LINT, DATABASE, SQL_STEP, COMMAND_STEP, DJANGO_STEP, DJANGO_FAKE,
-          ALEMBIC_STEP, VERIFY, CHECK)
+# The [[steps]] tables come from the step kinds (sidecar/kinds/, each kind's SHAPE), between DATABASE and VERIFY.
+TABLES_BEFORE_STEPS = (PLAN, WAIT, LOCK, SERVE, GUARD, LINT, DATABASE)
+TABLES_AFTER_STEPS = (VERIFY, CHECK)
+
+
+def with_steps(plan: Table, steps: tuple[Table, ...]) -> Table:
+    """`plan` whose `steps` key holds `steps`, the step kinds' tables (shape.py cannot import the kinds)."""
+    keys = tuple(Key(k.name, k.type, k.meaning, k.default, default_text=k.default_text, unit=k.unit,
+                     example=k.example, minimum=k.minimum, values=k.values, pattern=k.pattern, tables=steps)
+                 if k.name == "steps" else k for k in plan.keys)
+    return Table(plan.path, plan.meaning, keys, selector=plan.selector)

@@ -12,16 +12,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .shape import DERIVED, MAX_DURATION, TABLE_NAME, Key
 from .values import expand, expand_value, parse_duration
 
-# A table name as SQL writes it: name or schema.name, each plain or "quoted".
-_IDENTIFIER = r'(?:[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+")'
-TABLE_NAME = re.compile(rf"{_IDENTIFIER}(?:\.{_IDENTIFIER})?")
+TABLE_NAMES = re.compile(TABLE_NAME)
 DURATION_EXAMPLES = '"30s", "10m" or "500ms"'  # what every duration problem says a duration looks like
-# The shortest serve interval and command timeout: shorter ones cannot mean anything useful.
-# wait.timeout and lock.timeout may be 0: "try once, do not wait".
-MIN_INTERVAL = 0.1
-MAX_DURATION = 2147483.647  # seconds: PostgreSQL's largest timeout (an int of milliseconds), 24.8 days
 
 
 class TableReader:
@@ -83,7 +78,7 @@ class TableReader:
 
     def table_names(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
         names = self.strings(table, name, key)
-        for bad in (n for n in names if not TABLE_NAME.fullmatch(n)):
+        for bad in (n for n in names if not TABLE_NAMES.fullmatch(n)):
             self.problem(key, f"{bad!r} is not a table name; write name or schema.name"
                          ' (with "double quotes" around a name that needs them)')
         return names
@@ -168,3 +163,40 @@ class TableReader:
         if not directory.is_dir():
             self.problem(key, f"folder {directory} does not exist")
         return directory
+
+    def value(self, table: dict[str, Any], key: Key, where: str, *, default: Any = None) -> Any:
+        """`key`'s value in `table`, checked as shape.py declares it; its declared default when absent, or
+        `default` where the declaration says it is DERIVED from other keys. `where` is the table's place
+        in the plan ("steps[2]"; "" at the top level): a problem names `where.key`. None (a problem was
+        reported) for a value that is wrong."""
+        at = f"{where}.{key.name}" if where else key.name
+        fallback = default if key.default is DERIVED else key.default
+        if key.type == "duration":
+            seconds = parse_duration(fallback) if isinstance(fallback, str) else float(fallback or 0)  # type: ignore[arg-type]
+            return self.duration(table, key.name, at, seconds, minimum=key.minimum or 0.0)
+        if key.type == "boolean":
+            return self.boolean(table, key.name, at, bool(fallback))
+        if key.type == "integer":
+            number = table.get(key.name, fallback)
+            least = int(key.minimum or 0)
+            if isinstance(number, bool) or not isinstance(number, int) or number < least:
+                self.problem(at, f"expected a whole number >= {least}, got {number!r}")
+                return None
+            return number
+        if key.type == "string":
+            return self.string(table, key.name, at, required=key.required, default=_text(fallback))
+        if key.type == "text":
+            return self.text(table, key.name, at, example=key.example,
+                             default=None if key.required else _text(fallback))
+        if key.type in ("strings", "argv"):
+            return self.strings(table, key.name, at)
+        if key.type == "table names":
+            return self.table_names(table, key.name, at)
+        if key.type == "environment":
+            return self.environment(table.get(key.name, {}), at, *([key.example] if key.example else []))
+        raise ValueError(f"{key.type!r}: a type the reader does not read on its own")
+
+
+def _text(default: object) -> str | None:
+    """A declared default as a string key's value: None when there is none (REQUIRED, or absent)."""
+    return default if isinstance(default, str) else None

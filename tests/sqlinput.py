@@ -20,9 +20,9 @@ from pathlib import Path
 from hypothesis import strategies as st
 
 from sidecar import plan, redact, tablereader
-from sidecar.kinds import django, sql
 from sidecar.conninfo import parse_url
 from sidecar.formats import READERS
+from sidecar.kinds import django, sql
 from sidecar.migrations import MigrationFile, migration, needs_no_lexing
 from sidecar.sqltext import SqlSyntaxError, Statement, split_statements
 from sidecar.values import expand, parse_duration
@@ -261,9 +261,9 @@ def growth_cases() -> list[Case]:
     ):
         cases.append(Case(f"parse_url: {label}", connection, _repeat(piece, before, after)))
     for label, pattern, piece, before, after in (
-        ("TABLE_NAME", tablereader.TABLE_NAME, '""', '"', ""),
-        ("TABLE_NAME", tablereader.TABLE_NAME, '"a".', "", "!"),
-        ("TABLE_NAME", tablereader.TABLE_NAME, "a", "", "!"),
+        ("TABLE_NAME", tablereader.TABLE_NAMES, '""', '"', ""),
+        ("TABLE_NAME", tablereader.TABLE_NAMES, '"a".', "", "!"),
+        ("TABLE_NAME", tablereader.TABLE_NAMES, "a", "", "!"),
         ("RULE_NAME", plan.RULE_NAME, "a-", "", "!"),
         ("PYTHON_MODULE", django.PYTHON_MODULE, "a.", "", "!"),
         ("PYTHON_MODULE", django.PYTHON_MODULE, "a", "", ".!"),

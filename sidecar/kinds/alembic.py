@@ -20,14 +20,25 @@ from ..log import get_logger
 from ..model import Guard, Plan
 from ..progress import Work
 from ..session import Session
-from ..tablereader import MIN_INTERVAL, TableReader
+from ..shape import DERIVED, EMPTY, REQUIRED, STEP_DATABASE, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key, python_key
+from ..tablereader import TableReader
 from ..verify import CheckResult
 from .base import Context, Declared, Kind, Outcome, StepPreview
 
 log = get_logger()
 CHILD = Path(__file__).parents[1] / "alembic_child.py"
 INSPECT_TIMEOUT = 300.0
-KEYS = frozenset({"name", "database", "alembic", "python", "env", "timeout", "guard"})
+SHAPE = Table("steps (alembic)", "`alembic upgrade head` on one database, in one child with the project's"
+                     " Python (see [Alembic](alembic.md)).", (
+    Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: alembic`"),
+    STEP_DATABASE,
+    Key("alembic", "text", "the project's `alembic.ini`, relative to the plan's folder; the child runs in its"
+        " folder", REQUIRED, example='"app/alembic.ini"'),
+    python_key("Alembic"),
+    Key("env", "environment", "extra environment for the child", EMPTY),
+    STEP_TIMEOUT,
+    guard_key("Alembic"),
+), selector="alembic")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,19 +78,18 @@ class Revisions:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> AlembicStep | None:
+    def value(name: str, default: Any = None) -> Any:
+        return r.value(table, SHAPE.key(name), key, default=default)
+
     database = r.database(table, key, declared.databases)
-    config = r.text(table, "alembic", f"{key}.alembic", example='"migrations/alembic.ini"')
-    python = r.text(table, "python", f"{key}.python", example='"python"', default="python")
-    timeout = r.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
-    env = r.environment(table.get("env", {}), f"{key}.env")
-    guarded = r.boolean(table, "guard", f"{key}.guard", False)
+    config, python, timeout, env, guarded = (value(name) for name in ("alembic", "python", "timeout", "env", "guard"))
     if not config or not python or timeout is None or database is None:
         return None
     path = (r.base / config).resolve()
     if not path.is_file():
         r.problem(f"{key}.alembic", f"file {path} does not exist (the project's alembic.ini)")
         return None
-    name = r.string(table, "name", f"{key}.name", default=f"{database}: alembic")
+    name = value("name", f"{database}: alembic")
     return AlembicStep(name or config, database, path, python, env, timeout, declared.guard if guarded else None)
 
 
@@ -170,5 +180,5 @@ def _error(plan: Plan, step: AlembicStep, event: dict[str, Any], inspecting: boo
 
 
 KIND: Kind[AlembicStep, tuple[str, ...], Revisions] = Kind(
-    "alembic", AlembicStep, KEYS, read, todo, run, preview, state, checks=checks, verified=verified, start=start,
+    SHAPE, AlembicStep, read, todo, run, preview, state, checks=checks, verified=verified, start=start,
     inspect=inspect, status_key="alembic", status_heading="ALEMBIC STEP (database): applied, pending")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 from ..model import Guard, Plan
+from ..shape import Table
 
 if TYPE_CHECKING:
     from ..db import Connection
@@ -108,9 +109,8 @@ class Kind(Generic[S, T, E]):
     """One step kind: `S` its step, `T` what `todo` found (the run's and the preview's shared plan of
     work), `E` what `state` reports."""
 
-    key: str  # the [[steps]] key that selects it; its name in logs, previews and status
+    shape: Table  # its [[steps]] table, declared: keys, types, defaults, meanings (shape.py's terms)
     step_type: type[S]
-    keys: frozenset[str]  # every key its [[steps]] table may have
     read: Callable[[TableReader, dict[str, Any], str, Declared], S | None]  # problems go to the reader
     todo: Callable[[Context, S], T]  # reads only; a stop is returned (in T), not raised
     run: Callable[[Context, S, T], Outcome]  # StepError (and others) stop the run
@@ -125,3 +125,8 @@ class Kind(Generic[S, T, E]):
     status_key: str = ""  # its entries' key in `status --json` ("": none)
     status_heading: str = ""  # the heading of its rows in `status` ("": none)
     describe: Callable[[S], str] = lambda step: ""  # a line `validate` adds about the step
+
+    @property
+    def key(self) -> str:
+        """The [[steps]] key that selects the kind; its name in logs, previews and status."""
+        return self.shape.selector

@@ -17,11 +17,26 @@ from ..history import History
 from ..log import get_logger
 from ..model import Guard
 from ..progress import Work
-from ..tablereader import MIN_INTERVAL, TableReader
+from ..shape import DERIVED, EMPTY, REQUIRED, STEP_DATABASE, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key
+from ..tablereader import TableReader
 from .base import Context, Declared, Entry, Kind, Outcome, StepPreview
 
 log = get_logger()
-KEYS = frozenset({"name", "database", "command", "timeout", "cwd", "env", "skip_if", "guard"})
+SHAPE = Table("steps (command)", "A program run on every run, without a shell, in the plan's folder, with the"
+                     " step's database in `DATABASE_URL` and `PG*`.", (
+    Key("name", "string", STEP_NAME, DERIVED, default_text="the command, its arguments joined by spaces"),
+    STEP_DATABASE,
+    Key("command", "argv", "the program and its arguments, run without a shell", REQUIRED,
+        example='["python", "manage.py", "migrate"]'),
+    STEP_TIMEOUT,
+    Key("cwd", "string", "the working folder, relative to the plan's folder", ".",
+        default_text="the plan's folder"),
+    Key("env", "environment", "extra environment for the command", EMPTY,
+        example='{ DJANGO_SETTINGS_MODULE = "app.settings" }'),
+    Key("skip_if", "string", "SQL on the step's database: the step is skipped when it returns `true` (a table it"
+        " reads that does not exist yet counts as `false`)", None, default_text="none"),
+    guard_key("the command"),
+), selector="command")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,20 +59,19 @@ class Todo:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> CommandStep | None:
+    def value(name: str, default: Any = None) -> Any:
+        return r.value(table, SHAPE.key(name), key, default=default)
+
     database = r.database(table, key, declared.databases)
-    argv = r.strings(table, "command", f"{key}.command")
+    argv = value("command")
     if not argv:
         r.problem(f"{key}.command", "expected a non-empty list of strings, e.g."
                   ' ["python", "manage.py", "migrate"] (no shell is used)')
-    timeout = r.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
-    cwd = r.string(table, "cwd", f"{key}.cwd", default=".")
-    env = r.environment(table.get("env", {}), f"{key}.env")
-    skip_if = r.string(table, "skip_if", f"{key}.skip_if")
-    guarded = r.boolean(table, "guard", f"{key}.guard", False)
+    timeout, cwd, env, skip_if, guarded = (value(name) for name in ("timeout", "cwd", "env", "skip_if", "guard"))
     if not argv or database is None or timeout is None or cwd is None:
         return None
     directory = r.folder(cwd, f"{key}.cwd")
-    name = r.string(table, "name", f"{key}.name", default=" ".join(argv))
+    name = value("name", " ".join(argv))
     return CommandStep(name or argv[0], database, argv, timeout, directory, env, skip_if,
                        declared.guard if guarded else None)
 
@@ -115,4 +129,4 @@ def state(conn: Connection, step: CommandStep, database: str, found: History) ->
     return ()  # a command records nothing sidecar could read back
 
 
-KIND: Kind[CommandStep, Todo, Entry] = Kind("command", CommandStep, KEYS, read, todo, run, preview, state)
+KIND: Kind[CommandStep, Todo, Entry] = Kind(SHAPE, CommandStep, read, todo, run, preview, state)

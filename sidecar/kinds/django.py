@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import django_session
+from .. import django_session, shape
 from ..commands import application_name
 from ..db import Connection, conninfo, table_exists
 from ..history import History
@@ -21,16 +21,44 @@ from ..log import get_logger
 from ..model import Guard, Plan
 from ..progress import Work
 from ..session import Session
-from ..tablereader import MIN_INTERVAL, TableReader
+from ..shape import DERIVED, EMPTY, REQUIRED, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key, python_key
+from ..tablereader import TableReader
 from ..verify import CheckResult
 from .base import Context, Declared, Kind, Outcome, StepPreview
 
 log = get_logger()
 INSPECT_TIMEOUT = 300.0
 POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
-PYTHON_MODULE = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
-KEYS = frozenset({"name", "django", "python", "cwd", "env", "timeout", "aliases", "exclude", "fake", "guard"})
-FAKE_KEYS = frozenset({"alias", "app", "to", "if_tables_exist"})
+PYTHON_MODULE = re.compile(shape.PYTHON_MODULE)
+FAKE = Table("steps.fake", "Record an app's migrations up to one as applied on an alias without running"
+                    " them, while that one is not applied (what `migrate APP 0003 --fake` did, once).", (
+    Key("alias", "text", "the alias in the project's `DATABASES`", REQUIRED, example='"results_db"'),
+    Key("app", "text", "the Django app", REQUIRED, example='"simulation"'),
+    Key("to", "text", "the last migration to record: its name, or a prefix only it has", REQUIRED,
+        example='"0003"'),
+    Key("if_tables_exist", "boolean", "record them only when every table those migrations create on the alias"
+        " exists; when none exists apply them, when only some, stop (exit 4)", False),
+))
+SHAPE = Table("steps (django)", "A Django project's migrations on every alias of its `DATABASES`, with Django"
+                    " loaded once, in one child (see [Django](django.md)).", (
+    Key("name", "string", STEP_NAME, DERIVED, default_text="`django SETTINGS`"),
+    Key("django", "string", "the settings module (`DJANGO_SETTINGS_MODULE`), imported from `cwd`", REQUIRED,
+        pattern=shape.PYTHON_MODULE, example='"mysite.settings"'),
+    python_key("Django"),
+    Key("cwd", "string", "the child's folder (on `sys.path`), relative to the plan's folder", ".",
+        default_text="the plan's folder"),
+    Key("env", "environment", "extra environment for the child", EMPTY),
+    STEP_TIMEOUT,
+    Key("aliases", "environment", "alias = plan database, for aliases whose plan database has another name; an"
+        " alias named like a plan database is that database", EMPTY,
+        example='{ materials_db = "materials", results_db = "results" }'),
+    Key("exclude", "strings", "aliases of `DATABASES` that this plan leaves alone on purpose", (),
+        example='["legacy"]'),
+    Key("fake", "array of tables", "migrations to record as applied without running them (see"
+        " [Fakes](django.md#fakes))", (),
+        tables=(FAKE,)),
+    guard_key("Django"),
+), selector="django")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,29 +135,26 @@ class Todo:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> DjangoStep | None:
-    databases = declared.databases
-    settings = r.string(table, "django", f"{key}.django", required=True)
+    def value(name: str, default: Any = None) -> Any:
+        return r.value(table, SHAPE.key(name), key, default=default)
+
+    settings = value("django")
     if settings is not None and not PYTHON_MODULE.fullmatch(settings):
         r.problem(f"{key}.django", f"expected the settings module, e.g. \"mysite.settings\", got {settings!r}")
         settings = None
-    python = r.text(table, "python", f"{key}.python", example='"python"', default="python")
-    timeout = r.duration(table, "timeout", f"{key}.timeout", 1800.0, minimum=MIN_INTERVAL)
-    cwd = r.string(table, "cwd", f"{key}.cwd", default=".")
-    env = r.environment(table.get("env", {}), f"{key}.env")
-    aliases = r.environment(table.get("aliases", {}), f"{key}.aliases",
-                               '{ materials_db = "materials" } (Django alias = plan database)')
+    python, timeout, cwd, env, aliases, exclude, guarded = (
+        value(name) for name in ("python", "timeout", "cwd", "env", "aliases", "exclude", "guard"))
     for alias, database in aliases:
-        if database not in databases:
-            r.problem(f"{key}.aliases.{alias}", r.unknown_database(database, databases))
-    exclude = r.strings(table, "exclude", f"{key}.exclude")
+        if database not in declared.databases:
+            r.problem(f"{key}.aliases.{alias}", r.unknown_database(database, declared.databases))
     fakes = _fakes(r, table.get("fake", []), f"{key}.fake")
-    guarded = r.boolean(table, "guard", f"{key}.guard", False)
     if not settings or not python or timeout is None or cwd is None:
         return None
     directory = r.folder(cwd, f"{key}.cwd")
-    name = r.string(table, "name", f"{key}.name", default=f"django {settings}")
+    name = value("name", f"django {settings}")
     return DjangoStep(name or settings, settings, python, directory, env, timeout, aliases, exclude, fakes,
                       declared.guard if guarded else None)
+
 
 def _fakes(r: TableReader, value: object, key: str) -> tuple[DjangoFake, ...]:
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
@@ -138,14 +163,12 @@ def _fakes(r: TableReader, value: object, key: str) -> tuple[DjangoFake, ...]:
     fakes = []
     for index, item in enumerate(value, start=1):
         item_key = f"{key}[{index}]"
-        r.check_keys(item, FAKE_KEYS, item_key)
-        alias, app, to = (r.text(item, k, f"{item_key}.{k}", example=example)
-                          for k, example in (("alias", '"results_db"'), ("app", '"simulation"'), ("to", '"0003"')))
-        if_tables_exist = r.boolean(item, "if_tables_exist", f"{item_key}.if_tables_exist", False)
+        r.check_keys(item, FAKE.names, item_key)
+        alias, app, to, if_tables_exist = (r.value(item, FAKE.key(name), item_key)
+                                           for name in ("alias", "app", "to", "if_tables_exist"))
         if alias and app and to:
             fakes.append(DjangoFake(alias, app, to, if_tables_exist))
     return tuple(fakes)
-
 
 
 def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems: list[str]) -> DjangoStep:
@@ -281,6 +304,6 @@ def fakes_needed(step: DjangoStep, done: dict[str, set[tuple[str, str]]]) -> lis
 
 
 KIND: Kind[DjangoStep, Todo, AppMigrations] = Kind(
-    "django", DjangoStep, KEYS, read, todo, run, preview, state, checks=checks, verified=verified,
+    SHAPE, DjangoStep, read, todo, run, preview, state, checks=checks, verified=verified,
     start=django_session.start, inspect=inspect, status_key="django",
     status_heading="DJANGO ALIAS / APP (database): applied, pending", describe=describe)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import adopt, apply, formats, history
+from .. import adopt, apply, formats, history, shape
 from ..db import Connection, set_settings
 from ..errors import StepError
 from ..guard import guarded
@@ -23,13 +23,30 @@ from ..log import get_logger
 from ..migrations import MigrationFile, discover, version_key
 from ..model import Guard
 from ..progress import Progress
+from ..shape import DERIVED, FORMATS, REQUIRED, STEP_DATABASE, STEP_NAME, Key, Table, duration
 from ..tablereader import TableReader
 from .base import Context, Declared, File, Kind, Outcome, StepPreview
 
 log = get_logger()
-VERSION = re.compile(r"\d+(?:[._]\d+)*")
-KEYS = frozenset({"name", "database", "sql", "format", "baseline", "baseline_requires", "group", "lock_timeout",
-                  "statement_timeout"})
+VERSION = re.compile(shape.VERSION)
+SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database, each file in one transaction"
+                 " with its history row.", (
+    Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: FOLDER`"),
+    STEP_DATABASE,
+    Key("sql", "string", "a folder of migration files (`<version>_<name>.sql` in sidecar's format), relative to"
+        " the plan's folder", REQUIRED, example='"migrations/default"'),
+    Key("format", "string", "the folder's tool: its file names, what part of a file runs, and whose history is"
+        " adopted (see [Coming from dbmate, Flyway or golang-migrate](other-tools.md))", "sidecar", values=FORMATS),
+    Key("baseline", "string", "record versions up to this one as applied without running them", None,
+        default_text="none", pattern=shape.VERSION, example='"0003"'),
+    Key("baseline_requires", "table names", "tables that must exist before the baseline is recorded; only with"
+        " `baseline`", (), pattern=shape.TABLE_NAME, example='["users"]'),
+    Key("group", "boolean", "apply all pending files of the step in one transaction: all or none", False),
+    duration("lock_timeout", "`guard.lock_timeout`, for this step's migrations", DERIVED,
+              default_text="`guard.lock_timeout`"),
+    duration("statement_timeout", "`guard.statement_timeout`, for this step's migrations", DERIVED,
+              default_text="`guard.statement_timeout`"),
+), selector="sql")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,20 +87,18 @@ class StepStatus:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> SqlStep | None:
+    def value(name: str, default: Any = None) -> Any:
+        return r.value(table, SHAPE.key(name), key, default=default)
+
     database = r.database(table, key, declared.databases)
-    folder = r.string(table, "sql", f"{key}.sql", required=True)
-    tool = r.string(table, "format", f"{key}.format", default="sidecar")
-    if tool is not None and tool not in formats.FORMATS:
-        r.problem(f"{key}.format", f"{tool!r} is not a format sidecar reads; expected one of:"
-                  f" {', '.join(formats.FORMATS)}")
-        tool = None
-    baseline = r.string(table, "baseline", f"{key}.baseline")
-    requires = r.table_names(table, "baseline_requires", f"{key}.baseline_requires")
-    group = r.boolean(table, "group", f"{key}.group", False)
+    folder, tool, baseline, requires, group = (value(name) for name in ("sql", "format", "baseline",
+                                                                         "baseline_requires", "group"))
     plan_guard = declared.guard
-    lock_timeout = r.duration(table, "lock_timeout", f"{key}.lock_timeout", plan_guard.lock_timeout)
-    statement_timeout = r.duration(table, "statement_timeout", f"{key}.statement_timeout",
-                                   plan_guard.statement_timeout)
+    lock_timeout = value("lock_timeout", plan_guard.lock_timeout)
+    statement_timeout = value("statement_timeout", plan_guard.statement_timeout)
+    if tool is not None and tool not in FORMATS:
+        r.problem(f"{key}.format", f"{tool!r} is not a format sidecar reads; expected one of: {', '.join(FORMATS)}")
+        tool = None
     if lock_timeout and not plan_guard.retries:
         r.problem(f"{key}.lock_timeout", "needs guard.retries above 0")
     if baseline is not None and not VERSION.fullmatch(baseline):
@@ -98,10 +113,10 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
                             else formats.discover(directory, label, tool))
     r.problems.extend(problems)
     if group and (loose := [m.path.name for m in migrations if not m.transactional]):
-        r.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)});"
-                  " move them to a step of their own")
+        r.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)}); move them to a step of"
+                  " their own")
     _refuse_shared_versions(r, key, database, migrations, declared.before)
-    name = r.string(table, "name", f"{key}.name", default=f"{database}: {folder}")
+    name = value("name", f"{database}: {folder}")
     guard = replace(plan_guard, lock_timeout=plan_guard.lock_timeout if lock_timeout is None else lock_timeout,
                     statement_timeout=plan_guard.statement_timeout if statement_timeout is None
                     else statement_timeout)
@@ -242,4 +257,4 @@ def checksums(step: SqlStep) -> Iterable[str]:
 
 
 KIND: Kind[SqlStep, Todo, StepStatus] = Kind(
-    "sql", SqlStep, KEYS, read, todo, run, preview, state, watched=watched, checksums=checksums, status_key="steps")
+    SHAPE, SqlStep, read, todo, run, preview, state, watched=watched, checksums=checksums, status_key="steps")

@@ -32,23 +32,28 @@ from sidecar.kinds.command import CommandStep
 from sidecar.kinds.django import DjangoStep
 from sidecar.kinds.sql import SqlStep
 from sidecar.plan import load_plan
-from sidecar.schema import BEGIN, END, json_schema, key_schema, main, markdown_tables, read_block, replace_block
+from sidecar.schema import (
+    BEGIN,
+    END,
+    json_schema,
+    key_schema,
+    main,
+    markdown_tables,
+    plan_table,
+    read_block,
+    replace_block,
+)
 from sidecar.shape import (
-    ALEMBIC_STEP,
     CHECK,
-    COMMAND_STEP,
     DATABASE,
     DERIVED,
-    DJANGO_FAKE,
-    DJANGO_STEP,
     GUARD,
     LINT,
     LOCK,
     PLAN,
     SERVE,
-    SQL_STEP,
-    STEP_TABLES,
-    TABLES,
+    TABLES_AFTER_STEPS,
+    TABLES_BEFORE_STEPS,
     VERIFY,
     WAIT,
     Key,
@@ -56,6 +61,12 @@ from sidecar.shape import (
 )
 from sidecar.values import parse_duration
 from tests.conftest import require
+
+# Each step kind declares its own [[steps]] table (sidecar/kinds/), since a kind is one module.
+SQL_STEP, COMMAND_STEP, DJANGO_STEP, ALEMBIC_STEP = (kind.shape for kind in KINDS)
+DJANGO_FAKE = django_kind.FAKE
+STEP_TABLES = (SQL_STEP, COMMAND_STEP, DJANGO_STEP, ALEMBIC_STEP)
+TABLES = (*TABLES_BEFORE_STEPS, SQL_STEP, COMMAND_STEP, DJANGO_STEP, DJANGO_FAKE, ALEMBIC_STEP, *TABLES_AFTER_STEPS)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json_schema()
@@ -263,24 +274,44 @@ def test_a_plan_the_reader_takes_is_taken_by_the_schema(case: str, tmp_path: Pat
 
 # -- the declaration agrees with today's reader ---------------------------------------------
 
-READER_TABLES = {"plan": PLAN, "lint": LINT, "guard": GUARD, "wait": WAIT, "lock": LOCK, "serve": SERVE,
-                 "database": DATABASE, "verify": VERIFY, "check": CHECK}
+# Where each table is, and a plan whose table there has one unknown key, `zz`.
+UNKNOWN_KEY = {
+    PLAN: ("zz", "zz = 1\n" + BASE),
+    WAIT: ("wait.zz", "[wait]\nzz = 1\n" + BASE),
+    LOCK: ("lock.zz", "[lock]\nzz = 1\n" + BASE),
+    SERVE: ("serve.zz", "[serve]\nzz = 1\n" + BASE),
+    GUARD: ("guard.zz", "[guard]\nzz = 1\n" + BASE),
+    LINT: ("lint.zz", "[lint]\nzz = 1\n" + BASE),
+    DATABASE: ("databases.main.zz", BASE.replace('url = "${DATABASE_URL}"', 'url = "${DATABASE_URL}"\nzz = 1')),
+    VERIFY: ("verify.main.zz", BASE + "\n[verify.main]\nzz = 1\n"),
+    CHECK: ("verify.main.checks[1].zz",
+            BASE + '\n[verify.main]\nchecks = [{name = "a", sql = "SELECT true", zz = 1}]\n'),
+    SQL_STEP: ("steps[1].zz", BASE + "zz = 1\n"),
+    COMMAND_STEP: ("steps[2].zz", BASE + '\n[[steps]]\ndatabase = "main"\ncommand = ["true"]\nzz = 1\n'),
+    DJANGO_STEP: ("steps[2].zz", BASE + '\n[[steps]]\ndjango = "app.settings"\nzz = 1\n'),
+    DJANGO_FAKE: ("steps[2].fake[1].zz", BASE + '\n[[steps]]\ndjango = "app.settings"\n'
+                  '[[steps.fake]]\nalias = "a"\napp = "b"\nto = "0001"\nzz = 1\n'),
+    ALEMBIC_STEP: ("steps[2].zz", BASE + '\n[[steps]]\ndatabase = "main"\nalembic = "alembic.ini"\nzz = 1\n'),
+}
 
 
-def test_every_key_the_reader_allows_is_declared_and_no_other() -> None:
-    assert set(plan._KEYS) == set(READER_TABLES)
-    for name, table in READER_TABLES.items():
-        assert table.names == plan._KEYS[name], name
-    assert [kind.key for kind in KINDS] == [table.selector for table in STEP_TABLES]
-    for kind, table in zip(KINDS, STEP_TABLES, strict=True):
-        assert table.names == kind.keys, table.path
-    assert DJANGO_FAKE.names == django_kind.FAKE_KEYS
+@pytest.mark.parametrize("table", list(UNKNOWN_KEY), ids=lambda table: table.path)
+def test_the_reader_allows_exactly_the_declared_keys(table: Table, tmp_path: Path) -> None:
+    """The reader checks each table's keys against the declaration: an unknown key is named, with the
+    declared ones as what was expected."""
+    assert set(UNKNOWN_KEY) == set(TABLES)
+    where, text = UNKNOWN_KEY[table]
+    with pytest.raises(PlanError) as raised:
+        load_plan(write_plan(tmp_path, text), ENV)
+    assert f"{where}: unknown key; expected one of: {', '.join(sorted(table.names))}" in raised.value.problems[0] \
+        or any(f"{where}: unknown key; expected one of: {', '.join(sorted(table.names))}" in p
+               for p in raised.value.problems), raised.value.problems
 
 
 def test_the_constants_the_reader_uses_are_the_declared_ones() -> None:
     assert formats.FORMATS == shape.FORMATS and SQL_STEP.key("format").values == shape.FORMATS
-    assert tablereader.MAX_DURATION == shape.MAX_DURATION and tablereader.MIN_INTERVAL == shape.MIN_INTERVAL
-    assert tablereader.TABLE_NAME.pattern == shape.TABLE_NAME and plan.RULE_NAME.pattern == shape.RULE_NAME
+    assert tablereader.MAX_DURATION == shape.MAX_DURATION
+    assert tablereader.TABLE_NAMES.pattern == shape.TABLE_NAME and plan.RULE_NAME.pattern == shape.RULE_NAME
     assert django_kind.PYTHON_MODULE.pattern == shape.PYTHON_MODULE and sql_kind.VERSION.pattern == shape.VERSION
     assert LINT.key("exclude").pattern == LINT.key("fail_on").pattern == shape.RULE_NAME
     assert DJANGO_STEP.key("django").pattern == shape.PYTHON_MODULE
@@ -408,11 +439,13 @@ def test_every_table_is_declared_once_and_reachable_from_the_top() -> None:
     def below(table: Table) -> list[Table]:
         return [table, *(t for key in table.keys for child in key.tables for t in below(child))]
 
-    assert below(PLAN) == list(TABLES) and len({table.path for table in TABLES}) == len(TABLES)
+    found = below(plan_table())
+    assert found[0].path == PLAN.path and found[1:] == list(TABLES[1:])
+    assert len({table.path for table in TABLES}) == len(TABLES)
 
 
 def test_every_key_is_well_formed() -> None:
-    for table in TABLES:
+    for table in (plan_table(), *TABLES[1:]):
         assert len(table.names) == len(table.keys), f"{table.path}: a key declared twice"
         for key in table.keys:
             where = f"{table.path}.{key.name}"
@@ -441,7 +474,7 @@ def test_each_step_table_is_picked_by_its_own_required_key() -> None:
     for table in STEP_TABLES:
         assert table.key(table.selector).required
         assert not (table.names & {t.selector for t in STEP_TABLES} - {table.selector})
-    assert PLAN.key("steps").tables == STEP_TABLES
+    assert plan_table().key("steps").tables == STEP_TABLES
 
 
 def test_every_example_and_default_is_valid_for_its_key() -> None:
@@ -510,3 +543,11 @@ def test_the_schema_carries_descriptions_defaults_and_choices() -> None:
     assert values["properties"]["env"]["default"] == {}
     assert values["properties"]["timeout"]["description"].startswith("With `command`: the step is stopped")
     assert SCHEMA["required"] == ["databases", "steps"] and SCHEMA["additionalProperties"] is False
+
+
+def test_sidecar_schema_prints_the_committed_schema() -> None:
+    """`sidecar schema` needs no plan and no settings: editors get the file the repository ships."""
+    done = subprocess.run([sys.executable, "-m", "sidecar", "schema"], capture_output=True, text=True, check=False,
+                          env={"PATH": os.environ["PATH"]}, cwd="/")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == (ROOT / "schema" / "sidecar.schema.json").read_text()
