@@ -35,7 +35,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError
     if isinstance(value, int | float):
-        if value < 0:
+        if not value >= 0:  # negative, or nan (TOML writes it), which compares false with everything
             raise ValueError
         return float(value)
     if not isinstance(value, str) or not value.strip():

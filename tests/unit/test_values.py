@@ -170,6 +170,14 @@ def test_literal_durations_are_reported_as_before(tmp_path: Path) -> None:
     assert problems(path, {}) == [f"{path}: steps[2].timeout: 0 is too short: it must be at least 100ms"]
 
 
+@pytest.mark.parametrize("written", ["nan", "-nan", "inf", "-1"])
+def test_a_number_that_is_no_duration_is_refused(tmp_path: Path, written: str) -> None:
+    """TOML writes nan and inf as numbers; nan passed every comparison and became a timeout."""
+    path = every_duration(tmp_path, written, only="lock.timeout")
+    (found,) = problems(path, {})
+    assert found.startswith(f"{path}: lock.timeout: ")
+
+
 # -- expansion ------------------------------------------------------------------------------
 
 
