@@ -16,11 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from . import identity, shape
+from . import identity, kinds, shape
 from .conninfo import parse_url
 from .errors import PlanError
-from .kinds import KINDS
-from .kinds import of as kind_of
 from .kinds.base import Declared
 from .model import Database, Guard, Lint, Plan, SqlCheck, Step, VerifySpec
 from .shape import CHECK, DATABASE, GUARD, LINT, LOCK, PLAN, SERVE, VERIFY, WAIT
@@ -90,7 +88,7 @@ class _PlanReader(TableReader):
         assert interval is not None and lock_database is not None
         digest = hashlib.sha256(raw)
         for step in steps:
-            for part in kind_of(step).checksums(step):
+            for part in kinds.of(step).checksums(step):
                 digest.update(f"\n{part}".encode())
         return Plan(name, self.path, digest.hexdigest()[:16], wait_timeout, lock_timeout,
                     lock_database, interval, databases, steps, verify, self.guard, lint)
@@ -184,10 +182,10 @@ class _PlanReader(TableReader):
         return tuple(steps)
 
     def step(self, table: dict[str, Any], key: str, declared: Declared) -> Step | None:
-        found = [kind for kind in KINDS if kind.key in table]
+        found = [kind for kind in kinds.KINDS if kind.key in table]
         if len(found) != 1:
-            self.problem(key, "give one of sql = \"folder\", command = [\"argv\", ...], django ="
-                         " \"settings.module\" or alembic = \"alembic.ini\"")
+            choices = [f"{kind.key} = {kind.shape.key(kind.key).example}" for kind in kinds.KINDS]
+            self.problem(key, f"give one of {', '.join(choices[:-1])} or {choices[-1]}")
             return None
         kind = found[0]
         self.check_keys(table, kind.shape.names, key)

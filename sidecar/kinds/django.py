@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import django_session, shape
+from .. import shape
 from ..commands import application_name
 from ..db import Connection, conninfo, table_exists
 from ..history import History
@@ -24,6 +24,7 @@ from ..session import Session
 from ..shape import DERIVED, EMPTY, REQUIRED, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key, python_key
 from ..tablereader import TableReader
 from ..verify import CheckResult
+from . import django_session
 from .base import Context, Declared, Kind, Outcome, StepPreview
 
 log = get_logger()

@@ -7,16 +7,16 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import PlanError, SidecarError, StepError, UnavailableError
-from .log import get_logger
-from .model import Plan
-from .session import Session
+from ..errors import PlanError, SidecarError, StepError, UnavailableError
+from ..log import get_logger
+from ..model import Plan
+from ..session import Session
 
 if TYPE_CHECKING:
-    from .kinds.django import DjangoStep
+    from .django import DjangoStep
 
 log = get_logger()
-CHILD = Path(__file__).with_name("django_child.py")
+CHILD = Path(__file__).parents[1] / "django_child.py"
 
 
 def start(plan: Plan, step: DjangoStep) -> Session:
