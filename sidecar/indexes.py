@@ -16,9 +16,10 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
-from .sqltext import IDENT_CHARS, Statement
+from .sqllexer import IDENT
+from .sqltext import Statement
 
-_CONCURRENTLY = re.compile(f"(?<![{IDENT_CHARS}])concurrently(?![{IDENT_CHARS}])", re.I)
+_CONCURRENTLY = re.compile(f"(?<!{IDENT})concurrently(?!{IDENT})", re.I)
 
 # An index on ONLY a partitioned table (relkind 'I') is invalid by design until every partition's
 # index is attached, and cannot be dropped concurrently: not counted. An invalid index is being
@@ -80,7 +81,7 @@ def named_in(sql: str, found: Iterable[InvalidIndex]) -> list[InvalidIndex]:
     """Those of `found` whose index or table `sql` names: the bare name as a whole word, in any
     case (a false match costs at most an early failure for an index verification would name anyway)."""
     return [i for i in found
-            if any(re.search(f"(?<![{IDENT_CHARS}]){re.escape(name)}(?![{IDENT_CHARS}])", sql, re.I)
+            if any(re.search(f"(?<!{IDENT}){re.escape(name)}(?!{IDENT})", sql, re.I)
                    for name in i.names)]
 
 

@@ -14,7 +14,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .sqltext import IDENT_CHARS, IDENT_START, TAG_CHARS, TRANSACTION_CONTROL, SqlSyntaxError, split_statements
+from .sqllexer import IDENT, IDENT_START, TAG
+from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, split_statements
 
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # A transactional file that provably needs no lexing: a statement first (after comments), then
@@ -24,7 +25,7 @@ FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # character, every repetition is possessive and a body is matched atomically up to the first
 # `$tag$` (where the lexer closes it too), so nothing backtracks: linear time, and fullmatch
 # proves every quote closes.
-_BODY = (rf"(?>\$(?<![{IDENT_CHARS}]\$)((?:[{IDENT_START}][{TAG_CHARS}]*+)?)\$"
+_BODY = (rf"(?>\$(?<!{IDENT}\$)((?:{IDENT_START}{TAG}*+)?)\$"
          r"(?s:.*?)\$\1\$)")  # the look-behind after the `$`: regexes then skip to the next `$` at C speed
 _COMMENT = r"/\*(?:[^*/]++|\*(?!/)|/(?!\*))*+\*/"  # not nested
 _QUOTED = r"'[^'\\]*+'" + r'|"[^"\\]*+"'

@@ -9,14 +9,24 @@ never closed is -1 here: the statement scanner (sqltext) reports it with the lin
 from __future__ import annotations
 
 import re
+import string
 from itertools import accumulate
 
+
+def with_non_ascii(ascii_chars: str) -> str:
+    """A regex class of `ascii_chars` and of every character above U+007F, written as the ASCII characters
+    it leaves out: the same set, which `re` compiles some 50 times faster than a range up to U+10FFFF
+    (7 ms each, paid on every start)."""
+    return "[^" + "".join(re.escape(chr(c)) for c in range(128) if chr(c) not in ascii_chars) + "]"
+
+
 # Character classes, as psql reads bytes: every byte of a non-ASCII character is an identifier character.
-IDENT_CHARS = "A-Za-z0-9_$\u0080-\U0010ffff"
-TAG_CHARS = "A-Za-z0-9_\u0080-\U0010ffff"  # a dollar quote's tag: an identifier without `$`
-IDENT_START = "A-Za-z_\u0080-\U0010ffff"
-IDENT_CHAR = re.compile(f"[{IDENT_CHARS}]")
-_IDENT_RUN = re.compile(f"[{IDENT_CHARS}]*")
+IDENT = with_non_ascii(string.ascii_letters + string.digits + "_$")  # a character of an identifier
+TAG = with_non_ascii(string.ascii_letters + string.digits + "_")  # of a dollar quote's tag: no `$`
+IDENT_START = with_non_ascii(string.ascii_letters + "_")  # an identifier's first character
+NOT_IDENT = "[" + IDENT[2:]  # any other character: the ASCII ones IDENT leaves out
+IDENT_CHAR = re.compile(IDENT)
+_IDENT_RUN = re.compile(f"{IDENT}*")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")
 _LINE_END = re.compile(r"[\r\n]")  # a `--` comment ends at either
 _E_STRING_STOP = re.compile(r"[\\']")
@@ -28,7 +38,7 @@ _CONTINUES = re.compile(r"(?>(?:[ \t\f]++|--[^\r\n]*+)*+)\r(?>(?:[ \t\r\f]++|--[
 # reads a number run on into letters, 5e2$$ or 1E, as one token): a lone `$`, or before a `$` a plain integer.
 BEFORE_DOLLAR = re.compile(r"\$?[0-9]*")
 BEFORE_E = re.compile(r"\$?")
-_RUN_START = re.compile(f"[^{IDENT_CHARS}][{IDENT_CHARS}]*\\Z")
+_RUN_START = re.compile(f"{NOT_IDENT}{IDENT}*\\Z")
 _PARENS = re.compile(r"[()]")
 FLAT_PARENS = re.compile(r"[^()]*+(?:\([^()]*+\)[^()]*+)*+(?:\([^()]*+)*+")  # (a) (b) (c: no ')' before its '('
 _PAREN_STEP = {"(": 1, ")": -1}

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from .sqllexer import (
     BEFORE_E,
     FLAT_PARENS,
+    IDENT,
     IDENT_CHAR,
-    IDENT_CHARS,
     IDENT_START,
-    TAG_CHARS,
+    TAG,
     SqlSyntaxError,
     closing_quote,
     comment_end,
@@ -39,25 +39,24 @@ from .sqllexer import (
     token_starts,
 )
 
-# The reader's whole vocabulary in one import for its users; the character classes, the error and
-# line_of are defined with the lexer rules that use them.
-__all__ = ["IDENT_CHARS", "IDENT_START", "TAG_CHARS", "TRANSACTION_CONTROL", "SqlSyntaxError", "Statement",
-           "line_of", "split_statements"]
+# The reader's vocabulary in one import for its users; the error and line_of are defined with the lexer
+# rules that use them.
+__all__ = ["TRANSACTION_CONTROL", "SqlSyntaxError", "Statement", "line_of", "split_statements"]
 
-_ALWAYS = f"--|/\\*|'|\"|;|\\\\|\\$(?:[{IDENT_START}][{TAG_CHARS}]*)?\\$"
+_ALWAYS = f"--|/\\*|'|\"|;|\\\\|\\$(?:{IDENT_START}{TAG}*)?\\$"
 # Three scanners for three needs of the statement at hand. Only literal first characters, no
 # look-behind first: the regex engine then skips plain text at C speed.
 _FAST = re.compile(_ALWAYS)  # quotes, comments and ends
 # every identifier (not the prefixes of B'', E'', N'', U&'', X''), while the first ones decide the kind
-_HEAD = re.compile(f"{_ALWAYS}|(?<![{IDENT_CHARS}])(?![bBeEnNxX]'|[uU]&)[{IDENT_START}][{IDENT_CHARS}]*")
+_HEAD = re.compile(f"{_ALWAYS}|(?<!{IDENT})(?![bBeEnNxX]'|[uU]&){IDENT_START}{IDENT}*")
 # inside CREATE FUNCTION/PROCEDURE: the words that open and close a body
-_BODY = re.compile(f"{_ALWAYS}|[BbCcEe](?<![{IDENT_CHARS}].)(?:(?<=[Bb])(?i:egin)|(?<=[Cc])(?i:ase)|(?<=[Ee])(?i:nd))"
-                   f"(?![{IDENT_CHARS}])")
+_BODY = re.compile(f"{_ALWAYS}|[BbCcEe](?<!{IDENT}.)(?:(?<=[Bb])(?i:egin)|(?<=[Cc])(?i:ase)|(?<=[Ee])(?i:nd))"
+                   f"(?!{IDENT})")
 _SPACE = " \t\n\r\f"  # psql's white space; any other character is part of a statement
 _NON_SPACE = re.compile(f"[^{_SPACE}]")
-_WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?![{IDENT_CHARS}'&])")
-_WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&)[{IDENT_START}][{IDENT_CHARS}]*")
-_LEADING_WORDS = re.compile(f"([{IDENT_START}][{IDENT_CHARS}]*+)?\\s*+([{IDENT_START}][{IDENT_CHARS}]*+)?")
+_WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?!{IDENT}|['&])")
+_WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&){IDENT_START}{IDENT}*")
+_LEADING_WORDS = re.compile(f"({IDENT_START}{IDENT}*+)?\\s*+({IDENT_START}{IDENT}*+)?")
 _HEAD_WORDS = {"create", "function", "procedure", "or", "replace"}  # the ones psql's heuristic looks at
 TRANSACTION_CONTROL = {
     ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),

@@ -205,3 +205,22 @@ def test_the_fast_path_takes_plain_files(sql: str) -> None:
 ])
 def test_the_fast_path_leaves_the_rest_to_the_lexer(sql: str) -> None:
     assert not needs_no_lexing(sql, sql.upper())
+
+
+def test_the_character_classes_are_psqls_written_fast() -> None:
+    """The classes are written as the ASCII characters they leave out (fast to compile); they are still
+    exactly psql's: ASCII letters, digits, `_` (and `$` in an identifier) and every non-ASCII character."""
+    import re
+    import string
+
+    from sidecar import sqllexer
+
+    every = [chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for found, ascii_chars in ((sqllexer.IDENT, string.ascii_letters + string.digits + "_$"),
+                               (sqllexer.TAG, string.ascii_letters + string.digits + "_"),
+                               (sqllexer.IDENT_START, string.ascii_letters + "_")):
+        matches = re.compile(found).fullmatch
+        assert [c for c in every if bool(matches(c)) != (c in ascii_chars or c > "\x7f")] == [], found
+    not_ident = re.compile(sqllexer.NOT_IDENT).fullmatch
+    ident = re.compile(sqllexer.IDENT).fullmatch
+    assert all(bool(not_ident(c)) != bool(ident(c)) for c in every)
