@@ -62,8 +62,12 @@ class Replicated:
         return bool(server.query("postgres", "SELECT pg_is_in_recovery()")[0][0])
 
     def wait_replayed(self, timeout: float = 30) -> None:
-        """Until the standby has replayed everything the primary has written so far."""
-        target = self.primary.query("postgres", "SELECT pg_current_wal_lsn()::text")[0][0]
+        """Until the standby has replayed everything the primary has written so far.
+
+        The insert position, not pg_current_wal_lsn (the write position): a commit made with
+        synchronous_commit off may still sit in the WAL buffers, before the write position.
+        """
+        target = self.primary.query("postgres", "SELECT pg_current_wal_insert_lsn()::text")[0][0]
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             caught_up = self.standby.query(
