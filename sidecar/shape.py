@@ -1,7 +1,9 @@
 """The plan's shape, declared once: every table, key, type, default and meaning of sidecar.toml.
 
-The reader is to check plans against it (today a test holds the two to agreement); `schema.py`
-turns it into the JSON Schema for editors and the key tables of docs/plan.md.
+The plan's own tables are here; each step kind declares its [[steps]] table in its module of
+sidecar/kinds/ with the same terms (its SHAPE). The reader checks plans against them
+(`TableReader.value`); `schema.py` turns them into the JSON Schema for editors and the key
+tables of docs/plan.md.
 
 It is imported on every start, so it imports nothing but `types` and is cheap: 0.5 ms under
 `python -X importtime` (bytecode cached, gc off; 0.9-1.2 ms when a garbage collection falls
@@ -147,7 +149,7 @@ VERSION = r"\d+(?:[._]\d+)*"  # a migration's version, as its file name writes i
 STEP_NAME = "shown in every log line of the step and in the history; each step's name is its own"
 STEP_DATABASE = Key("database", "string", "which declared database the step works on", REQUIRED, example='"default"')
 STEP_TIMEOUT = duration("timeout", "the step is stopped after this: its process group gets SIGTERM, then SIGKILL",
-                     "30m", MIN_INTERVAL)
+                    "30m", MIN_INTERVAL)
 
 
 def guard_key(program: str) -> Key:
@@ -165,25 +167,25 @@ WAIT = Table("wait", "Waiting for the databases to answer, before anything else.
 ))
 LOCK = Table("lock", "The plan's advisory lock: one sidecar at a time runs a plan.", (
     duration("timeout", "how long to wait for another sidecar running the same plan; `0s`: do not wait"
-              " (exit 3 if it is taken)", "10m"),
+             " (exit 3 if it is taken)", "10m"),
     Key("database", "string", "the declared database where the plan's advisory lock is taken", DERIVED,
         default_text="the first declared database"),
 ))
 SERVE = Table("serve", "A sidecar that keeps running after the plan, keeping its health file fresh.", (
     duration("interval", "how often a running sidecar re-checks the databases and refreshes its health file",
-              "5s", MIN_INTERVAL),
+             "5s", MIN_INTERVAL),
 ))
 GUARD = Table("guard", "How a migration behaves on a database that is serving: each statement waits a bounded time"
               " for its locks; an attempt that waited too long is rolled back and tried again.", (
     duration("lock_timeout", "how long a migration's statement may wait for a lock before its attempt is rolled"
-              " back and tried again (see [On a live database](sql-migrations.md#on-a-live-database)); `0s` turns"
-              " the guard off: it then waits as long as it takes", "3s"),
+             " back and tried again (see [On a live database](sql-migrations.md#on-a-live-database)); `0s` turns"
+             " the guard off: it then waits as long as it takes", "3s"),
     Key("retries", "integer", "attempts after the first; at least 1 while `lock_timeout` is set", 10,
         unit="attempts", minimum=0),
     duration("deadline", "the most one migration may spend on its attempts and the pauses between them", "10m",
-              MIN_INTERVAL),
+             MIN_INTERVAL),
     duration("statement_timeout", "how long one statement of a migration may run; `0s`: no limit", "0s",
-              default_text="`0s` (none)"),
+             default_text="`0s` (none)"),
 ))
 LINT = Table("lint", "With a `[lint]` table, squawk lints every SQL file of the plan before anything runs (see"
              " [Lint](sql-migrations.md#lint-squawk)).", (

@@ -29,7 +29,7 @@ log = get_logger()
 CHILD = Path(__file__).parents[1] / "alembic_child.py"
 INSPECT_TIMEOUT = 300.0
 SHAPE = Table("steps (alembic)", "`alembic upgrade head` on one database, in one child with the project's"
-                     " Python (see [Alembic](alembic.md)).", (
+              " Python (see [Alembic](alembic.md)).", (
     Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: alembic`"),
     STEP_DATABASE,
     Key("alembic", "text", "the project's `alembic.ini`, relative to the plan's folder; the child runs in its"

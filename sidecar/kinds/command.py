@@ -23,7 +23,7 @@ from .base import Context, Declared, Entry, Kind, Outcome, StepPreview
 
 log = get_logger()
 SHAPE = Table("steps (command)", "A program run on every run, without a shell, in the plan's folder, with the"
-                     " step's database in `DATABASE_URL` and `PG*`.", (
+              " step's database in `DATABASE_URL` and `PG*`.", (
     Key("name", "string", STEP_NAME, DERIVED, default_text="the command, its arguments joined by spaces"),
     STEP_DATABASE,
     Key("command", "argv", "the program and its arguments, run without a shell", REQUIRED,

@@ -32,7 +32,7 @@ INSPECT_TIMEOUT = 300.0
 POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 PYTHON_MODULE = re.compile(shape.PYTHON_MODULE)
 FAKE = Table("steps.fake", "Record an app's migrations up to one as applied on an alias without running"
-                    " them, while that one is not applied (what `migrate APP 0003 --fake` did, once).", (
+             " them, while that one is not applied (what `migrate APP 0003 --fake` did, once).", (
     Key("alias", "text", "the alias in the project's `DATABASES`", REQUIRED, example='"results_db"'),
     Key("app", "text", "the Django app", REQUIRED, example='"simulation"'),
     Key("to", "text", "the last migration to record: its name, or a prefix only it has", REQUIRED,
@@ -41,7 +41,7 @@ FAKE = Table("steps.fake", "Record an app's migrations up to one as applied on a
         " exists; when none exists apply them, when only some, stop (exit 4)", False),
 ))
 SHAPE = Table("steps (django)", "A Django project's migrations on every alias of its `DATABASES`, with Django"
-                    " loaded once, in one child (see [Django](django.md)).", (
+              " loaded once, in one child (see [Django](django.md)).", (
     Key("name", "string", STEP_NAME, DERIVED, default_text="`django SETTINGS`"),
     Key("django", "string", "the settings module (`DJANGO_SETTINGS_MODULE`), imported from `cwd`", REQUIRED,
         pattern=shape.PYTHON_MODULE, example='"mysite.settings"'),

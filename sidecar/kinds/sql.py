@@ -30,7 +30,7 @@ from .base import Context, Declared, File, Kind, Outcome, StepPreview
 log = get_logger()
 VERSION = re.compile(shape.VERSION)
 SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database, each file in one transaction"
-                 " with its history row.", (
+              " with its history row.", (
     Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: FOLDER`"),
     STEP_DATABASE,
     Key("sql", "string", "a folder of migration files (`<version>_<name>.sql` in sidecar's format), relative to"
@@ -43,9 +43,9 @@ SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database
         " `baseline`", (), pattern=shape.TABLE_NAME, example='["users"]'),
     Key("group", "boolean", "apply all pending files of the step in one transaction: all or none", False),
     duration("lock_timeout", "`guard.lock_timeout`, for this step's migrations", DERIVED,
-              default_text="`guard.lock_timeout`"),
+             default_text="`guard.lock_timeout`"),
     duration("statement_timeout", "`guard.statement_timeout`, for this step's migrations", DERIVED,
-              default_text="`guard.statement_timeout`"),
+             default_text="`guard.statement_timeout`"),
 ), selector="sql")
 
 
