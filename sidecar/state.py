@@ -1,9 +1,10 @@
-"""What a plan's database holds, read one way for `status` and the serving re-check.
+"""What a plan's database holds, read one way for `status`, the serving re-check and the run's verification.
 
 Run, `plan` and verification read the same history through `history.for_plan`
 and judge it with `history.drift` and `history.pending`, so every command
-agrees on what is applied, pending or wrong; `problems` is the one judgement
-of health that `status`, the health file and the probe report.
+agrees on what is applied, pending or wrong; each step kind's `state` says what
+the database holds for its step; `problems` is the one judgement of health that
+`status`, the health file and the probe report, and `verify_plan` the run's.
 """
 
 from __future__ import annotations
