@@ -10,10 +10,7 @@ from . import history, indexes
 from .commands import command_environment, run_command
 from .db import Connection, first_row, scalar, server_message
 from .errors import StepError
-from .log import get_logger
 from .model import Plan, VerifySpec
-
-log = get_logger()
 
 _COUNT_TABLES = f"""SELECT count(*) FROM pg_catalog.pg_tables
                     WHERE schemaname NOT IN ('pg_catalog', 'information_schema', '{history.SCHEMA}')"""
