@@ -183,7 +183,12 @@ class _PlanReader(TableReader):
 
     def step(self, table: dict[str, Any], key: str, declared: Declared) -> Step | None:
         found = [kind for kind in kinds.KINDS if kind.key in table]
-        if len(found) != 1:
+        if len(found) > 1:
+            self.problem(key, f"has {' and '.join(kind.key for kind in found)}: a step is of one kind; keep one, or"
+                         " make a step of each")
+            return None
+        if not found:  # a misspelt kind's key is named, with the key it resembles
+            self.check_keys(table, frozenset().union(*(kind.shape.names for kind in kinds.KINDS)), key)
             choices = [f"{kind.key} = {kind.shape.key(kind.key).example}" for kind in kinds.KINDS]
             self.problem(key, f"give one of {', '.join(choices[:-1])} or {choices[-1]}")
             return None

@@ -44,7 +44,11 @@ class TableReader:
     def check_keys(self, table: dict[str, Any], allowed: frozenset[str], key: str) -> None:
         for unknown in sorted(set(table) - allowed):
             where = unknown if key == "(top level)" else f"{key}.{unknown}"
-            self.problem(where, f"unknown key; expected one of: {', '.join(sorted(allowed))}")
+            import difflib  # only when a key is wrong: not on every start
+
+            close = difflib.get_close_matches(unknown, sorted(allowed), n=1)
+            self.problem(where, f"unknown key; expected one of: {', '.join(sorted(allowed))}"
+                         + (f"; did you mean {close[0]}?" if close else ""))
 
     def string(self, table: dict[str, Any], name: str, key: str, *, required: bool = False,
                default: str | None = None) -> str | None:
