@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from . import dbmate
 from .log import get_logger
 from .migrations import MigrationFile, migration, order, sql_files
 
@@ -21,8 +22,6 @@ log = get_logger()
 
 Found = tuple[tuple[MigrationFile, ...], list[str]]
 
-_DBMATE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.sql$")
-_DBMATE_MARKER = re.compile(r"^--\s*migrate:(?P<section>up|down)\b(?P<options>[^\n]*)$", re.M)
 _GOLANG_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>.+)\.(?P<direction>up|down)\.sql$")
 _FLYWAY_NAME = re.compile(r"^(?:(?P<kind>[VU])(?P<version>\d+(?:[._]\d+)*)|(?P<repeatable>R))__(?P<name>.+)\.sql$")
 
@@ -37,11 +36,12 @@ def discover(directory: Path, label: str, tool: str) -> Found:
     for file_name in sql_files(directory, problems):
         path = directory / file_name
         try:
-            text = path.read_bytes().decode("utf-8-sig")
+            text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             problems.append(f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
             continue
-        file, problem = READERS[tool](path, text)
+        # dbmate reads the bytes as they are: a byte-order mark hides a first-line marker from it.
+        file, problem = READERS[tool](path, text if tool == "dbmate" else text.removeprefix("\ufeff"))
         if problem:
             problems.append(problem)
         if file is None:
@@ -52,8 +52,12 @@ def discover(directory: Path, label: str, tool: str) -> Found:
             continue
         seen[file.ident] = path
         found.append(file)
-    found.sort(key=order)
+    found.sort(key=_by_name if tool == "dbmate" else order)  # dbmate runs files in name order, not version order
     return tuple(found), problems
+
+
+def _by_name(m: MigrationFile) -> str:
+    return m.path.name
 
 
 def _checked(path: Path, version: str, name: str, up: str, *, tool: str = "",
@@ -66,25 +70,19 @@ def _checked(path: Path, version: str, name: str, up: str, *, tool: str = "",
 
 
 def _dbmate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
-    """`<version>_<name>.sql` with `-- migrate:up [transaction:false]` and `-- migrate:down` sections."""
-    match = _DBMATE_NAME.match(path.name)
+    """A dbmate migration, read as dbmate reads it (dbmate.py); a file dbmate does not take for one is
+    left alone, as dbmate leaves it."""
+    match = dbmate.NAME.match(path.name)
     if not match:
-        return None, f"{path}: name does not follow dbmate's <version>_<name>.sql (e.g. 20250101093000_users.sql)"
-    markers = list(_DBMATE_MARKER.finditer(text))
-    ups = [m for m in markers if m["section"] == "up"]
-    if len(ups) != 1:
-        return None, (f"{path}: {'no' if not ups else 'more than one'} `-- migrate:up` line; dbmate runs"
-                      " what follows it, up to `-- migrate:down`")
-    up = ups[0]
-    end = next((m.start() for m in markers if m.start() > up.start()), len(text))
-    options = up["options"].split()
-    unknown = [o for o in options if o not in ("transaction:false", "transaction:true")]
-    if unknown:
-        return None, f"{path}: unknown dbmate option {unknown[0]!r} on the `-- migrate:up` line"
-    # Blank lines in place of what comes before keep line numbers in errors the file's own.
-    section = "\n" * text.count("\n", 0, up.end()) + text[up.end():end]
-    return _checked(path, match["version"], match["name"], section, tool="dbmate",
-                    transactional="transaction:false" not in options)
+        log.info("migration.ignored", file=str(path), reason="not a dbmate migration: its name does not begin"
+                 " with the version's digits")
+        return None, ""
+    parsed = dbmate.parse(text)
+    if isinstance(parsed, str):
+        return None, f"{path}: {parsed}"
+    name = path.name[len(match["version"]):-len(".sql")].lstrip("_-") or path.stem
+    return _checked(path, match["version"], name, parsed.up, tool="dbmate", transactional=parsed.transactional,
+                    empty=True)
 
 
 def _golang_migrate(path: Path, text: str) -> tuple[MigrationFile | None, str]:

@@ -134,10 +134,12 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
 
 
 def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, transactional: bool = True,
-              repeatable: bool = False, copy_refused: str = "") -> tuple[MigrationFile | None, str]:
+              repeatable: bool = False, copy_refused: str = "",
+              empty: bool = False) -> tuple[MigrationFile | None, str]:
     """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem.
 
     `copy_refused` says why the folder's tool cannot run `COPY ... FROM stdin` data; empty where it can.
+    `empty`: a migration without a statement is one (dbmate records an empty up section as applied).
     """
     upper = sql.upper()  # substring tests on it are far cheaper than a case-blind regex
     transactional = transactional and ("NO-TRANSACTION" not in upper
@@ -149,7 +151,7 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
         statements = split_statements(sql)
     except SqlSyntaxError as exc:
         return None, f"{path}: {exc}"
-    if not statements:
+    if not statements and not empty:
         return None, f"{path}: contains no SQL statement; write the migration or delete the file"
     copies = [s for s in statements if s.copy_data is not None]
     if copies and copy_refused:

@@ -44,6 +44,17 @@ def test_dbmate_runs_only_the_up_section_with_its_transaction_option(tmp_path: P
     assert found[0].sql.splitlines()[1].startswith("CREATE TABLE t")  # line 2, as in the file
 
 
+def test_a_dbmate_file_runs_every_up_section_and_without_a_transaction_if_one_says_so(tmp_path: Path) -> None:
+    found, problems = discover(folder(tmp_path, {"1_t.sql": (
+        "-- migrate:up\nCREATE TABLE a (id int);\n-- migrate:down\nDROP TABLE a;\n"
+        "-- migrate:up transaction:false\nCREATE INDEX CONCURRENTLY i ON a (id);\n-- migrate:down\nDROP INDEX i;\n")}),
+        "x", "dbmate")
+    assert problems == [] and not found[0].transactional
+    lines = found[0].sql.splitlines()
+    assert lines[1] == "CREATE TABLE a (id int);" and lines[5] == "CREATE INDEX CONCURRENTLY i ON a (id);"
+    assert "DROP" not in found[0].sql  # the down sections are blank lines: line numbers stay the file's
+
+
 def test_editing_a_dbmate_down_section_is_not_drift(tmp_path: Path) -> None:
     before, _ = discover(folder(tmp_path, {"1_t.sql": "-- migrate:up\nSELECT 1;\n-- migrate:down\nSELECT 2;\n"}),
                          "x", "dbmate")
@@ -75,9 +86,11 @@ def test_flyway_orders_versions_as_flyway_does_then_repeatables_and_skips_undo(t
 
 @pytest.mark.parametrize(("tool", "files", "expected"), [
     ("dbmate", {"20250101_t.sql": "CREATE TABLE t (id int);"}, "no `-- migrate:up` line"),
-    ("dbmate", {"t.sql": "-- migrate:up\nSELECT 1;"}, "name does not follow dbmate's"),
-    ("dbmate", {"1_t.sql": "-- migrate:up transaction:maybe\nSELECT 1;"}, "unknown dbmate option"),
-    ("dbmate", {"1_a.sql": "-- migrate:up\nSELECT 1;", "001_b.sql": "-- migrate:up\nSELECT 2;"},
+    ("dbmate", {"1_t.sql": "-- migrate:up\nSELECT 1;"}, "has no `-- migrate:down` line"),
+    ("dbmate", {"1_t.sql": "-- migrate:up\nSELECT 1;\n  -- migrate:down\nDROP TABLE t;"}, "has no `-- migrate:down`"),
+    ("dbmate", {"1_t.sql": "SELECT 0;\n-- migrate:up\nSELECT 1;\n-- migrate:down\n"}, "statements before the first"),
+    ("dbmate", {"1_a.sql": "-- migrate:up\nSELECT 1;\n-- migrate:down\n",
+                "001_b.sql": "-- migrate:up\nSELECT 2;\n-- migrate:down\n"},
      "is also used by 001_b.sql"),
     ("flyway", {"V1__a.sql": "SELECT 1;", "B2__b.sql": "SELECT 2;"}, "B2__b.sql: name does not follow Flyway's"),
     ("flyway", {"V1__a.sql": "SELECT 1;", "V1.0__b.sql": "SELECT 2;"}, "version 1 is also used by V1.0__b.sql"),
