@@ -65,13 +65,19 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, datab
         except psycopg2.Error as exc:
             if connection_gone(exc):
                 raise sqlstate.error(exc, database=database, step=step, file=_named(migrations)) from exc
+            own = any(m.own_transactions for m in migrations)
+            if own:  # an error inside the file's own BEGIN leaves that transaction open, and aborted
+                cur.execute("ROLLBACK")
             if exc.pgcode == LOCK_NOT_AVAILABLE:  # rolled back whole: the guard tries again
                 raise LockTimedOut() from exc
             position = _position(exc)
-            if position is not None:
+            line: int | None
+            if own and position is None:  # a replay would run the file's own COMMIT for real
+                failed, line = migrations[-1], None
+            elif position is not None:
                 index = max(i for i, s in enumerate(starts) if s <= position)
                 failed = migrations[index]
-                line: int | None = line_of(failed.sql, position - starts[index])
+                line = line_of(failed.sql, position - starts[index])
             else:  # a run-time error carries no position: find the statement by a rolled-back replay
                 failed, line = _replay(conn, migrations)
             raise _step_error(exc, failed, line, database=database, step=step) from exc

@@ -17,6 +17,7 @@ from pathlib import Path
 from . import dbmate
 from .log import get_logger
 from .migrations import MigrationFile, migration, order, sql_files
+from .sqltext import SqlSyntaxError, split_statements
 
 log = get_logger()
 
@@ -93,7 +94,15 @@ def _golang_migrate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
                       " (e.g. 000001_create_users.up.sql)")
     if match["direction"] == "down":
         return None, ""
-    return _checked(path, match["version"], match["name"], text, tool="golang-migrate")
+    # golang-migrate sends the file as one query and adds no transaction: PostgreSQL runs a file of one
+    # statement outside any transaction block (CREATE INDEX CONCURRENTLY works), a longer one in one implicit
+    # transaction, and a file's own BEGIN/COMMIT as written.
+    try:
+        single = len(split_statements(text)) == 1
+    except SqlSyntaxError:
+        single = False  # _checked reports it, with its line
+    return _checked(path, match["version"], match["name"], text, tool="golang-migrate", transactional=not single,
+                    own_transactions=True)
 
 
 def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:

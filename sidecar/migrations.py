@@ -52,6 +52,7 @@ class MigrationFile:
     key: tuple[int, ...] = ()  # order and identity: "0001" -> (1,), "1.1" -> (1, 1); () for a repeatable
     repeatable: bool = False  # Flyway's R__ files: run again whenever they change, after the versioned ones
     copies: bool = False  # holds `COPY ... FROM stdin` data: runs statement by statement (in its transaction)
+    own_transactions: bool = False  # holds BEGIN/COMMIT of its own, sent as written (golang-migrate's files)
 
     @property
     def ident(self) -> tuple[int, ...] | str:
@@ -134,12 +135,14 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
 
 
 def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, transactional: bool = True,
-              repeatable: bool = False, copy_refused: str = "",
-              empty: bool = False) -> tuple[MigrationFile | None, str]:
+              repeatable: bool = False, copy_refused: str = "", empty: bool = False,
+              own_transactions: bool = False) -> tuple[MigrationFile | None, str]:
     """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem.
 
     `copy_refused` says why the folder's tool cannot run `COPY ... FROM stdin` data; empty where it can.
     `empty`: a migration without a statement is one (dbmate records an empty up section as applied).
+    `own_transactions`: BEGIN and COMMIT in it are the file's own, sent as written (golang-migrate sends a
+    file as one query, and its documented style wraps the file in BEGIN/COMMIT).
     """
     upper = sql.upper()  # substring tests on it are far cheaper than a case-blind regex
     transactional = transactional and ("NO-TRANSACTION" not in upper
@@ -156,7 +159,8 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
     copies = [s for s in statements if s.copy_data is not None]
     if copies and copy_refused:
         return None, f"{path}: line {copies[0].line}: COPY ... FROM stdin with its data in the file; {copy_refused}"
-    if transactional:
+    controls = any(statement.is_transaction_control for statement in statements)
+    if transactional and not own_transactions:
         for statement in statements:
             if statement.is_transaction_control:
                 return None, (
@@ -165,7 +169,8 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
                     " transaction with its history row) or mark the file"
                     " `-- sidecar: no-transaction`"
                 )
-    return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable, bool(copies)), ""
+    return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable, bool(copies),
+                         own_transactions and controls), ""
 
 
 def needs_no_lexing(sql: str, upper: str) -> bool:

@@ -115,6 +115,9 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
     if group and (loose := [m.path.name for m in migrations if not m.transactional]):
         r.problem(f"{key}.group", f"cannot hold no-transaction files ({', '.join(loose)}); move them to a step of"
                   " their own")
+    if group and (own := [m.path.name for m in migrations if m.own_transactions]):
+        r.problem(f"{key}.group", f"cannot hold files with BEGIN/COMMIT of their own ({', '.join(own)}); move them to"
+                  " a step of their own")
     _refuse_shared_versions(r, key, database, migrations, declared.before)
     name = value("name", f"{database}: {folder}")
     guard = replace(plan_guard, lock_timeout=plan_guard.lock_timeout if lock_timeout is None else lock_timeout,

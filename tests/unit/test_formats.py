@@ -73,6 +73,17 @@ def test_golang_migrate_runs_up_files_only(tmp_path: Path) -> None:
                                                          ("000002", "000002_orders.up.sql")]
 
 
+def test_golang_migrate_files_are_sent_as_golang_migrate_sends_them(tmp_path: Path) -> None:
+    found, problems = discover(folder(tmp_path, {
+        "1_a.up.sql": "CREATE INDEX CONCURRENTLY i ON t (id);",
+        "2_b.up.sql": "BEGIN;\nCREATE TABLE b (id int);\nCOMMIT;",
+        "3_c.up.sql": "CREATE TABLE c (id int);\nCREATE TABLE d (id int);"}), "x", "golang-migrate")
+    assert problems == []
+    # One statement: alone, outside any transaction block; more: one query, so one implicit transaction,
+    # with the file's own BEGIN/COMMIT sent as written.
+    assert [(m.transactional, m.own_transactions) for m in found] == [(False, False), (True, True), (True, False)]
+
+
 def test_flyway_orders_versions_as_flyway_does_then_repeatables_and_skips_undo(tmp_path: Path) -> None:
     files, problems = read(tmp_path, "flyway", {
         "V2.0.3__c.sql": "SELECT 3;", "V1__a.sql": "SELECT 1;", "V1.10__e.sql": "SELECT 10;",
