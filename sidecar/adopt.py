@@ -2,7 +2,7 @@
 
 Only for a step whose folder is in that tool's format, and only while the
 step has files sidecar's own history lacks, so a database already adopted
-costs no query. The other tool's table is read, never written. Its state
+costs no query. Adopting reads the other tool's table only (toolhistory.py keeps it). Its state
 can stop the run (exit 4): golang-migrate's `dirty` flag, a failed Flyway
 row, a file edited after Flyway applied it (Flyway's own checksum).
 """

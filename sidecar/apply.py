@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import time
+from collections.abc import Callable
 
 import psycopg2
 
@@ -46,10 +47,15 @@ def set_synchronous_commit(conn: Connection, on: bool) -> None:
         cur.execute(f"SET synchronous_commit = {'on' if on else 'off'}")
 
 
-def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str, step: str) -> None:
+# SQL that records a file in the folder's own tool's table too (toolhistory.py), with our history row.
+Also = Callable[[MigrationFile], str] | None
+
+
+def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str, step: str,
+          also: Also = None) -> None:
     """Apply `migrations` (already in order) in one transaction: all recorded, or none."""
     if any(m.copies for m in migrations):
-        _apply_statementwise(conn, migrations, plan=plan, database=database, step=step)
+        _apply_statementwise(conn, migrations, plan=plan, database=database, step=step, also=also)
         return
     with conn.cursor() as cur:
         starts: list[int] = []
@@ -58,7 +64,7 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, datab
             starts.append(len(body))
             insert = cur.mogrify(row(m), (plan, m.version, m.name, m.checksum, False, step)).decode()
             # The newline ends a trailing `--` comment; the ';' a last statement without one.
-            body += f"{m.sql}\n;\n{insert};\n"
+            body += f"{m.sql}\n;\n{insert};\n{also(m) if also else ''}"
         started = time.monotonic()
         try:
             cur.execute(body)
@@ -92,7 +98,7 @@ def _log_applied(migrations: list[MigrationFile], started: float, *, database: s
 
 
 def apply_outside_transaction(conn: Connection, m: MigrationFile, *, plan: str, database: str, step: str,
-                              resume_at: int = 0) -> None:
+                              resume_at: int = 0, also: Also = None) -> None:
     """Run a `no-transaction` file statement by statement from `resume_at`, then record it.
 
     A concurrent index build that fails leaves an invalid index: it is dropped before the error
@@ -123,7 +129,8 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, plan: str, 
                 error.hint = _outside_transaction_hint(cur, statement, dropped, first=index == 0)
                 raise error from exc
         _refuse_invalid_indexes(cur, m, database=database, step=step)
-        cur.execute(row(m), (plan, m.version, m.name, m.checksum, False, step))
+        insert = cur.mogrify(row(m), (plan, m.version, m.name, m.checksum, False, step)).decode()
+        cur.execute(f"{insert};\n{also(m) if also else ''}")  # both rows in one implicit transaction
     log.info("migration.applied", database=database, step=step, version=m.version,
              file=m.path.name, transaction=False,
              duration_ms=round((time.monotonic() - started) * 1000))
@@ -223,7 +230,7 @@ def execute(cur: psycopg2.extensions.cursor, statement: Statement) -> None:
 
 
 def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str,
-                         step: str) -> None:
+                         step: str, also: Also = None) -> None:
     """Like `apply`, statement by statement in one explicit transaction: COPY data cannot travel
     inside a query message."""
     started = time.monotonic()
@@ -242,6 +249,8 @@ def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, p
                         raise LockTimedOut() from exc
                     raise _step_error(exc, m, _line_in(statement, exc), database=database, step=step) from exc
             cur.execute(row(m), (plan, m.version, m.name, m.checksum, False, step))
+            if also:
+                cur.execute(also(m))
         cur.execute("COMMIT")
     _log_applied(migrations, started, database=database, step=step)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import adopt, apply, formats, history, shape
+from .. import adopt, apply, formats, history, shape, toolhistory
 from ..db import Connection, set_settings
 from ..errors import StepError
 from ..guard import guarded
@@ -42,6 +42,9 @@ SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database
     Key("baseline_requires", "table names", "tables that must exist before the baseline is recorded; only with"
         " `baseline`", (), pattern=shape.TABLE_NAME, example='["users"]'),
     Key("group", "boolean", "apply all pending files of the step in one transaction: all or none", False),
+    Key("keep_tool_table", "boolean", "in a `dbmate` or `golang-migrate` folder, keep that tool's"
+        " `schema_migrations` as the tool keeps it (made if missing, a row for each file applied), so the tool can"
+        " take over again", True),
     duration("lock_timeout", "`guard.lock_timeout`, for this step's migrations", DERIVED,
              default_text="`guard.lock_timeout`"),
     duration("statement_timeout", "`guard.statement_timeout`, for this step's migrations", DERIVED,
@@ -61,6 +64,7 @@ class SqlStep:
     group: bool  # all pending files in one transaction
     guard: Guard  # the plan's, with this step's lock_timeout and statement_timeout
     format: str = "sidecar"  # the folder's tool: "sidecar", "dbmate", "flyway" or "golang-migrate"
+    keep_tool_table: bool = True  # write that tool's history table too, as it does (toolhistory.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +95,8 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
         return r.value(table, SHAPE.key(name), key, default=default)
 
     database = r.database(table, key, declared.databases)
-    folder, tool, baseline, requires, group = (value(name) for name in ("sql", "format", "baseline",
-                                                                         "baseline_requires", "group"))
+    folder, tool, baseline, requires, group, keep = (
+        value(name) for name in ("sql", "format", "baseline", "baseline_requires", "group", "keep_tool_table"))
     plan_guard = declared.guard
     lock_timeout = value("lock_timeout", plan_guard.lock_timeout)
     statement_timeout = value("statement_timeout", plan_guard.statement_timeout)
@@ -123,7 +127,7 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
     guard = replace(plan_guard, lock_timeout=plan_guard.lock_timeout if lock_timeout is None else lock_timeout,
                     statement_timeout=plan_guard.statement_timeout if statement_timeout is None
                     else statement_timeout)
-    return SqlStep(name or folder, database, directory, migrations, baseline, requires, group, guard, tool)
+    return SqlStep(name or folder, database, directory, migrations, baseline, requires, group, guard, tool, keep)
 
 
 def _refuse_shared_versions(r: TableReader, key: str, database: str, migrations: tuple[MigrationFile, ...],
@@ -205,12 +209,16 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
                     version=todo[0].version, reason="a later version is already applied")
     if not todo:
         return
+    also = None
+    if step.keep_tool_table and step.format in toolhistory.TOOLS:
+        toolhistory.ensure(conn, step.format, [m for m in step.migrations if m.ident in applied])
+        also = toolhistory.also(step.format)
     timeouts, where = step.guard.server_settings(), (step.name, step.database)
     set_settings(conn, timeouts)
     if step.group:
         guarded(conn, step.guard, where, f"{len(todo)} files in one transaction",
                 lambda _resume: apply.apply(conn, list(todo), plan=plan, database=step.database,
-                                              step=step.name), progress)
+                                            step=step.name, also=also), progress)
     else:
         for i, m in enumerate(todo):
             # Every migration but the step's last commits without waiting for its WAL flush
@@ -218,19 +226,20 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
             # so flushes all before it. Once a step has finished, all of it is durable.
             if len(todo) > 1 and i in (0, len(todo) - 1):
                 apply.set_synchronous_commit(conn, i != 0)
-            guarded(conn, step.guard, where, m.path.name, functools.partial(_apply_file, plan, conn, step, m),
-                    progress)
+            guarded(conn, step.guard, where, m.path.name,
+                    functools.partial(_apply_file, plan, conn, step, m, also), progress)
     set_settings(conn, dict.fromkeys(timeouts, "0"))  # the serving re-checks that follow wait as usual
     for m in todo:
         applied[m.ident] = history.Applied(m.version, m.name, m.checksum, False)
 
 
-def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, resume_at: int) -> None:
+def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, also: apply.Also,
+                resume_at: int) -> None:
     if m.transactional:
-        apply.apply(conn, [m], plan=plan, database=step.database, step=step.name)
+        apply.apply(conn, [m], plan=plan, database=step.database, step=step.name, also=also)
     else:
         apply.apply_outside_transaction(conn, m, plan=plan, database=step.database, step=step.name,
-                                          resume_at=resume_at)
+                                        resume_at=resume_at, also=also)
 
 
 def preview(step: SqlStep, work: Todo) -> StepPreview:

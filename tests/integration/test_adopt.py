@@ -1,5 +1,6 @@
 """Switching to sidecar from dbmate, golang-migrate and Flyway: their folders as they are, their
-histories adopted, every migration applied exactly once, their tables never written."""
+histories adopted, every migration applied exactly once; dbmate's and golang-migrate's tables kept as
+those tools keep them (so they can take over again), Flyway's only read."""
 
 from __future__ import annotations
 
@@ -58,7 +59,12 @@ def test_a_folder_applied_halfway_by_the_real_dbmate_is_finished_by_sidecar(proj
         ("20250101000001", "core (adopted from dbmate's schema_migrations)"),
         ("20250101000002", "core (adopted from dbmate's schema_migrations)"),
         ("20250101000003", "core"), ("20250101000004", "core")]
-    assert project.query("default", "SELECT count(*) FROM schema_migrations") == [(2,)]  # never written
+    # dbmate's table holds what sidecar applied too, as dbmate would have written it: the real dbmate,
+    # run now, finds nothing to do.
+    assert project.query("default", "SELECT count(*) FROM schema_migrations") == [(4,)]
+    back = subprocess.run([DBMATE, "--url", url, "--migrations-dir", str(project.root / "migrations"),
+                           "--no-dump-schema", "up"], capture_output=True, text=True, check=False)
+    assert back.returncode == 0 and "Applying" not in back.stdout, back.stdout + back.stderr
     again = project.run("run", "--once")
     assert again.code == 0 and not again.event("migration.adopted") and not again.event("migration.applied")
     # Adopted files are held to their checksums like any applied one.
@@ -92,7 +98,8 @@ def test_golang_migrate_history_is_adopted(project: Project) -> None:
     assert result.code == 0, result.out
     assert [e["version"] for e in result.event("migration.adopted")] == ["000001", "000002"]
     assert [e["version"] for e in result.event("migration.applied")] == ["000003"]
-    assert project.query("default", "SELECT version, dirty FROM schema_migrations") == [(2, False)]
+    # golang-migrate's one row moves on to the last version applied, clean, as its SetVersion leaves it.
+    assert project.query("default", "SELECT version, dirty FROM schema_migrations") == [(3, False)]
 
 
 def test_a_dirty_golang_migrate_database_stops_the_run(project: Project) -> None:
@@ -224,3 +231,20 @@ def test_a_bad_file_is_a_plan_error_naming_it_and_nothing_is_touched(project: Pr
     result = project.run("run", "--once")
     assert result.code == 2 and f"migrations/{name}: " in result.out and expected in result.out, result.out
     assert not project.database_exists()
+
+
+def test_a_dbmate_folder_from_scratch_leaves_dbmate_its_table_unless_told_not_to(project: Project) -> None:
+    for name, text in DBMATE_FILES.items():
+        project.write(f"migrations/{name}", text)
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    step_plan(project, "dbmate")
+    assert project.run("run", "--once").code == 0
+    url = project.server.url(project.names["default"]) + "?sslmode=disable"
+    status = subprocess.run([DBMATE, "--url", url, "--migrations-dir", str(project.root / "migrations"), "status"],
+                            capture_output=True, text=True, check=False)
+    assert "Applied: 4" in status.stdout and "Pending: 0" in status.stdout, status.stdout + status.stderr
+    project.query("default", "DROP TABLE schema_migrations; DROP SCHEMA sidecar CASCADE;"
+                             " DROP TABLE users, orders CASCADE")
+    project.one_database_plan('format = "dbmate"\nkeep_tool_table = false')
+    assert project.run("run", "--once").code == 0
+    assert project.query("default", "SELECT to_regclass('schema_migrations') IS NULL") == [(True,)]

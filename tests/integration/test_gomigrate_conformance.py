@@ -1,9 +1,10 @@
 """golang-migrate folders run as golang-migrate runs them: each .up.sql sent as one query, no transaction added.
 
 golang-migrate's binary cannot be installed here; its Postgres driver (database/postgres/postgres.go,
-`runStatement`) sends a file's text as one simple query. `psql -c` sends exactly that, so it is the
-reference: each row of the table below runs the folder through psql -c on one database and through
-sidecar on another, and both must agree on success and on the tables, columns and indexes left.
+`runStatement`) sends a file's text as one simple query, after making its schema_migrations table.
+`psql -c` sends exactly that, so it is the reference: each row of the table below runs the folder
+through psql -c on one database (after the table) and through sidecar on another, and both must agree
+on success and on the tables, columns and indexes left, golang-migrate's table included.
 """
 
 from __future__ import annotations
@@ -27,13 +28,20 @@ ROWS = {
         "000001_widget.up.sql": "create table widget (id int);\ncreate table widget (id int);\n"},
     "CONCURRENTLY among other statements fails, as in one query": {
         "000001_widget.up.sql": "create table widget (id int);\ncreate index concurrently w on widget (id);\n"},
+    "a file that alters golang-migrate's own table, which it makes before the first file": {
+        "0001_widget.up.sql": "create table widget (id int);\n",
+        "0002_data_version.up.sql": "/* a data version next to the schema version */\n"
+                                    "alter table schema_migrations add column data_version int;\n"},
     "a failure inside the file's own BEGIN/COMMIT leaves nothing": {
         "000001_widget.up.sql": "BEGIN;\ncreate table widget (id int);\nselect 1/0;\nCOMMIT;\n"},
 }
 
 _SCHEMA = ("SELECT c.relname::text, c.relkind::text, a.attname::text FROM pg_class c JOIN pg_namespace n"
            " ON n.oid = c.relnamespace LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0"
-           " WHERE n.nspname = 'public' AND c.relname <> 'schema_migrations' ORDER BY 1, 3")
+           " WHERE n.nspname = 'public' ORDER BY 1, 3")
+# golang-migrate's ensureVersionTable, before any file runs.
+_VERSION_TABLE = ("CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY,"
+                  " dirty boolean NOT NULL)")
 
 
 @pytest.mark.parametrize("row", list(ROWS), ids=list(ROWS))
@@ -43,6 +51,7 @@ def test_a_golang_migrate_folder_runs_as_one_query_per_file(project: Project, ro
     for key in ("default", "materials"):
         project.server.query("postgres", f"CREATE DATABASE {project.names[key]}")
     reference_ok = True
+    project.query("materials", _VERSION_TABLE)
     for name in sorted(n for n in ROWS[row] if n.endswith(".up.sql")):
         url = project.server.url(project.names["materials"])
         done = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", ROWS[row][name]],

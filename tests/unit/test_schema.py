@@ -381,6 +381,7 @@ def read_values(tmp_path: Path) -> dict[tuple[str, str], object]:
         (DATABASE, "password"): dict(main_db.conn.secrets).get("password"), (DATABASE, "create"): main_db.create,
         (SQL_STEP, "name"): sql.name, (SQL_STEP, "format"): sql.format, (SQL_STEP, "baseline"): sql.baseline,
         (SQL_STEP, "baseline_requires"): sql.baseline_requires, (SQL_STEP, "group"): sql.group,
+        (SQL_STEP, "keep_tool_table"): sql.keep_tool_table,
         (SQL_STEP, "lock_timeout"): sql.guard.lock_timeout,
         (SQL_STEP, "statement_timeout"): sql.guard.statement_timeout,
         (COMMAND_STEP, "name"): command.name, (COMMAND_STEP, "timeout"): command.timeout,
