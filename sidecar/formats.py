@@ -116,10 +116,38 @@ def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:
         log.info("migration.ignored", file=str(path), reason="a Flyway undo migration; sidecar runs only versioned"
                  " and repeatable ones")
         return None, ""
+    transactional = _flyway_transactional(path, text)
+    if isinstance(transactional, str):
+        return None, transactional
     if match["repeatable"]:
-        return _checked(path, f"R__{match['name']}", match["name"], text, repeatable=True)
+        return _checked(path, f"R__{match['name']}", match["name"], text, repeatable=True, transactional=transactional)
     version = ".".join(match["version"].replace("_", ".").split("."))
-    return _checked(path, version, match["name"], text)
+    return _checked(path, version, match["name"], text, transactional=transactional)
+
+
+# Flyway's PostgreSQLParser.detectCanExecuteInTransaction: a script of only these statements runs without a
+# transaction. (Flyway counts ALTER TYPE ... ADD VALUE among them on servers before PostgreSQL 12; sidecar
+# reads the folder before it connects, and runs it in a transaction, as PostgreSQL 12 and later allow.)
+_FLYWAY_OUTSIDE = re.compile(r"(?:CREATE|DROP) (?:DATABASE|TABLESPACE|SUBSCRIPTION)|ALTER SYSTEM"
+                             r"|(?:CREATE|DROP)(?: UNIQUE)? INDEX CONCURRENTLY"
+                             r"|REINDEX(?: VERBOSE)? (?:SCHEMA|DATABASE|SYSTEM)|VACUUM|DISCARD ALL")
+_WORD = re.compile(r"[A-Z_]+")
+
+
+def _flyway_transactional(path: Path, text: str) -> bool | str:
+    """Whether Flyway runs the script in a transaction; or why Flyway refuses it (a script mixing
+    statements that cannot run in one with others, while Flyway's `mixed` is off, its default)."""
+    try:
+        statements = split_statements(text)
+    except SqlSyntaxError:
+        return True  # _checked reports it, with its line
+    outside = [(s.line, m[0]) for s in statements
+               if (m := _FLYWAY_OUTSIDE.match(" ".join(_WORD.findall(s.text[:200].upper())[:5])))]
+    if outside and len(outside) < len(statements):
+        line, what = outside[0]
+        return (f"{path}: line {line}: {what} cannot run in a transaction, and the other statements of the script"
+                " can; Flyway refuses such a script (its `mixed` is off by default): move it to a script of its own")
+    return not outside
 
 
 READERS: dict[str, Callable[[Path, str], tuple[MigrationFile | None, str]]] = {

@@ -84,6 +84,28 @@ def test_golang_migrate_files_are_sent_as_golang_migrate_sends_them(tmp_path: Pa
     assert [(m.transactional, m.own_transactions) for m in found] == [(False, False), (True, True), (True, False)]
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("CREATE INDEX CONCURRENTLY i ON t (id);", False),
+    ("-- why\ncreate unique index concurrently if not exists i ON t (id);\nDROP INDEX CONCURRENTLY j;", False),
+    ("VACUUM ANALYZE t;", False),
+    ("REINDEX SCHEMA public;", False),
+    ("REINDEX TABLE CONCURRENTLY t;", True),  # not in Flyway's list: Flyway runs it in a transaction (and fails)
+    ("CREATE TABLE t (id int);\nCREATE INDEX i ON t (id);", True),
+    ("ALTER TYPE mood ADD VALUE 'meh';", True),
+])
+def test_flyway_runs_a_script_outside_a_transaction_as_its_postgresql_parser_decides(
+        tmp_path: Path, text: str, expected: bool) -> None:
+    found, problems = discover(folder(tmp_path, {"V1__a.sql": text}), "x", "flyway")
+    assert problems == [] and found[0].transactional is expected
+
+
+def test_flyway_refuses_a_script_mixing_both_as_flyway_does(tmp_path: Path) -> None:
+    _, problems = discover(folder(tmp_path, {"V1__a.sql": "CREATE TABLE t (id int);\nCREATE INDEX CONCURRENTLY i ON"
+                                                           " t (id);"}), "x", "flyway")
+    assert len(problems) == 1 and "V1__a.sql: line 2: CREATE INDEX CONCURRENTLY cannot run in a transaction" \
+        in problems[0] and "Flyway refuses such a script" in problems[0]
+
+
 def test_flyway_orders_versions_as_flyway_does_then_repeatables_and_skips_undo(tmp_path: Path) -> None:
     files, problems = read(tmp_path, "flyway", {
         "V2.0.3__c.sql": "SELECT 3;", "V1__a.sql": "SELECT 1;", "V1.10__e.sql": "SELECT 10;",
