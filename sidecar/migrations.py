@@ -60,9 +60,10 @@ class MigrationFile:
         return self.version if self.repeatable else self.key
 
 
-def order(m: MigrationFile) -> tuple[bool, tuple[int, ...], str]:
-    """Versions in order, then repeatables by name (as Flyway runs them)."""
-    return m.repeatable, m.key, m.version
+def order(m: MigrationFile) -> tuple[bool, tuple[int, ...], bytes]:
+    """Versions in order, then repeatables as Flyway runs them: by description (the name, `_` read as a
+    space), compared as Java compares strings (UTF-16 code units; MigrationInfoImpl.compareTo)."""
+    return m.repeatable, m.key, (m.name.replace("_", " ") if m.repeatable else m.version).encode("utf-16-be")
 
 
 def version_key(version: str) -> tuple[int, ...]:

@@ -117,6 +117,15 @@ def test_flyway_orders_versions_as_flyway_does_then_repeatables_and_skips_undo(t
     assert [version for version, _, _ in files][:4] == ["1", "1.2", "1.10", "2.0.3"]
 
 
+def test_flyway_runs_repeatables_by_description_with_underscores_read_as_spaces(tmp_path: Path) -> None:
+    """By raw name orders2024_view would come first ('2' < '_'); by description "orders view" does (' ' < '2'),
+    and Flyway runs it first (MigrationInfoImpl.compareTo: getDescription().compareTo)."""
+    files, problems = read(tmp_path, "flyway", {"R__orders2024_view.sql": "SELECT 2;",
+                                                "R__orders_view.sql": "SELECT 1;", "R__Orders_view.sql": "SELECT 0;"})
+    assert problems == []
+    assert [name for _, name, _ in files] == ["R__Orders_view.sql", "R__orders_view.sql", "R__orders2024_view.sql"]
+
+
 @pytest.mark.parametrize(("tool", "files", "expected"), [
     ("dbmate", {"20250101_t.sql": "CREATE TABLE t (id int);"}, "no `-- migrate:up` line"),
     ("dbmate", {"1_t.sql": "-- migrate:up\nSELECT 1;"}, "has no `-- migrate:down` line"),
