@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from .db import Connection
+from .db import Connection, table_exists
 from .migrations import MigrationFile
 
 _CREATE = {
@@ -44,12 +44,10 @@ def also(tool: str) -> Callable[[MigrationFile], str]:
 
 def ensure(conn: Connection, tool: str, applied: Iterable[MigrationFile]) -> None:
     """Make `tool`'s table if it is missing, holding what sidecar has applied of the step (`applied`)."""
+    if table_exists(conn, "schema_migrations"):
+        return
+    versions = [m.version for m in applied]
+    if tool == "golang-migrate":
+        versions = [max(versions, key=int)] if versions else []
     with conn.cursor() as cur:
-        cur.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
-        row = cur.fetchone()
-        if row is not None and row[0]:
-            return
-        versions = [m.version for m in applied]
-        if tool == "golang-migrate":
-            versions = [max(versions, key=int)] if versions else []
         cur.execute(_CREATE[tool] + ";\n" + "".join(record(tool, v) for v in versions))
