@@ -13,11 +13,12 @@ import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import dbmate
 from .log import get_logger
 from .migrations import MigrationFile, migration, order, sql_files
-from .sqltext import SqlSyntaxError, split_statements
+from .sqltext import Statement
 
 log = get_logger()
 
@@ -62,7 +63,7 @@ def _by_name(m: MigrationFile) -> str:
 
 
 def _checked(path: Path, version: str, name: str, up: str, *, tool: str = "",
-             **kwargs: bool) -> tuple[MigrationFile | None, str]:
+             **kwargs: Any) -> tuple[MigrationFile | None, str]:
     """`tool`: a tool that sends a file as one query, so its data rows reach the server as SQL."""
     copy_refused = (f"{tool} sends the file to the server as SQL, data rows included, and it fails there"
                     " (a syntax error at the first row); load the rows with INSERT" if tool else "")
@@ -94,15 +95,15 @@ def _golang_migrate(path: Path, text: str) -> tuple[MigrationFile | None, str]:
                       " (e.g. 000001_create_users.up.sql)")
     if match["direction"] == "down":
         return None, ""
-    # golang-migrate sends the file as one query and adds no transaction: PostgreSQL runs a file of one
-    # statement outside any transaction block (CREATE INDEX CONCURRENTLY works), a longer one in one implicit
-    # transaction, and a file's own BEGIN/COMMIT as written.
-    try:
-        single = len(split_statements(text)) == 1
-    except SqlSyntaxError:
-        single = False  # _checked reports it, with its line
-    return _checked(path, match["version"], match["name"], text, tool="golang-migrate", transactional=not single,
-                    own_transactions=True)
+    return _checked(path, match["version"], match["name"], text, tool="golang-migrate", own_transactions=True,
+                    transaction_rule=_golang_migrate_transactional)
+
+
+def _golang_migrate_transactional(statements: list[Statement]) -> bool:
+    """golang-migrate sends the file as one query and adds no transaction: PostgreSQL runs a file of one
+    statement outside any transaction block (CREATE INDEX CONCURRENTLY works), a longer one in one implicit
+    transaction, and a file's own BEGIN/COMMIT as written."""
+    return len(statements) != 1
 
 
 def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:
@@ -116,13 +117,14 @@ def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:
         log.info("migration.ignored", file=str(path), reason="a Flyway undo migration; sidecar runs only versioned"
                  " and repeatable ones")
         return None, ""
-    transactional = _flyway_transactional(path, text)
-    if isinstance(transactional, str):
-        return None, transactional
+    # Only a script holding one of the words can have a statement Flyway runs outside a transaction: the others
+    # keep the reader's fast path.
+    upper = text.upper()
+    rule = _flyway_transactional if any(word in upper for word in _FLYWAY_OUTSIDE_WORDS) else None
     if match["repeatable"]:
-        return _checked(path, f"R__{match['name']}", match["name"], text, repeatable=True, transactional=transactional)
+        return _checked(path, f"R__{match['name']}", match["name"], text, repeatable=True, transaction_rule=rule)
     version = ".".join(match["version"].replace("_", ".").split("."))
-    return _checked(path, version, match["name"], text, transactional=transactional)
+    return _checked(path, version, match["name"], text, transaction_rule=rule)
 
 
 # Flyway's PostgreSQLParser.detectCanExecuteInTransaction: a script of only these statements runs without a
@@ -131,21 +133,19 @@ def _flyway(path: Path, text: str) -> tuple[MigrationFile | None, str]:
 _FLYWAY_OUTSIDE = re.compile(r"(?:CREATE|DROP) (?:DATABASE|TABLESPACE|SUBSCRIPTION)|ALTER SYSTEM"
                              r"|(?:CREATE|DROP)(?: UNIQUE)? INDEX CONCURRENTLY"
                              r"|REINDEX(?: VERBOSE)? (?:SCHEMA|DATABASE|SYSTEM)|VACUUM|DISCARD ALL")
+_FLYWAY_OUTSIDE_WORDS = ("DATABASE", "TABLESPACE", "SUBSCRIPTION", "SYSTEM", "CONCURRENTLY", "REINDEX", "VACUUM",
+                         "DISCARD")  # one of them is in each alternative of _FLYWAY_OUTSIDE
 _WORD = re.compile(r"[A-Z_]+")
 
 
-def _flyway_transactional(path: Path, text: str) -> bool | str:
+def _flyway_transactional(statements: list[Statement]) -> bool | str:
     """Whether Flyway runs the script in a transaction; or why Flyway refuses it (a script mixing
     statements that cannot run in one with others, while Flyway's `mixed` is off, its default)."""
-    try:
-        statements = split_statements(text)
-    except SqlSyntaxError:
-        return True  # _checked reports it, with its line
     outside = [(s.line, m[0]) for s in statements
                if (m := _FLYWAY_OUTSIDE.match(" ".join(_WORD.findall(s.text[:200].upper())[:5])))]
     if outside and len(outside) < len(statements):
         line, what = outside[0]
-        return (f"{path}: line {line}: {what} cannot run in a transaction, and the other statements of the script"
+        return (f"line {line}: {what} cannot run in a transaction, and the other statements of the script"
                 " can; Flyway refuses such a script (its `mixed` is off by default): move it to a script of its own")
     return not outside
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .sqllexer import IDENT, IDENT_START, TAG
-from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, split_statements
+from .sqltext import TRANSACTION_CONTROL, SqlSyntaxError, Statement, split_statements
 
 FILE_NAME = re.compile(r"^(?P<version>\d+)_(?P<name>[^/]+)\.sql$")
 # A transactional file that provably needs no lexing: a statement first (after comments), then
@@ -58,6 +59,10 @@ class MigrationFile:
     def ident(self) -> tuple[int, ...] | str:
         """What identifies it in the history: its version's key, or a repeatable's version text."""
         return self.version if self.repeatable else self.key
+
+
+# A folder's tool's rule: from a file's statements, whether it runs in a transaction, or why the tool refuses it.
+TransactionRule = Callable[[list[Statement]], bool | str]
 
 
 def order(m: MigrationFile) -> tuple[bool, tuple[int, ...], bytes]:
@@ -137,19 +142,22 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
 
 def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, transactional: bool = True,
               repeatable: bool = False, copy_refused: str = "", empty: bool = False,
-              own_transactions: bool = False) -> tuple[MigrationFile | None, str]:
+              own_transactions: bool = False,
+              transaction_rule: TransactionRule | None = None) -> tuple[MigrationFile | None, str]:
     """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem.
 
     `copy_refused` says why the folder's tool cannot run `COPY ... FROM stdin` data; empty where it can.
     `empty`: a migration without a statement is one (dbmate records an empty up section as applied).
     `own_transactions`: BEGIN and COMMIT in it are the file's own, sent as written (golang-migrate sends a
     file as one query, and its documented style wraps the file in BEGIN/COMMIT).
+    `transaction_rule`: the folder's tool decides from the statements whether the file runs in a
+    transaction, or why it refuses the file (read with the same split as every other check).
     """
     upper = sql.upper()  # substring tests on it are far cheaper than a case-blind regex
     transactional = transactional and ("NO-TRANSACTION" not in upper
                                        or not _NO_TRANSACTION.search(_leading_comments(sql)))
     key = () if repeatable else version_key(version)
-    if transactional and needs_no_lexing(sql, upper):
+    if transactional and transaction_rule is None and needs_no_lexing(sql, upper):
         return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable), ""
     try:
         statements = split_statements(sql)
@@ -157,6 +165,11 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
         return None, f"{path}: {exc}"
     if not statements and not empty:
         return None, f"{path}: contains no SQL statement; write the migration or delete the file"
+    if transaction_rule is not None:
+        decided = transaction_rule(statements)
+        if isinstance(decided, str):
+            return None, f"{path}: {decided}"
+        transactional = transactional and decided
     copies = [s for s in statements if s.copy_data is not None]
     if copies and copy_refused:
         return None, f"{path}: line {copies[0].line}: COPY ... FROM stdin with its data in the file; {copy_refused}"
