@@ -9,6 +9,8 @@ the database holds for its step; `problems` is the one judgement of health that
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import history, kinds
@@ -56,24 +58,29 @@ def read(conn: Connection, plan: Plan, database: str, *, commands: bool) -> Data
                          tuple(sorted(found.others.items())), checks)
 
 
-def framework_checks(conn: Connection, plan: Plan, database: str) -> list[CheckResult]:
+def framework_checks(conn: Connection, plan: Plan, database: str,
+                     found: Callable[[str], history.History]) -> list[CheckResult]:
     """The checks every plan database gets without a [verify] table (serve's re-check judges the same):
-    no invalid index, and each step's own (e.g. a Django alias or an Alembic step has everything applied)."""
+    no invalid index, and each step's own (e.g. a Django alias or an Alembic step has everything applied).
+    `found`: a database's history, read once by the caller."""
     results = index_checks(conn, database)
-    found: history.History | None = None
     for step in plan.steps:
         kind = kinds.of(step)
         if kind.checks is not None:
-            found = found or history.for_plan(conn, plan, database)
-            results += kind.checks(step, database, kind.state(conn, step, database, found))
+            results += kind.checks(step, database, kind.state(conn, step, database, found(database)))
     return results
 
 
 def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
     """Run every [verify.*] table, and check every Django alias and Alembic step; VerificationError naming
     each failure."""
-    results = [r for spec in plan.verify for r in check_database(conns[spec.database], plan, spec)]
-    results += [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name)]
+    @functools.cache
+    def found(database: str) -> history.History:  # read when a check needs it, once per database
+        return history.for_plan(conns[database], plan, database)
+
+    results = [r for spec in plan.verify for r in check_database(
+        conns[spec.database], plan, spec, found=found(spec.database) if spec.no_pending else None)]
+    results += [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name, found)]
     failed = [r for r in results if not r.ok]
     for r in failed:
         log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)
