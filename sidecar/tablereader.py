@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .shape import DERIVED, MAX_DURATION, TABLE_NAME, Key
+from .shape import DERIVED, MAX_DURATION, TABLE_NAME, Key, Table
 from .values import expand, expand_value, parse_duration
 
 TABLE_NAMES = re.compile(TABLE_NAME)
@@ -167,6 +167,10 @@ class TableReader:
         if not directory.is_dir():
             self.problem(key, f"folder {directory} does not exist")
         return directory
+
+    def reader_of(self, table: dict[str, Any], shape: Table, where: str) -> Callable[..., Any]:
+        """`value` for the keys of `table`, declared by `shape`: reader(name, default_for_a_derived_key)."""
+        return lambda name, default=None: self.value(table, shape.key(name), where, default=default)
 
     def value(self, table: dict[str, Any], key: Key, where: str, *, default: Any = None) -> Any:
         """`key`'s value in `table`, checked as shape.py declares it; its declared default when absent, or

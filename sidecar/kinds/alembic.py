@@ -78,9 +78,7 @@ class Revisions:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> AlembicStep | None:
-    def value(name: str, default: Any = None) -> Any:
-        return r.value(table, SHAPE.key(name), key, default=default)
-
+    value = r.reader_of(table, SHAPE, key)
     database = r.database(table, key, declared.databases)
     config, python, timeout, env, guarded = (value(name) for name in ("alembic", "python", "timeout", "env", "guard"))
     if not config or not python or timeout is None or database is None:

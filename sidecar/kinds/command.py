@@ -59,9 +59,7 @@ class Todo:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> CommandStep | None:
-    def value(name: str, default: Any = None) -> Any:
-        return r.value(table, SHAPE.key(name), key, default=default)
-
+    value = r.reader_of(table, SHAPE, key)
     database = r.database(table, key, declared.databases)
     argv = value("command")
     if not argv:

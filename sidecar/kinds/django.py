@@ -136,9 +136,7 @@ class Todo:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> DjangoStep | None:
-    def value(name: str, default: Any = None) -> Any:
-        return r.value(table, SHAPE.key(name), key, default=default)
-
+    value = r.reader_of(table, SHAPE, key)
     settings = value("django")
     if settings is not None and not PYTHON_MODULE.fullmatch(settings):
         r.problem(f"{key}.django", f"expected the settings module, e.g. \"mysite.settings\", got {settings!r}")

@@ -91,9 +91,7 @@ class StepStatus:
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> SqlStep | None:
-    def value(name: str, default: Any = None) -> Any:
-        return r.value(table, SHAPE.key(name), key, default=default)
-
+    value = r.reader_of(table, SHAPE, key)
     database = r.database(table, key, declared.databases)
     folder, tool, baseline, requires, group, keep = (
         value(name) for name in ("sql", "format", "baseline", "baseline_requires", "group", "keep_tool_table"))
