@@ -2,9 +2,10 @@
 
 Only for a step whose folder is in that tool's format, and only while the
 step has files sidecar's own history lacks, so a database already adopted
-costs no query. Adopting reads the other tool's table only (toolhistory.py keeps it). Its state
-can stop the run (exit 4): golang-migrate's `dirty` flag, a failed Flyway
-row, a file edited after Flyway applied it (Flyway's own checksum).
+costs no query (golang-migrate's `dirty` flag is read on every run: see `find`). Adopting reads
+the other tool's table only (toolhistory.py keeps it, and names it). Its state can stop the run
+(exit 4): golang-migrate's `dirty` flag, a failed Flyway row, a file edited after Flyway applied
+it (Flyway's own checksum).
 """
 
 from __future__ import annotations
@@ -13,17 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import flyway
 from .db import Connection, table_exists
 from .errors import StepError
-from .formats import flyway_checksum
 from .history import Applied, Ident
 from .migrations import MigrationFile, version_key
+from .toolhistory import table_of
 
 if TYPE_CHECKING:
     from .kinds.sql import SqlStep
-
-TABLES = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "flyway": "flyway_schema_history"}
-
 
 @dataclass(frozen=True, slots=True)
 class Adoption:
@@ -33,34 +32,39 @@ class Adoption:
 
 def find(conn: Connection, step: SqlStep, applied: dict[Ident, Applied]) -> Adoption | None:
     """What the step's tool has applied that sidecar's history lacks; None when there is nothing."""
-    if step.format not in TABLES:
+    if step.format not in READERS:
         return None
     candidates = [m for m in step.migrations if m.ident not in applied]
-    if not candidates:
+    # golang-migrate's protocol: a dirty table stops every run, as it stops golang-migrate, whatever
+    # sidecar's history holds (sidecar leaves it dirty too when a file of its own transactions fails).
+    if not candidates and not (step.format == "golang-migrate" and step.keep_tool_table):
         return None
-    table = TABLES[step.format]
+    table = table_of(step)
     if not table_exists(conn, table):
         return None
-    files = READERS[step.format](conn, step, candidates)
+    files = READERS[step.format](conn, step, candidates, table)
     return Adoption(tuple(files), f"{step.format}'s {table}") if files else None
 
 
-def _dbmate(conn: Connection, step: SqlStep, candidates: list[MigrationFile]) -> list[MigrationFile]:
+def _dbmate(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:
+    if not candidates:
+        return []
     with conn.cursor() as cur:
-        cur.execute("SELECT version FROM schema_migrations")
+        cur.execute(f"SELECT version FROM {table}")
         done = {version_key(row[0]) for row in cur.fetchall() if row[0] and str(row[0]).isdigit()}
     return [m for m in candidates if m.key in done]
 
 
-def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationFile]) -> list[MigrationFile]:
+def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationFile],
+                    table: str) -> list[MigrationFile]:
     with conn.cursor() as cur:
-        columns = _columns(conn, "schema_migrations")
+        columns = _columns(conn, table)
         if "dirty" not in columns:
             raise StepError(
-                f"step {step.name!r}: schema_migrations in database {step.database!r} has no `dirty` column,"
+                f"step {step.name!r}: {table} in database {step.database!r} has no `dirty` column,"
                 " so golang-migrate did not write it", hint="check the step's format (dbmate writes a"
-                " schema_migrations table too)", database=step.database)
-        cur.execute("SELECT version, dirty FROM schema_migrations")
+                " schema_migrations table too), or its tool_table", database=step.database)
+        cur.execute(f"SELECT version, dirty FROM {table}")
         rows = cur.fetchall()
     if not rows:
         return []
@@ -74,33 +78,39 @@ def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationF
     return [m for m in candidates if m.key <= (int(version),)]
 
 
-def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile]) -> list[MigrationFile]:
+def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:
     with conn.cursor() as cur:
-        cur.execute("""SELECT version, script, type, checksum, success FROM flyway_schema_history
-                        ORDER BY installed_rank""")
+        cur.execute(f"SELECT version, description, type, checksum, success FROM {table} ORDER BY installed_rank")
         rows = cur.fetchall()
     failed = [row for row in rows if not row[4]]
     if failed:
         version, script = failed[0][0], failed[0][1]
         raise StepError(
-            f"step {step.name!r}: flyway_schema_history in database {step.database!r} records a failed"
+            f"step {step.name!r}: {table} in database {step.database!r} records a failed"
             f" migration: {script}" + (f" (version {version})" if version else ""),
             hint="repair what it left half done, then remove its row as `flyway repair` would;"
                  " sidecar does not guess", database=step.database)
-    baseline = max((version_key(v) for v, _, kind, _, _ in rows if kind == "BASELINE" and v), default=None)
+    # A baseline marker (`flyway baseline`) or a baseline migration (a B file, SQL_BASELINE) stands for every
+    # version up to its own.
+    baselines = {version_key(v) for v, _, kind, _, _ in rows if kind in ("BASELINE", "SQL_BASELINE") and v}
+    baseline = max(baselines, default=None)
     versions = {version_key(v): checksum for v, _, kind, checksum, _ in rows
-                if v and kind not in ("BASELINE", "SCHEMA", "DELETE")}
-    repeatables = {script: checksum for v, script, kind, checksum, _ in rows if not v and kind == "SQL"}
+                if v and kind not in ("BASELINE", "SQL_BASELINE", "SCHEMA", "DELETE")}
+    # Flyway keys a repeatable by its description; the latest row counts (ORDER BY installed_rank)
+    repeatables = {description: checksum for v, description, kind, checksum, _ in rows if not v and kind == "SQL"}
     adopted = []
     for m in candidates:
         if m.repeatable:  # applied and unchanged since: adopt; changed or new: sidecar runs it again
-            if repeatables.get(m.path.name) == _checksum(m):
+            if repeatables.get(flyway.description(m.name)) == _checksum(m):
+                adopted.append(m)
+        elif m.baseline_migration:
+            if m.key in baselines:
                 adopted.append(m)
         elif m.key in versions:
             if versions[m.key] is not None and versions[m.key] != _checksum(m):
                 raise StepError(
                     f"database {step.database!r}: {m.path.name} was edited after Flyway applied it (Flyway"
-                    f" checksum {_checksum(m)} now, {versions[m.key]} in flyway_schema_history)",
+                    f" checksum {_checksum(m)} now, {versions[m.key]} in {table})",
                     hint="revert the edit and put the change in a new migration file", database=step.database)
             adopted.append(m)
         elif baseline is not None and m.key <= baseline:
@@ -109,7 +119,7 @@ def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile]) ->
 
 
 def _checksum(m: MigrationFile) -> int:
-    return flyway_checksum(m.path.read_bytes().decode("utf-8-sig"))
+    return flyway.checksum(m.path.read_bytes().decode("utf-8-sig"))
 
 
 def _columns(conn: Connection, table: str) -> set[str]:
@@ -119,5 +129,5 @@ def _columns(conn: Connection, table: str) -> set[str]:
         return {row[0] for row in cur.fetchall()}
 
 
-READERS: dict[str, Callable[[Connection, SqlStep, list[MigrationFile]], list[MigrationFile]]] = {
+READERS: dict[str, Callable[[Connection, SqlStep, list[MigrationFile], str], list[MigrationFile]]] = {
     "dbmate": _dbmate, "golang-migrate": _golang_migrate, "flyway": _flyway}

@@ -86,7 +86,7 @@ def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, datab
                 line = line_of(failed.sql, position - starts[index])
             else:  # a run-time error carries no position: find the statement by a rolled-back replay
                 failed, line = _replay(conn, migrations)
-            raise _step_error(exc, failed, line, database=database, step=step) from exc
+            raise step_error(exc, failed, line, database=database, step=step) from exc
     _log_applied(migrations, started, database=database, step=step)
 
 
@@ -125,7 +125,7 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, plan: str, 
                 dropped = [] if before is None else _drop_debris(cur, before, exc, m, statement, database, step)
                 if exc.pgcode == LOCK_NOT_AVAILABLE:  # the ones before it stay applied
                     raise LockTimedOut(index, blockers) from exc
-                error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
+                error = step_error(exc, m, line_in(statement, exc), database=database, step=step)
                 error.hint = _outside_transaction_hint(cur, statement, dropped, first=index == 0)
                 raise error from exc
         _refuse_invalid_indexes(cur, m, database=database, step=step)
@@ -149,7 +149,7 @@ def _drop_debris(cur: psycopg2.extensions.cursor, before: set[int], exc: psycopg
         if connection_gone(drop_exc):
             raise sqlstate.error(drop_exc, database=database, step=step, file=m.path.name,
                                  line=statement.line) from exc
-        error = _step_error(exc, m, _line_in(statement, exc), database=database, step=step)
+        error = step_error(exc, m, line_in(statement, exc), database=database, step=step)
         error.hint = (f"it left invalid {indexes.listed(debris)}, which could not be dropped"
                       f" ({error_line(drop_exc)}): {indexes.fix(debris)}")
         raise error from exc
@@ -199,7 +199,7 @@ def _replay(conn: Connection, migrations: list[MigrationFile]) -> tuple[Migratio
                     try:
                         execute(cur, statement)
                     except psycopg2.Error as exc:
-                        return m, _line_in(statement, exc)
+                        return m, line_in(statement, exc)
         finally:
             cur.execute("ROLLBACK")
     return migrations[-1], None  # not reproduced on replay: name the file, not a line
@@ -211,7 +211,7 @@ def _position(exc: psycopg2.Error) -> int | None:
     return int(position) - 1 if position else None
 
 
-def _line_in(statement: Statement, exc: psycopg2.Error) -> int:
+def line_in(statement: Statement, exc: psycopg2.Error) -> int:
     """The file's line where `statement` failed: the server's position in it, or the COPY data's line."""
     copied = _COPY_LINE.search(getattr(exc.diag, "context", None) or "")
     if statement.copy_data is not None and copied:
@@ -247,7 +247,7 @@ def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, p
                     cur.execute("ROLLBACK")
                     if exc.pgcode == LOCK_NOT_AVAILABLE:
                         raise LockTimedOut() from exc
-                    raise _step_error(exc, m, _line_in(statement, exc), database=database, step=step) from exc
+                    raise step_error(exc, m, line_in(statement, exc), database=database, step=step) from exc
             cur.execute(row(m), (plan, m.version, m.name, m.checksum, False, step))
             if also:
                 cur.execute(also(m))
@@ -266,6 +266,6 @@ def _named(migrations: list[MigrationFile]) -> str:
     return migrations[0].path.name if len(migrations) == 1 else f"{len(migrations)} files in one transaction"
 
 
-def _step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, database: str,
+def step_error(exc: psycopg2.Error, m: MigrationFile, line: int | None, *, database: str,
                 step: str) -> SidecarError:
     return sqlstate.error(exc, database=database, step=step, file=m.path.name, line=line)

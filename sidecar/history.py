@@ -70,11 +70,11 @@ class Applied:
     baseline: bool
 
 
-Ident = tuple[int, ...] | str  # MigrationFile.ident: a version's key, or a repeatable's "R__name"
+Ident = tuple[int, ...] | str  # MigrationFile.ident: a version's key; a repeatable's "R__name", a Flyway "B1.0"
 
 
 def ident(version: str) -> Ident:
-    return version if version.startswith("R__") else version_key(version)
+    return version if version.startswith(("R__", "B")) else version_key(version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,9 +252,22 @@ def check_drift(database: str, files: tuple[MigrationFile, ...], found: History,
 
 
 def pending(files: tuple[MigrationFile, ...], history: dict[Ident, Applied]) -> list[MigrationFile]:
-    """Versions not applied yet, then repeatables that are new or changed."""
-    return [m for m in files if m.ident not in history
-            or (m.repeatable and history[m.ident].checksum != m.checksum)]
+    """Versions not applied yet, then repeatables that are new or changed.
+
+    Flyway's baseline migrations (B files; its ResolvedMigration.getState): while none of the files'
+    versions is in the history, the highest B runs and stands for every version up to its own; once one
+    is, no B runs, and the versions up to an applied B's stay done.
+    """
+    todo = [m for m in files if m.ident not in history or (m.repeatable and history[m.ident].checksum != m.checksum)]
+    baselines = [m for m in files if m.baseline_migration]
+    if not baselines:
+        return todo
+    applied = [m.key for m in baselines if m.ident in history]
+    if applied or any(m.ident in history for m in files if not m.repeatable):
+        top = max(applied, default=None)
+        return [m for m in todo if not m.baseline_migration and (top is None or m.repeatable or m.key > top)]
+    chosen = max(baselines, key=lambda m: m.key)
+    return [m for m in todo if m is chosen or m.repeatable or (not m.baseline_migration and m.key > chosen.key)]
 
 
 def record_baseline(conn: Connection, files: list[MigrationFile], *, plan: str, step: str,

@@ -54,11 +54,15 @@ class MigrationFile:
     repeatable: bool = False  # Flyway's R__ files: run again whenever they change, after the versioned ones
     copies: bool = False  # holds `COPY ... FROM stdin` data: runs statement by statement (in its transaction)
     own_transactions: bool = False  # holds BEGIN/COMMIT of its own, sent as written (golang-migrate's files)
+    # Flyway's B files (version "B<version>"): run on a history without any version, in place of the
+    # versions up to theirs (history.pending)
+    baseline_migration: bool = False
 
     @property
     def ident(self) -> tuple[int, ...] | str:
-        """What identifies it in the history: its version's key, or a repeatable's version text."""
-        return self.version if self.repeatable else self.key
+        """What identifies it in the history: its version's key, or a repeatable's or baseline migration's
+        version text."""
+        return self.version if self.repeatable or self.baseline_migration else self.key
 
 
 # A folder's tool's rule: from a file's statements, whether it runs in a transaction, or why the tool refuses it.
@@ -142,7 +146,7 @@ def read_migration(path: Path, version: str, name: str) -> tuple[MigrationFile |
 
 def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, transactional: bool = True,
               repeatable: bool = False, copy_refused: str = "", empty: bool = False,
-              own_transactions: bool = False,
+              own_transactions: bool = False, baseline_migration: bool = False,
               transaction_rule: TransactionRule | None = None) -> tuple[MigrationFile | None, str]:
     """A checked MigrationFile from its SQL (a file, or a dbmate file's up section); or the problem.
 
@@ -152,13 +156,15 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
     file as one query, and its documented style wraps the file in BEGIN/COMMIT).
     `transaction_rule`: the folder's tool decides from the statements whether the file runs in a
     transaction, or why it refuses the file (read with the same split as every other check).
+    `baseline_migration`: a Flyway B file, its version "B<version>".
     """
     upper = sql.upper()  # substring tests on it are far cheaper than a case-blind regex
     transactional = transactional and ("NO-TRANSACTION" not in upper
                                        or not _NO_TRANSACTION.search(_leading_comments(sql)))
-    key = () if repeatable else version_key(version)
+    key = () if repeatable else version_key(version[1:] if baseline_migration else version)
     if transactional and transaction_rule is None and needs_no_lexing(sql, upper):
-        return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable), ""
+        return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable,
+                             baseline_migration=baseline_migration), ""
     try:
         statements = split_statements(sql)
     except SqlSyntaxError as exc:
@@ -184,7 +190,7 @@ def migration(path: Path, version: str, name: str, sql: str, checksum: str, *, t
                     " `-- sidecar: no-transaction`"
                 )
     return MigrationFile(version, name, path, checksum, sql, transactional, key, repeatable, bool(copies),
-                         own_transactions and controls), ""
+                         own_transactions and controls, baseline_migration), ""
 
 
 def needs_no_lexing(sql: str, upper: str) -> bool:

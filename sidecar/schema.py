@@ -112,6 +112,8 @@ def _value(key: Key) -> dict[str, Any]:
         return strings
     if kind == "text":
         return {"type": "string", "minLength": 1}
+    if kind == "folders":
+        return {"anyOf": [strings, {"type": "array", "items": strings, "minItems": 1}]}
     if kind == "duration":  # a string like "30s" (the pattern) or a number of seconds (the bounds)
         return {"type": ["string", "number"], **_pattern(DURATION), "minimum": key.minimum or 0,
                 "maximum": MAX_DURATION}
@@ -204,7 +206,8 @@ def _titled(table: Table, title: str) -> Iterator[tuple[str, Table]]:
 
 
 # How the docs name a type, where its name in shape.TYPES is shorthand.
-_TYPE_WORDS = {"text": "string, not empty", "strings": "list of strings", "table names": "list of table names",
+_TYPE_WORDS = {"text": "string, not empty", "folders": "string, or list of strings", "strings": "list of strings",
+               "table names": "list of table names",
                "environment": "table of strings", "argv": "list of strings, not empty (argv)",
                "argv list": "list of argv lists", "named tables": "table of tables"}
 

@@ -42,12 +42,13 @@ REQUIRED = _Marker("REQUIRED")  # the plan must give the key
 DERIVED = _Marker("DERIVED")  # the default is computed from other keys; `default_text` says how
 
 # The value types the reader checks. A duration is a string like "30s", "10m", "500ms" or "1m30s"
-# (or a number of seconds); "text" is a string that must not be empty; "table names" are
-# `name` or `schema.name`; "environment" is a table of strings; "argv" a non-empty list of
-# strings, "argv list" a list of those. "table" is one nested table, "named tables" a table of
-# tables whose keys the plan chooses (databases, verify), "array of tables" a list of them.
-TYPES = ("string", "text", "duration", "boolean", "integer", "strings", "table names", "environment", "argv",
-         "argv list", "table", "named tables", "array of tables")
+# (or a number of seconds); "text" is a string that must not be empty; "folders" a string or a
+# non-empty list of them; "table names" are `name` or `schema.name`; "environment" is a table of
+# strings; "argv" a non-empty list of strings, "argv list" a list of those. "table" is one nested
+# table, "named tables" a table of tables whose keys the plan chooses (databases, verify), "array
+# of tables" a list of them.
+TYPES = ("string", "folders", "text", "duration", "boolean", "integer", "strings", "table names", "environment",
+         "argv", "argv list", "table", "named tables", "array of tables")
 DURATION = r"\s*(?:\d+(?:\.\d+)?(?:ms|s|m|h))+\s*"  # what a duration string matches, whole
 MAX_DURATION = 2147483.647  # seconds: PostgreSQL's largest timeout (an int of milliseconds), 24.8 days
 MIN_INTERVAL = 0.1  # seconds: the shortest serve interval, step timeout, guard deadline or command timeout

@@ -80,6 +80,16 @@ class TableReader:
             return ()
         return tuple(self.substitute(v, key) for v in value)
 
+    def folders(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...] | None:
+        """A string, or a non-empty list of strings: the folders of one step."""
+        if isinstance(table.get(name), str) or name not in table:
+            one = self.string(table, name, key, required=True)
+            return None if one is None else (one,)
+        many = self.strings(table, name, key)
+        if not many:
+            self.problem(key, "expected a folder, or a non-empty list of folders")
+        return many or None
+
     def table_names(self, table: dict[str, Any], name: str, key: str) -> tuple[str, ...]:
         names = self.strings(table, name, key)
         for bad in (n for n in names if not TABLE_NAMES.fullmatch(n)):
@@ -198,6 +208,8 @@ class TableReader:
                              default=None if key.required else _text(fallback))
         if key.type in ("strings", "argv"):
             return self.strings(table, key.name, at)
+        if key.type == "folders":
+            return self.folders(table, key.name, at)
         if key.type == "table names":
             return self.table_names(table, key.name, at)
         if key.type == "environment":

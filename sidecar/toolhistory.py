@@ -2,52 +2,95 @@
 
 - dbmate (pkg/driver/postgres: CreateMigrationsTable, InsertMigration): `schema_migrations (version
   varchar primary key)` in the current schema, one row per applied file.
-- golang-migrate (database/postgres: ensureVersionTable, SetVersion): `schema_migrations (version
-  bigint not null primary key, dirty boolean not null)`, one row: the last version applied, clean.
-  It is created before the first file runs, as golang-migrate creates it, so a file may alter it.
+- golang-migrate (database/postgres: ensureVersionTable, SetVersion; migrate.go: runMigrations):
+  `schema_migrations (version bigint not null primary key, dirty boolean not null)`, one row: the last
+  version applied. It is created before the first file runs, as golang-migrate creates it, so a file
+  may alter it. Its dirty flag: a file that is not all in one transaction with its row is marked dirty
+  (committed) before it runs, and clean with its row, so a file that fails partway leaves the table
+  dirty, for golang-migrate and sidecar alike, until `migrate force` (adopt.py stops on it).
 
 A file's row is written in the same transaction as sidecar's own history row (`also`). A table the
 tool has not made yet is made, and filled with what sidecar's history already holds, before the step
-applies its first file. Flyway's table is read for adoption, never written.
+applies its first file. Flyway's table is read for adoption, never written. The table is the step's
+`tool_table`, or the tool's own default (`table_of`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from .db import Connection, table_exists
 from .migrations import MigrationFile
 
+if TYPE_CHECKING:
+    from .kinds.sql import SqlStep
+
 _CREATE = {
-    "dbmate": "CREATE TABLE IF NOT EXISTS schema_migrations (version varchar PRIMARY KEY)",
-    "golang-migrate": "CREATE TABLE IF NOT EXISTS schema_migrations (version bigint NOT NULL PRIMARY KEY,"
+    "dbmate": "CREATE TABLE IF NOT EXISTS {table} (version varchar PRIMARY KEY)",
+    "golang-migrate": "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY,"
                       " dirty boolean NOT NULL)",
 }
 TOOLS = tuple(_CREATE)
+DEFAULTS = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations"}
 
 
-def record(tool: str, version: str) -> str:
+def table_of(step: SqlStep) -> str:
+    """The step's tool's history table as SQL: the plan's `tool_table` as written, Flyway's configured
+    `table` in its `defaultSchema` (quoted, as Flyway quotes them), or the tool's default."""
+    if step.tool_table:
+        return step.tool_table
+    if step.format == "flyway":
+        settings = step.flyway.settings if step.flyway else None
+        if settings is None:
+            return "flyway_schema_history"
+        name = _quoted(settings.table)
+        return f"{_quoted(settings.schema)}.{name}" if settings.schema else name
+    return DEFAULTS.get(step.format, "")
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def record(tool: str, table: str, version: str) -> str:
     """The SQL that records `version` (digits only, as both tools' file names have it) in `tool`'s table."""
     assert version.isdigit(), version
     if tool == "dbmate":
-        return f"INSERT INTO schema_migrations (version) VALUES ('{version}') ON CONFLICT DO NOTHING;\n"
-    # golang-migrate keeps one row, the highest version applied; an older file applied late leaves it.
-    return (f"WITH older AS (DELETE FROM schema_migrations WHERE version < {int(version)})"
-            f" INSERT INTO schema_migrations (version, dirty) SELECT {int(version)}, false"
-            f" WHERE NOT EXISTS (SELECT FROM schema_migrations WHERE version >= {int(version)});\n")
+        return f"INSERT INTO {table} (version) VALUES ('{version}') ON CONFLICT DO NOTHING;\n"
+    # golang-migrate keeps one row, the highest version applied, clean; an older file applied late leaves it.
+    v = int(version)
+    return (f"DELETE FROM {table} WHERE version < {v} OR (version = {v} AND dirty);\n"
+            f"INSERT INTO {table} (version, dirty) SELECT {v}, false"
+            f" WHERE NOT EXISTS (SELECT FROM {table} WHERE version >= {v});\n")
 
 
-def also(tool: str) -> Callable[[MigrationFile], str]:
-    """apply.py's `also` for a step in `tool`'s format."""
-    return lambda m: record(tool, m.version)
+def mark_dirty(conn: Connection, step: SqlStep, m: MigrationFile) -> None:
+    """golang-migrate's SetVersion(version, dirty=true) before a file that is not one transaction with its
+    row (committed at once); nothing for other tools, or when a later version is already recorded."""
+    if step.format != "golang-migrate" or not step.keep_tool_table or (m.transactional and not m.own_transactions):
+        return
+    table, v = table_of(step), int(m.version)
+    with conn.cursor() as cur:
+        cur.execute(f"DELETE FROM {table} WHERE version <= {v};\n"
+                    f"INSERT INTO {table} (version, dirty) SELECT {v}, true"
+                    f" WHERE NOT EXISTS (SELECT FROM {table} WHERE version > {v})")
 
 
-def ensure(conn: Connection, tool: str, applied: Iterable[MigrationFile]) -> None:
-    """Make `tool`'s table if it is missing, holding what sidecar has applied of the step (`applied`)."""
-    if table_exists(conn, "schema_migrations"):
+def also(step: SqlStep) -> Callable[[MigrationFile], str]:
+    """apply.py's `also` for a step in a tool's format."""
+    table = table_of(step)
+    return lambda m: record(step.format, table, m.version)
+
+
+def ensure(conn: Connection, step: SqlStep, applied: Iterable[MigrationFile]) -> None:
+    """Make the tool's table if it is missing, holding what sidecar has applied of the step (`applied`)."""
+    table = table_of(step)
+    if table_exists(conn, table):
         return
     versions = [m.version for m in applied]
-    if tool == "golang-migrate":
+    if step.format == "golang-migrate":
         versions = [max(versions, key=int)] if versions else []
     with conn.cursor() as cur:
-        cur.execute(_CREATE[tool] + ";\n" + "".join(record(tool, v) for v in versions))
+        cur.execute(_CREATE[step.format].format(table=table) + ";\n"
+                    + "".join(record(step.format, table, v) for v in versions))

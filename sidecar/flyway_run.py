@@ -1,0 +1,142 @@
+"""Running a Flyway folder as `flyway migrate` runs it: its SQL callbacks at their events, and the
+placeholders whose values are known only once connected.
+
+Events, in the order Flyway fires them (Flyway.migrate, DbMigrate.migrate/migrateAll/doMigrateGroup):
+afterConnect, beforeValidate, afterValidate, [beforeCreateSchema, createSchema when a configured schema
+is made], [beforeBaseline, afterBaseline when baselineOnMigrate records one], beforeMigrate, for each
+migration beforeEachMigrate, around each of its statements beforeEachMigrateStatement and
+afterEachMigrateStatement, then afterEachMigrate; afterVersioned and beforeRepeatables before the first
+repeatable (afterVersioned at the end when none runs), afterMigrateApplied when anything was applied,
+afterMigrate, afterMigrateOperationFinish; afterMigrateError when the migrate fails.
+
+Transactions, as DefaultCallbackExecutor gives them: a migrate-level callback runs on its own, in one
+transaction unless Flyway's rule says its statements cannot run in one; the per-migration and
+per-statement ones run on the migration's connection, so inside its transaction. On PostgreSQL a failed
+statement aborts that transaction, so afterEachMigrateStatementError and afterEachMigrateError run
+after it is rolled back, each in its own (in Flyway they would fail inside the aborted one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg2
+
+from . import apply, flyway
+from .db import Connection
+from .errors import StepError
+from .history import row
+from .log import get_logger
+from .migrations import MigrationFile
+from .sqltext import Statement, split_statements
+
+log = get_logger()
+
+EACH = ("beforeEachMigrate", "afterEachMigrate", "beforeEachMigrateStatement", "afterEachMigrateStatement",
+        "afterEachMigrateStatementError", "afterEachMigrateError")
+
+
+def connection_values(conn: Connection) -> dict[str, str]:
+    """ParsingContext.populate's values from the connection: the current schema, user and database."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT coalesce(current_schema(), ''), current_user, current_database()")
+        schema, user, database = cur.fetchone() or ("", "", "")
+    return {"defaultschema": schema, "user": user, "database": database}
+
+
+def resolved(conn: Connection, setup: flyway.Folder, files: tuple[MigrationFile, ...]) -> tuple[MigrationFile, ...]:
+    """`files`, those with a placeholder known only once connected read again with its value."""
+    if not any(m.path in setup.deferred for m in files):
+        return files
+    values = connection_values(conn)
+    out = []
+    for m in files:
+        if m.path in setup.deferred:
+            name = flyway.parse_name(m.path.name)
+            assert not isinstance(name, str)
+            again, problem, _ = flyway.read(m.path, name, setup.settings, values)
+            if again is None:
+                raise StepError(problem, hint="give the placeholder a value that keeps the file valid")
+            m = again
+        out.append(m)
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Events:
+    """A Flyway step's callbacks on one connection."""
+
+    conn: Connection
+    setup: flyway.Folder
+    database: str
+    step: str
+
+    def scripts(self, event: str) -> list[MigrationFile]:
+        return [c.file for c in self.setup.callbacks if c.event == event]
+
+    def fire(self, event: str) -> None:
+        """Run `event`'s callbacks, each on its own (DefaultCallbackExecutor.execute)."""
+        for script in resolved(self.conn, self.setup, tuple(self.scripts(event))):
+            log.info("flyway.callback", database=self.database, step=self.step, callback=event, file=script.path.name)
+            self._statements([(script, s) for s in split_statements(script.sql)], transaction=script.transactional)
+
+    @property
+    def per_migration(self) -> bool:
+        return any(c.event in EACH for c in self.setup.callbacks)
+
+    def migrate(self, m: MigrationFile, *, plan: str, also: apply.Also, resume_at: int) -> None:
+        """Apply `m` with its per-migration and per-statement callbacks, and its history row."""
+        script = list(self._script(m))
+        try:
+            self._statements(script, transaction=m.transactional, resume_at=resume_at,
+                             tail=(m, plan, also))
+        except apply.LockTimedOut:
+            raise
+        except (StepError, psycopg2.Error):
+            for event in ("afterEachMigrateStatementError", "afterEachMigrateError"):
+                self.fire(event)
+            raise
+        log.info("migration.applied", database=self.database, step=self.step, version=m.version,
+                 file=m.path.name, transaction=m.transactional)
+
+    def _script(self, m: MigrationFile) -> Iterator[tuple[MigrationFile, Statement]]:
+        def each(event: str) -> Iterator[tuple[MigrationFile, Statement]]:
+            for script in resolved(self.conn, self.setup, tuple(self.scripts(event))):
+                yield from ((script, s) for s in split_statements(script.sql))
+
+        yield from each("beforeEachMigrate")
+        for statement in split_statements(m.sql):
+            yield from each("beforeEachMigrateStatement")
+            yield m, statement
+            yield from each("afterEachMigrateStatement")
+        yield from each("afterEachMigrate")
+
+    def _statements(self, script: list[tuple[MigrationFile, Statement]], *, transaction: bool, resume_at: int = 0,
+                    tail: tuple[MigrationFile, str, apply.Also] | None = None) -> None:
+        """Run `script` one statement at a time, in one transaction or each on its own; then `tail`'s rows."""
+        with self.conn.cursor() as cur:
+            if transaction:
+                cur.execute("BEGIN")
+            for index, (source, statement) in enumerate(script):
+                if index < resume_at:
+                    continue
+                try:
+                    apply.execute(cur, statement)
+                except psycopg2.Error as exc:
+                    if apply.connection_gone(exc):
+                        raise apply.step_error(exc, source, statement.line, database=self.database,
+                                               step=self.step) from exc
+                    if transaction:
+                        cur.execute("ROLLBACK")
+                    if exc.pgcode == apply.LOCK_NOT_AVAILABLE:
+                        raise apply.LockTimedOut(0 if transaction else index) from exc
+                    raise apply.step_error(exc, source, apply.line_in(statement, exc), database=self.database,
+                                           step=self.step) from exc
+            if tail is not None:
+                m, plan, also = tail
+                cur.execute(row(m), (plan, m.version, m.name, m.checksum, False, self.step))
+                if also:
+                    cur.execute(also(m))
+            if transaction:
+                cur.execute("COMMIT")
