@@ -1,4 +1,4 @@
-"""Adopting another tool's history: what dbmate, golang-migrate or Flyway applied becomes sidecar's.
+"""Adopting another tool's history: what dbmate, golang-migrate, Flyway or goose applied becomes sidecar's.
 
 Only for a step whose folder is in that tool's format, and only while the
 step has files sidecar's own history lacks, so a database already adopted
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import flyway
+from . import flyway, goose
 from .db import Connection, table_exists
 from .errors import StepError
 from .history import Applied, Ident
@@ -80,11 +80,12 @@ def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationF
 
 def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:
     with conn.cursor() as cur:
-        cur.execute(f"SELECT version, description, type, checksum, success FROM {table} ORDER BY installed_rank")
+        cur.execute(f"SELECT version, description, type, checksum, success, script FROM {table}"
+                    " ORDER BY installed_rank")
         rows = cur.fetchall()
     failed = [row for row in rows if not row[4]]
     if failed:
-        version, script = failed[0][0], failed[0][1]
+        version, script = failed[0][0], failed[0][5]
         raise StepError(
             f"step {step.name!r}: {table} in database {step.database!r} records a failed"
             f" migration: {script}" + (f" (version {version})" if version else ""),
@@ -92,12 +93,12 @@ def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], ta
                  " sidecar does not guess", database=step.database)
     # A baseline marker (`flyway baseline`) or a baseline migration (a B file, SQL_BASELINE) stands for every
     # version up to its own.
-    baselines = {version_key(v) for v, _, kind, _, _ in rows if kind in ("BASELINE", "SQL_BASELINE") and v}
+    baselines = {version_key(v) for v, _, kind, *_ in rows if kind in ("BASELINE", "SQL_BASELINE") and v}
     baseline = max(baselines, default=None)
-    versions = {version_key(v): checksum for v, _, kind, checksum, _ in rows
+    versions = {version_key(v): checksum for v, _, kind, checksum, *_ in rows
                 if v and kind not in ("BASELINE", "SQL_BASELINE", "SCHEMA", "DELETE")}
     # Flyway keys a repeatable by its description; the latest row counts (ORDER BY installed_rank)
-    repeatables = {description: checksum for v, description, kind, checksum, _ in rows if not v and kind == "SQL"}
+    repeatables = {description: checksum for v, description, kind, checksum, *_ in rows if not v and kind == "SQL"}
     adopted = []
     for m in candidates:
         if m.repeatable:  # applied and unchanged since: adopt; changed or new: sidecar runs it again
@@ -129,5 +130,15 @@ def _columns(conn: Connection, table: str) -> set[str]:
         return {row[0] for row in cur.fetchall()}
 
 
+def _goose(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:
+    """Every version with a row in goose's table is applied, as `goose up` takes it (goose.applied_versions)."""
+    if not candidates:
+        return []
+    with conn.cursor() as cur:
+        cur.execute(goose.applied_versions(table))
+        done = {(int(row[0]),) for row in cur.fetchall()}
+    return [m for m in candidates if m.key in done]
+
+
 READERS: dict[str, Callable[[Connection, SqlStep, list[MigrationFile], str], list[MigrationFile]]] = {
-    "dbmate": _dbmate, "golang-migrate": _golang_migrate, "flyway": _flyway}
+    "dbmate": _dbmate, "golang-migrate": _golang_migrate, "flyway": _flyway, "goose": _goose}

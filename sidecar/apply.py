@@ -21,7 +21,7 @@ from .errors import SidecarError, StepError
 from .history import row
 from .log import get_logger
 from .migrations import MigrationFile
-from .sqltext import Statement, line_of, split_statements
+from .sqltext import Statement, line_of
 
 log = get_logger()
 
@@ -54,7 +54,7 @@ Also = Callable[[MigrationFile], str] | None
 def apply(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str, step: str,
           also: Also = None) -> None:
     """Apply `migrations` (already in order) in one transaction: all recorded, or none."""
-    if any(m.copies for m in migrations):
+    if any(m.copies or m.sent for m in migrations):
         _apply_statementwise(conn, migrations, plan=plan, database=database, step=step, also=also)
         return
     with conn.cursor() as cur:
@@ -107,7 +107,7 @@ def apply_outside_transaction(conn: Connection, m: MigrationFile, *, plan: str, 
     """
     started = time.monotonic()
     with conn.cursor() as cur:
-        for index, statement in enumerate(split_statements(m.sql)):
+        for index, statement in enumerate(m.statements()):
             if index < resume_at:  # took effect in an earlier attempt
                 continue
             # Only a concurrent build can leave debris: the snapshot costs one catalog query for those.
@@ -195,7 +195,7 @@ def _replay(conn: Connection, migrations: list[MigrationFile]) -> tuple[Migratio
         cur.execute("BEGIN")
         try:
             for m in migrations:
-                for statement in split_statements(m.sql):
+                for statement in m.statements():
                     try:
                         execute(cur, statement)
                     except psycopg2.Error as exc:
@@ -232,12 +232,12 @@ def execute(cur: psycopg2.extensions.cursor, statement: Statement) -> None:
 def _apply_statementwise(conn: Connection, migrations: list[MigrationFile], *, plan: str, database: str,
                          step: str, also: Also = None) -> None:
     """Like `apply`, statement by statement in one explicit transaction: COPY data cannot travel
-    inside a query message."""
+    inside a query message, and a tool that splits a file itself (goose) sends each statement as its own."""
     started = time.monotonic()
     with conn.cursor() as cur:
         cur.execute("BEGIN")
         for m in migrations:
-            for statement in split_statements(m.sql):
+            for statement in m.statements():
                 try:
                     execute(cur, statement)
                 except psycopg2.Error as exc:

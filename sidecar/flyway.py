@@ -16,8 +16,7 @@
   `${flyway:defaultSchema}`, `user`, `database`, `timestamp`, `filename`, `workingDirectory`, `table`
   and `environment`. A placeholder without a value is an error naming file and line.
 - The transaction rule: PostgreSQLParser.detectCanExecuteInTransaction (see `transactional`).
-- The configuration a project already has: `flyway.conf` (ConfigUtils.loadConfigurationFromString)
-  or `flyway.toml` (`[flyway]`), for the keys in `Settings`.
+The configuration a project already has (flyway.conf, flyway.toml) is read by flyway_config.py.
 """
 
 from __future__ import annotations
@@ -25,14 +24,13 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tomllib
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import MappingProxyType
 
+from .flyway_config import Settings
 from .log import get_logger
 from .migrations import MigrationFile, migration, order
 from .sqltext import Statement
@@ -56,27 +54,6 @@ _VERSION = re.compile(r"\d+(?:\.\d+)*")  # MigrationVersion.tokenize, after `_` 
 _PLACEHOLDER_BUILT_INS = ("defaultschema", "user", "database", "timestamp", "filename", "workingdirectory",
                           "table", "environment")
 CONNECTION_VALUES = ("defaultschema", "user", "database")  # known once connected (flyway_run.resolved)
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What a Flyway configuration says about reading and running a folder; Flyway's defaults otherwise."""
-
-    locations: tuple[Path, ...] = ()  # from `locations`, resolved from the configuration file's folder
-    table: str = "flyway_schema_history"
-    schema: str | None = None  # `defaultSchema`, or the first of `schemas`: where the table lives
-    schemas: tuple[str, ...] = ()  # `schemas`: created when missing, as Flyway's createSchemas does
-    placeholders: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # lower-cased names
-    placeholder_prefix: str = "${"
-    placeholder_suffix: str = "}"
-    placeholder_separator: str = ":"
-    placeholder_replacement: bool = True
-    mixed: bool = False
-    group: bool = False
-    validate_naming: bool = False
-    baseline_version: str | None = None  # `baselineVersion` when `baselineOnMigrate` is on
-    environment: str = "default"
-    source: str = ""  # the configuration file, for messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +181,8 @@ def _from(settings: Settings) -> str:
 
 def _sql_files(directory: Path, problems: list[str]) -> list[Path]:
     """Every `.sql` file under `directory`, sub-folders included (Flyway's scanner), in name order."""
-    found, odd = [], []
+    found: list[Path] = []
+    odd: list[Path] = []
     for root, _dirs, names in os.walk(directory, followlinks=True):
         for file_name in names:
             if file_name.lower().endswith(".sql"):
@@ -227,7 +205,12 @@ def read(path: Path, name: Name, settings: Settings,
         raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8", False
-    raw = raw.removeprefix("\ufeff")
+    return read_text(path, raw.removeprefix("\ufeff"), name, settings, values)
+
+
+def read_text(path: Path, raw: str, name: Name, settings: Settings,
+              values: Mapping[str, str] | None = None) -> tuple[MigrationFile | None, str, bool]:
+    """`read` on the file's text."""
     text, problem, waits = replace_placeholders(raw, path, settings, values)
     if problem:
         return None, problem, False
@@ -333,103 +316,3 @@ def checksum(text: str) -> int:
         lines.pop()  # readLine does not return an empty last line after a final line break
     crc = zlib.crc32("".join(lines).encode("utf-8"))
     return crc - (1 << 32) if crc >= 1 << 31 else crc
-
-
-# --- the configuration a project already has -------------------------------------------------------------
-
-# Keys that change what runs, which sidecar does not follow: a configuration that sets one is refused.
-_NOT_FOLLOWED = ("target", "cherryPick", "skipExecutingMigrations", "callbacks", "skipDefaultCallbacks",
-                 "resolvers", "skipDefaultResolvers", "initSql", "sqlMigrationPrefix", "baselineMigrationPrefix",
-                 "undoSqlMigrationPrefix", "repeatableSqlMigrationPrefix", "sqlMigrationSeparator",
-                 "sqlMigrationSuffixes", "scriptPlaceholderPrefix", "scriptPlaceholderSuffix")
-
-
-def read_config(path: Path, environ: Mapping[str, str]) -> tuple[Settings, list[str]]:
-    """A `flyway.conf` or `flyway.toml`; problems name the file and key. Connection keys (url, user,
-    password, ...) are the plan's business and are not read; no value is ever echoed."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        return Settings(), [f"{path}: cannot read the Flyway configuration ({exc.__class__.__name__}); fix the"
-                            " step's flyway_config"]
-    if path.suffix == ".toml":
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            return Settings(), [f"{path}: not valid TOML ({exc})"]
-        values = {k: v for k, v in doc.get("flyway", {}).items() if not isinstance(v, dict)}
-        placeholders = doc.get("flyway", {}).get("placeholders", {})
-        environment = str(values.get("environment", "default"))
-        env_table = doc.get("environments", {}).get(environment, {})
-        for key in ("schemas", "defaultSchema"):
-            if key in env_table and key not in values:
-                values[key] = env_table[key]
-    else:
-        props = _properties(text, environ)
-        values = {k.removeprefix("flyway."): v for k, v in props.items()
-                  if k.startswith("flyway.") and not k.startswith("flyway.placeholders.")}
-        placeholders = {k.removeprefix("flyway.placeholders."): v for k, v in props.items()
-                        if k.startswith("flyway.placeholders.")}
-        environment = str(values.get("environment", "default"))
-    return _settings(path, values, placeholders, environment)
-
-
-def _properties(text: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """ConfigUtils.loadConfigurationFromString: lines trimmed, backslashes kept as written, `${VAR}`
-    from the environment ("" when unset), then java.util.Properties' `key=value` / `key: value` lines."""
-    text = re.sub(r"\$\{([A-Za-z0-9_]+)\}", lambda m: environ.get(m[1], ""), text.replace("\r\n", "\n"))
-    props: dict[str, str] = {}
-    for line in (raw.strip() for raw in text.split("\n")):
-        if not line or line[0] in "#!":
-            continue
-        match = re.match(r"([^=:\s]+)\s*[=:\s]\s*(.*)", line)
-        if match:
-            props[match[1]] = match[2]
-    return props
-
-
-def _settings(path: Path, values: dict[str, object], placeholders: dict[str, object],
-              environment: str) -> tuple[Settings, list[str]]:
-    problems: list[str] = []
-
-    def listed(key: str) -> tuple[str, ...]:
-        value = values.get(key, ())
-        items = value if isinstance(value, list) else str(value).split(",")
-        return tuple(str(v).strip() for v in items if str(v).strip())
-
-    def flag(key: str, default: bool) -> bool:
-        value = values.get(key, default)
-        return value if isinstance(value, bool) else str(value).strip().lower() == "true"
-
-    for key in _NOT_FOLLOWED:
-        if key in values:
-            problems.append(f"{path}: {key}: sidecar does not follow Flyway's {key}; remove it, or keep running"
-                            " this folder with Flyway")
-    encoding = str(values.get("encoding", "UTF-8")).upper().replace("-", "")
-    if encoding != "UTF8":
-        problems.append(f"{path}: encoding: sidecar reads migrations as UTF-8; convert the files and remove it")
-    locations = []
-    for location in listed("locations") or ("classpath:db/migration",):
-        kind, _, where = location.rpartition(":")
-        if kind in ("", "classpath"):  # a Java project's classpath is its resources folder
-            resolved = path.parent / "src/main/resources" / where.lstrip("/")
-        elif kind == "filesystem":
-            resolved = path.parent / where
-        else:
-            problems.append(f"{path}: locations: {location!r} is not a folder sidecar can read; use"
-                            " filesystem:<folder>")
-            continue
-        locations.append(resolved.resolve())
-    schemas = listed("schemas")
-    table = str(values.get("table", "flyway_schema_history"))
-    return Settings(
-        locations=tuple(locations), table=table, schema=str(values["defaultSchema"]) if "defaultSchema" in values
-        else (schemas[0] if schemas else None), schemas=schemas,
-        placeholders=MappingProxyType({str(k).lower(): str(v) for k, v in placeholders.items()}),
-        placeholder_prefix=str(values.get("placeholderPrefix", "${")),
-        placeholder_suffix=str(values.get("placeholderSuffix", "}")),
-        placeholder_separator=str(values.get("placeholderSeparator", ":")),
-        placeholder_replacement=flag("placeholderReplacement", True), mixed=flag("mixed", False),
-        group=flag("group", False), validate_naming=flag("validateMigrationNaming", False),
-        baseline_version=str(values.get("baselineVersion", "1")) if flag("baselineOnMigrate", False) else None,
-        environment=environment, source=str(path)), problems

@@ -19,17 +19,22 @@ after it is rolled back, each in its own (in Flyway they would fail inside the a
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg2
 
-from . import apply, flyway
-from .db import Connection
+from . import apply, flyway, flyway_config, toolhistory
+from .db import Connection, table_exists
 from .errors import StepError
 from .history import row
 from .log import get_logger
 from .migrations import MigrationFile
 from .sqltext import Statement, split_statements
+
+if TYPE_CHECKING:
+    from .kinds.sql import SqlStep
 
 log = get_logger()
 
@@ -140,3 +145,61 @@ class Events:
                     cur.execute(also(m))
             if transaction:
                 cur.execute("COMMIT")
+
+
+@contextmanager
+def migrate(conn: Connection, step: SqlStep, pending: tuple[MigrationFile, ...]) -> Iterator[Events]:
+    """Flyway's migrate around the step's work (the body): the events before, after and on failure."""
+    assert step.flyway is not None
+    events = Events(conn, step.flyway, step.database, step.name)
+    for event in ("afterConnect", "beforeValidate", "afterValidate"):
+        events.fire(event)
+    create_schemas(conn, step, events)
+    events.fire("beforeMigrate")
+    try:
+        yield events
+    except BaseException:
+        if not conn.closed:
+            events.fire("afterMigrateError")
+        raise
+    if not any(m.repeatable for m in pending):  # else fired before the first repeatable
+        events.fire("afterVersioned")
+    for event in ("afterMigrateApplied",) * bool(pending) + ("afterMigrate", "afterMigrateOperationFinish"):
+        events.fire(event)
+
+
+def baselines(conn: Connection, step: SqlStep) -> bool:
+    """Whether Flyway's migrate would record the baselineOnMigrate baseline: its table is missing and one
+    of its schemas holds something (PostgreSQLSchema.doEmpty: relations, routines, types)."""
+    assert step.flyway is not None
+    if table_exists(conn, toolhistory.table_of(step)):
+        return False
+    schemas = list(step.flyway.settings.schemas) or [step.flyway.settings.schema or ""]
+    with conn.cursor() as cur:
+        cur.execute("""SELECT EXISTS (SELECT FROM pg_namespace n WHERE n.nspname = ANY(
+                           SELECT coalesce(nullif(s, ''), current_schema()) FROM unnest(%s::text[]) AS s)
+                         AND (EXISTS (SELECT FROM pg_class WHERE relnamespace = n.oid)
+                              OR EXISTS (SELECT FROM pg_proc WHERE pronamespace = n.oid)
+                              OR EXISTS (SELECT FROM pg_type WHERE typnamespace = n.oid
+                                         AND typtype IN ('d', 'e', 'r', 'm'))))""", (schemas,))
+        row = cur.fetchone()
+    return bool(row and row[0])
+
+
+def create_schemas(conn: Connection, step: SqlStep, events: Events) -> None:
+    """Flyway's createSchemas (DbSchemas.create): the configured schemas that are missing, made after
+    the createSchema and beforeCreateSchema callbacks."""
+    assert step.flyway is not None
+    wanted = step.flyway.settings.schemas
+    if not wanted:
+        return
+    with conn.cursor() as cur:
+        cur.execute("SELECT s FROM unnest(%s::text[]) AS s WHERE s NOT IN (SELECT nspname FROM pg_namespace)",
+                    (list(wanted),))
+        missing = [r[0] for r in cur.fetchall()]
+    if missing:
+        events.fire("createSchema")
+        events.fire("beforeCreateSchema")
+        with conn.cursor() as cur:
+            cur.execute("".join(f"CREATE SCHEMA {flyway_config.quoted(name)};" for name in missing))
+        log.info("flyway.schemas_created", database=step.database, step=step.name, schemas=missing)

@@ -1,4 +1,5 @@
-"""Migration folders written for other tools, read as they are: dbmate and golang-migrate (Flyway's: flyway.py).
+"""Migration folders written for other tools, read as they are: dbmate, golang-migrate and goose (Flyway's:
+flyway.py).
 
 Each reader returns the same MigrationFile sidecar's own format gives, so
 everything after reading (ordering, history, drift, the guard) is shared.
@@ -10,12 +11,14 @@ sidecar's own format.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import dbmate
+from . import dbmate, goose
 from .log import get_logger
 from .migrations import MigrationFile, migration, order, sql_files
 from .sqltext import Statement
@@ -33,15 +36,15 @@ def discover(directories: tuple[Path, ...], label: str, tool: str) -> Found:
     found: list[MigrationFile] = []
     problems: list[str] = []
     seen: dict[tuple[int, ...] | str, Path] = {}
-    for directory, file_name in _files(directories, label, problems):
+    for directory, file_name in _files(directories, label, problems, tool):
         path = directory / file_name
         try:
             text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             problems.append(f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
             continue
-        # dbmate reads the bytes as they are: a byte-order mark hides a first-line marker from it.
-        file, problem = READERS[tool](path, text if tool == "dbmate" else text.removeprefix("\ufeff"))
+        # dbmate and goose read the bytes as they are: a byte-order mark hides a first-line marker from them.
+        file, problem = READERS[tool](path, text if tool in ("dbmate", "goose") else text.removeprefix("\ufeff"))
         if problem:
             problems.append(problem)
         if file is None:
@@ -56,13 +59,18 @@ def discover(directories: tuple[Path, ...], label: str, tool: str) -> Found:
     return tuple(found), problems
 
 
-def _files(directories: tuple[Path, ...], label: str, problems: list[str]) -> list[tuple[Path, str]]:
+def _files(directories: tuple[Path, ...], label: str, problems: list[str], tool: str) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for directory in directories:
         if not directory.is_dir():
             problems.append(f"{label}: folder {directory} does not exist; create it or fix the path")
             continue
         found.extend((directory, name) for name in sql_files(directory, problems))
+        if tool == "goose":  # goose's Go migrations: code only a goose binary built with it runs
+            problems.extend(f"{directory / name}: a goose Go migration, which runs only inside a goose binary built"
+                            " with it; sidecar runs SQL migrations: rewrite it as a .sql migration, or keep running"
+                            " this folder with goose" for name in sorted(os.listdir(directory))
+                            if goose.classify(name) == "go")
     return found
 
 
@@ -114,6 +122,37 @@ def _golang_migrate_transactional(statements: list[Statement]) -> bool:
     return len(statements) != 1
 
 
+def _goose(path: Path, text: str) -> tuple[MigrationFile | None, str]:
+    """A goose SQL migration, read as goose reads it (goose.py); its statements sent as goose sends them."""
+    if goose.classify(path.name) != "sql":
+        problem = goose.name_problem(path.name)
+        if not problem:
+            log.info("migration.ignored", file=str(path), reason="not a goose migration")
+        return None, f"{path}: {problem}" if problem else ""
+    parsed = goose.parse(text)
+    if isinstance(parsed, str):
+        return None, f"{path}: {parsed}"
+    if parsed.envsub:
+        return None, (f"{path}: `-- +goose ENVSUB ON` has goose put its own environment into the file; sidecar"
+                      " does not: write the values in, or keep running this folder with goose")
+    match = goose.NAME.match(path.name)
+    assert match is not None
+    file, problem = _checked(path, match["version"], path.name.partition("_")[2][:-len(".sql")], parsed.up,
+                             tool="goose", transactional=parsed.transactional, empty=True)
+    if file is None:
+        return None, problem
+    sent = tuple(Statement(text, 0, line, _first_words(text)) for text, line in zip(parsed.statements, parsed.lines,
+                                                                                      strict=True))
+    return replace(file, sent=sent), problem
+
+
+_WORDS = re.compile(r"[A-Za-z_]+")
+
+
+def _first_words(text: str) -> tuple[str, ...]:
+    return tuple(word.upper() for word in _WORDS.findall(text[:100])[:2])
+
+
 READERS: dict[str, Callable[[Path, str], tuple[MigrationFile | None, str]]] = {
-    "dbmate": _dbmate, "golang-migrate": _golang_migrate}
-FORMATS = ("sidecar", "dbmate", "flyway", "golang-migrate")  # Flyway's folders: flyway.py
+    "dbmate": _dbmate, "golang-migrate": _golang_migrate, "goose": _goose}
+FORMATS = ("sidecar", "dbmate", "flyway", "golang-migrate", "goose")  # Flyway's folders: flyway.py

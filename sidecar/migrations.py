@@ -57,6 +57,13 @@ class MigrationFile:
     # Flyway's B files (version "B<version>"): run on a history without any version, in place of the
     # versions up to theirs (history.pending)
     baseline_migration: bool = False
+    # The statements as the folder's tool sends them, one query each (goose splits a file itself, not as psql
+    # does); empty: the reader's split of `sql` (statements())
+    sent: tuple[Statement, ...] = field(default=(), repr=False)
+
+    def statements(self) -> list[Statement]:
+        """The file's statements, one query each, as they are sent when the file runs statement by statement."""
+        return list(self.sent) if self.sent else split_statements(self.sql)
 
     @property
     def ident(self) -> tuple[int, ...] | str:

@@ -52,7 +52,7 @@ TYPES = ("string", "folders", "text", "duration", "boolean", "integer", "strings
 DURATION = r"\s*(?:\d+(?:\.\d+)?(?:ms|s|m|h))+\s*"  # what a duration string matches, whole
 MAX_DURATION = 2147483.647  # seconds: PostgreSQL's largest timeout (an int of milliseconds), 24.8 days
 MIN_INTERVAL = 0.1  # seconds: the shortest serve interval, step timeout, guard deadline or command timeout
-FORMATS = ("sidecar", "dbmate", "flyway", "golang-migrate")  # the same as formats.FORMATS (a test says so)
+FORMATS = ("sidecar", "dbmate", "flyway", "golang-migrate", "goose")  # the same as formats.FORMATS (a test says so)
 EMPTY: MappingProxyType[str, str] = MappingProxyType({})  # an empty table, as a default (read-only)
 
 

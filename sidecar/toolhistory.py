@@ -2,6 +2,7 @@
 
 - dbmate (pkg/driver/postgres: CreateMigrationsTable, InsertMigration): `schema_migrations (version
   varchar primary key)` in the current schema, one row per applied file.
+- goose (goose.py): `goose_db_version`, made with its version-0 row, then a row per applied file.
 - golang-migrate (database/postgres: ensureVersionTable, SetVersion; migrate.go: runMigrations):
   `schema_migrations (version bigint not null primary key, dirty boolean not null)`, one row: the last
   version applied. It is created before the first file runs, as golang-migrate creates it, so a file
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
+from . import flyway_config, goose
 from .db import Connection, table_exists
 from .migrations import MigrationFile
 
@@ -27,12 +29,12 @@ if TYPE_CHECKING:
     from .kinds.sql import SqlStep
 
 _CREATE = {
-    "dbmate": "CREATE TABLE IF NOT EXISTS {table} (version varchar PRIMARY KEY)",
+    "dbmate": "CREATE TABLE IF NOT EXISTS {table} (version varchar PRIMARY KEY);\n",
     "golang-migrate": "CREATE TABLE IF NOT EXISTS {table} (version bigint NOT NULL PRIMARY KEY,"
-                      " dirty boolean NOT NULL)",
+                      " dirty boolean NOT NULL);\n",
 }
-TOOLS = tuple(_CREATE)
-DEFAULTS = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations"}
+TOOLS = (*_CREATE, "goose")
+DEFAULTS = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "goose": goose.TABLE}
 
 
 def table_of(step: SqlStep) -> str:
@@ -44,18 +46,16 @@ def table_of(step: SqlStep) -> str:
         settings = step.flyway.settings if step.flyway else None
         if settings is None:
             return "flyway_schema_history"
-        name = _quoted(settings.table)
-        return f"{_quoted(settings.schema)}.{name}" if settings.schema else name
+        name = flyway_config.quoted(settings.table)
+        return f"{flyway_config.quoted(settings.schema)}.{name}" if settings.schema else name
     return DEFAULTS.get(step.format, "")
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def record(tool: str, table: str, version: str) -> str:
     """The SQL that records `version` (digits only, as both tools' file names have it) in `tool`'s table."""
     assert version.isdigit(), version
+    if tool == "goose":
+        return goose.record(int(version), table)
     if tool == "dbmate":
         return f"INSERT INTO {table} (version) VALUES ('{version}') ON CONFLICT DO NOTHING;\n"
     # golang-migrate keeps one row, the highest version applied, clean; an older file applied late leaves it.
@@ -91,6 +91,6 @@ def ensure(conn: Connection, step: SqlStep, applied: Iterable[MigrationFile]) ->
     versions = [m.version for m in applied]
     if step.format == "golang-migrate":
         versions = [max(versions, key=int)] if versions else []
+    create = goose.create_table(table) if step.format == "goose" else _CREATE[step.format].format(table=table)
     with conn.cursor() as cur:
-        cur.execute(_CREATE[step.format].format(table=table) + ";\n"
-                    + "".join(record(step.format, table, v) for v in versions))
+        cur.execute(create + "".join(record(step.format, table, v) for v in versions))

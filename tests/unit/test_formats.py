@@ -11,13 +11,14 @@ import pytest
 
 from sidecar import flyway, formats
 from sidecar.flyway import checksum as flyway_checksum
+from sidecar.flyway_config import Settings
 from sidecar.migrations import MigrationFile
 from tests.conftest import require
 
 
 def discover(root: Path, label: str, tool: str) -> tuple[tuple[MigrationFile, ...], list[str]]:
     if tool == "flyway":
-        found, problems = flyway.discover((root,), label, flyway.Settings())
+        found, problems = flyway.discover((root,), label, Settings())
         return found.migrations, problems
     return formats.discover((root,), label, tool)
 

@@ -24,7 +24,7 @@ from sidecar.tablereader import TableReader
 
 SIDECAR = Path(__file__).parents[2] / "sidecar"
 # The sql kind's history is the history table itself: these modules serve it (and only it) by design.
-SQL_HELPERS = {"model.py", "adopt.py", "toolhistory.py", "lint.py", "serving.py"}
+SQL_HELPERS = {"model.py", "adopt.py", "toolhistory.py", "flyway_run.py", "lint.py", "serving.py"}
 
 
 def test_only_the_kinds_name_a_step_type() -> None:

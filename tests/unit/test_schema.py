@@ -26,7 +26,7 @@ from sidecar import formats, plan, shape, tablereader
 from sidecar.errors import PlanError
 from sidecar.kinds import KINDS
 from sidecar.kinds import django as django_kind
-from sidecar.kinds import sql as sql_kind
+from sidecar.kinds import sql_read as sql_kind
 from sidecar.kinds.alembic import AlembicStep
 from sidecar.kinds.command import CommandStep
 from sidecar.kinds.django import DjangoStep
@@ -382,7 +382,6 @@ def read_values(tmp_path: Path) -> dict[tuple[str, str], object]:
         (SQL_STEP, "name"): sql.name, (SQL_STEP, "format"): sql.format, (SQL_STEP, "baseline"): sql.baseline,
         (SQL_STEP, "baseline_requires"): sql.baseline_requires, (SQL_STEP, "group"): sql.group,
         (SQL_STEP, "keep_tool_table"): sql.keep_tool_table, (SQL_STEP, "tool_table"): sql.tool_table,
-        (SQL_STEP, "flyway_config"): sql.flyway.settings.source or None if sql.flyway else None,
         (SQL_STEP, "placeholders"): tuple(sql.flyway.settings.placeholders.items()) if sql.flyway else (),
         (SQL_STEP, "lock_timeout"): sql.guard.lock_timeout,
         (SQL_STEP, "statement_timeout"): sql.guard.statement_timeout,

@@ -1,0 +1,128 @@
+"""The other tools' own tables, where their users keep them, kept as the tools keep them: goose's
+goose_db_version, golang-migrate's dirty flag, a renamed table (`tool_table`) the real dbmate then reads."""
+
+from __future__ import annotations
+
+import subprocess
+
+from tests.integration.conftest import Project
+from tests.integration.test_adopt import DBMATE, DBMATE_FILES
+
+GOOSE_FILES = {
+    "00001_users.sql": """
+        -- +goose Up
+        CREATE TABLE users (id int, note text);
+        -- +goose StatementBegin
+        CREATE FUNCTION one() RETURNS int AS $$
+        BEGIN
+          RETURN 1;
+        END;
+        $$ LANGUAGE plpgsql;
+        -- +goose StatementEnd
+
+        -- +goose Down
+        DROP TABLE users;
+    """,
+    "00002_index.sql": """
+        -- +goose NO TRANSACTION
+        -- +goose Up
+        CREATE INDEX CONCURRENTLY users_id ON users (id);
+        -- +goose Down
+        DROP INDEX users_id;
+    """,
+    "readme.txt": "not a migration\n",
+}
+
+
+def _goose_rows(project: Project) -> list[tuple[object, ...]]:
+    return project.query("default", "SELECT version_id, is_applied FROM goose_db_version ORDER BY id")
+
+
+def test_a_goose_folder_runs_as_goose_runs_it_and_keeps_goose_db_version_as_goose_does(project: Project) -> None:
+    for name, text in GOOSE_FILES.items():
+        project.write(f"migrations/{name}", text)
+    project.one_database_plan('format = "goose"')
+    ran = project.run("run", "--once")
+    assert ran.code == 0, ran.out
+    assert _goose_rows(project) == [(0, True), (1, True), (2, True)]  # the version-0 row goose makes first
+    assert project.query("default", "SELECT one(), to_regclass('users_id') IS NOT NULL") == [(1, True)]
+
+
+def test_what_goose_applied_is_adopted_and_the_rest_run(project: Project) -> None:
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", "CREATE TABLE goose_db_version (id serial PRIMARY KEY, version_id bigint NOT NULL,"
+                  " is_applied boolean NOT NULL, tstamp timestamp DEFAULT now());"
+                  " INSERT INTO goose_db_version (version_id, is_applied) VALUES (0, true), (1, true);"
+                  " CREATE TABLE users (id int, note text)")
+    for name, text in GOOSE_FILES.items():
+        project.write(f"migrations/{name}", text)
+    project.one_database_plan('format = "goose"')
+    ran = project.run("run", "--once")
+    assert ran.code == 0, ran.out
+    assert [e["file"] for e in ran.event("migration.adopted")] == ["00001_users.sql"]
+    assert [e["file"] for e in ran.event("migration.applied")] == ["00002_index.sql"]
+    assert _goose_rows(project) == [(0, True), (1, True), (2, True)]
+
+
+def test_goose_statements_are_sent_as_goose_splits_them(project: Project) -> None:
+    """goose ends a statement at a line ending in `;`, quotes or not (parser.go): this file is two statements
+    to goose, each a syntax error at the server, although it is one valid statement to psql."""
+    project.write("migrations/00001_t.sql", """
+        -- +goose Up
+        CREATE TABLE t (note text);
+        INSERT INTO t VALUES ('a;
+        b');
+    """)
+    project.one_database_plan('format = "goose"')
+    ran = project.run("run", "--once")
+    assert ran.code == 4 and "00001_t.sql, line 3" in ran.out, ran.out
+    assert project.query("default", "SELECT to_regclass('t') IS NULL") == [(True,)]  # one transaction: all undone
+
+
+def test_what_goose_cannot_hand_over_is_refused_naming_the_file(project: Project) -> None:
+    project.write("migrations/00001_a.sql", "-- +goose Up\nSELECT 1;\n")
+    project.write("migrations/00002_b.go", "package migrations\n")
+    project.write("migrations/00003_c.sql", "-- +goose ENVSUB ON\n-- +goose Up\nSELECT '$HOME';\n")
+    project.write("migrations/create.sql", "-- +goose Up\nSELECT 1;\n")
+    project.one_database_plan('format = "goose"')
+    checked = project.run("validate")
+    assert checked.code == 2, checked.out
+    for name, why in (("00002_b.go", "a goose Go migration"), ("00003_c.sql", "`-- +goose ENVSUB ON`"),
+                      ("create.sql", "goose refuses the whole folder")):
+        assert f"{name}: {why}" in checked.out, (name, checked.out)
+
+
+def test_golang_migrate_is_left_dirty_by_a_file_that_fails_partway_as_golang_migrate_leaves_it(
+        project: Project) -> None:
+    """migrate.go runMigrations: SetVersion(v, dirty=true) before a file, (v, false) after; a failure leaves it
+    dirty, and golang-migrate and sidecar both stop until `migrate force`."""
+    project.write("migrations/000001_t.up.sql", "CREATE TABLE t (id int);\n")
+    project.write("migrations/000002_idx.up.sql", "CREATE INDEX CONCURRENTLY t_id ON missing (id);\n")
+    project.one_database_plan('format = "golang-migrate"')
+    failed = project.run("run", "--once")
+    assert failed.code == 4, failed.out
+    assert project.query("default", "SELECT version, dirty FROM schema_migrations") == [(2, True)]
+    again = project.run("run", "--once")
+    assert again.code == 4 and "dirty at version 2" in again.out and "migrate force 2" in again.out, again.out
+    project.write("migrations/000002_idx.up.sql", "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
+    project.query("default", "UPDATE schema_migrations SET version = 1, dirty = false")  # `migrate force 1`
+    fixed = project.run("run", "--once")
+    assert fixed.code == 0, fixed.out
+    assert project.query("default", "SELECT version, dirty FROM schema_migrations") == [(2, False)]
+
+
+def test_a_renamed_dbmate_table_is_kept_where_dbmate_looks_for_it(project: Project) -> None:
+    """dbmate --migrations-table ops.history: sidecar writes it there, and the real dbmate finds all applied."""
+    for name, text in DBMATE_FILES.items():
+        project.write(f"migrations/{name}", text)
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", "CREATE SCHEMA ops")
+    project.one_database_plan('format = "dbmate"\ntool_table = "ops.history"')
+    assert project.run("run", "--once").code == 0
+    assert project.query("default", "SELECT to_regclass('schema_migrations') IS NULL, count(*) FROM ops.history") \
+        == [(True, 4)]
+    url = project.server.url(project.names["default"]) + "?sslmode=disable"
+    status = subprocess.run([DBMATE, "--url", url, "--migrations-dir", str(project.root / "migrations"),
+                             "--migrations-table", "ops.history", "status"], capture_output=True, text=True,
+                            check=False)
+    assert "Applied: 4" in status.stdout and "Pending: 0" in status.stdout, status.stdout + status.stderr
