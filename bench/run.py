@@ -266,7 +266,9 @@ def main() -> int:
     parser.add_argument("--compose-runs", type=int, default=10, help="fresh stacks per Compose and variant")
     parser.add_argument("--only", action="append", default=[], metavar="SECTION",
                         help="run only these sections: cold, grouped, noop, wait, probe, probe_cpu, serve, image,"
-                             " compose, live, django (repeat for several)")
+                             " compose, live, django, realshape (repeat for several)")
+    parser.add_argument("--realshape-files", type=int, help="files in the real-shaped dbmate folder (default: as"
+                                                              " the largest folder measured, bench/REALSHAPE.md)")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sidecar-bench-"))
@@ -326,6 +328,14 @@ def main() -> int:
             print(f"bench: {title}", file=sys.stderr, flush=True)
             raw["live"] = live_migration(bench, BIN / "sidecar")
             sections.append(f"### {title}\n\n" + render_live(raw["live"]))
+        if not args.only or "realshape" in args.only:
+            from bench.realshape import FILES, cold_apply_realshape
+            from bench.realshape import render as render_realshape
+
+            title = f"11. Cold apply, a real-shaped dbmate folder ({args.realshape_files or FILES} files, one database)"
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw["realshape"] = cold_apply_realshape(bench, args.runs, args.realshape_files or FILES)
+            sections.append(f"### {title}\n\n" + render_realshape(raw["realshape"]))
         info = versions(bench, args.compose if not args.no_compose else [])
     finally:
         bench.server.stop()

@@ -1,6 +1,6 @@
 """How the benchmarks time things: wall time with the contestants taking turns, a process's CPU time.
 
-Shared by bench.run, bench.django and bench.startup; it imports nothing of bench, so that
+Shared by bench.run, bench.django, bench.startup and bench.realshape; it imports nothing of bench, so that
 every scenario module can use it without importing another scenario module.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -47,3 +48,16 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds that process `pid` has used so far."""
     fields = proc_stat(pid)  # utime and stime, in clock ticks
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def reaped_cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of the children that process `pid` has waited for (a postmaster: the
+    backends that have exited)."""
+    fields = proc_stat(pid)  # cutime and cstime, in clock ticks
+    return (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's children that have been waited for (the tools it ran)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
