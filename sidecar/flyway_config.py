@@ -115,7 +115,7 @@ def _settings(path: Path, values: dict[str, object], placeholders: dict[str, obj
     problems: list[str] = []
 
     def listed(key: str) -> tuple[str, ...]:
-        value = values.get(key, ())
+        value = values.get(key, "")
         items = value if isinstance(value, list) else str(value).split(",")
         return tuple(str(v).strip() for v in items if str(v).strip())
 

@@ -240,3 +240,21 @@ def test_the_other_tools_table_is_read_where_the_plan_says(project: Project) -> 
     ran = project.run("run", "--once")
     assert ran.code == 0 and "migration.adopted" in ran.out, ran.out
     assert _log(project) == ["V2"]
+
+
+@pytest.mark.parametrize("populated", [False, True], ids=["empty schema", "schema with tables"])
+def test_baseline_on_migrate_is_recorded_only_into_a_non_empty_schema(project: Project, populated: bool) -> None:
+    """Flyway.migrate: with baselineOnMigrate, a schema holding something and no Flyway table gets the baseline
+    (versions up to baselineVersion recorded, not run); an empty one runs everything."""
+    _fresh(project)
+    if not populated:
+        project.query("default", "DROP TABLE log")
+    project.write("db/migration/V1__a.sql", "CREATE TABLE IF NOT EXISTS log (n serial, what text);\n"
+                  + _logged("V1"))
+    project.write("db/migration/V2__b.sql", _logged("V2"))
+    project.write("flyway.conf", "flyway.locations=filesystem:db/migration\nflyway.baselineOnMigrate=true\n")
+    project.plan(ONE_FLYWAY_CONF)
+    ran = project.run("run", "--once")
+    assert ran.code == 0, ran.out
+    assert _log(project) == (["V2"] if populated else ["V1", "V2"])
+    assert bool(ran.event("migration.baselined")) == populated

@@ -149,8 +149,13 @@ def placeholders(text: str) -> dict[str, str]:
 
 def validate(plan: Path) -> subprocess.CompletedProcess[str]:
     text = plan.read_text()
-    for folder in re.findall(r'^sql = "(.+?)"', text, re.M):
-        (plan.parent / folder).mkdir(parents=True, exist_ok=True)
+    listed = [f for group in re.findall(r"^sql = \[(.+?)\]", text, re.M) for f in re.findall(r'"(.+?)"', group)]
+    for folder in [*re.findall(r'^sql = "(.+?)"', text, re.M), *listed]:
+        if folder.endswith((".conf", ".toml")):  # a Flyway configuration, its default location beside it
+            (plan.parent / folder).touch()
+            (plan.parent / "src/main/resources/db/migration").mkdir(parents=True, exist_ok=True)
+        else:
+            (plan.parent / folder).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **placeholders(text), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run([sys.executable, "-m", "sidecar", "validate", str(plan)], cwd=plan.parent, env=env,
                           capture_output=True, text=True, timeout=60, check=False)

@@ -215,3 +215,44 @@ def test_entries_that_are_no_regular_files_are_plan_problems(tmp_path: Path, too
     names = ("0002_dir.sql", "0003_gone.sql", "0004_fifo.sql", "0005_zero.sql")[tool == "flyway":]
     assert problems == [f"{root / name}: not a regular file; a migration must be a file (or a link to one)"
                         for name in names]
+
+
+# -- Flyway's configuration (flyway_config.py: ConfigUtils.loadConfigurationFromString, the TOML model) ------
+
+
+def test_a_flyway_conf_is_read_as_flyway_reads_it(tmp_path: Path) -> None:
+    from sidecar.flyway_config import read_config
+
+    conf = tmp_path / "flyway.conf"
+    conf.write_text("# comment\n! also a comment\nflyway.url=jdbc:postgresql://h/db\nflyway.password=s3cret\n"
+                    "flyway.locations = filesystem:sql, classpath:db/more\nflyway.table: hist\n"
+                    "flyway.placeholders.Owner=${OWNER}\nflyway.baselineOnMigrate=true\nflyway.mixed=TRUE\n")
+    settings, problems = read_config(conf, {"OWNER": "shop"})
+    assert problems == []
+    assert settings.locations == (tmp_path / "sql", tmp_path / "src/main/resources/db/more")
+    assert (settings.table, dict(settings.placeholders), settings.baseline_version, settings.mixed) == \
+        ("hist", {"owner": "shop"}, "1", True)
+
+
+def test_without_locations_flyway_reads_its_default_classpath_location(tmp_path: Path) -> None:
+    from sidecar.flyway_config import read_config
+
+    (tmp_path / "flyway.toml").write_text('[flyway]\ntable = "t"\n[environments.default]\nschemas = ["app", "b"]\n')
+    settings, problems = read_config(tmp_path / "flyway.toml", {})
+    assert problems == []
+    assert settings.locations == (tmp_path / "src/main/resources/db/migration",)
+    assert (settings.schemas, settings.schema, settings.baseline_version) == (("app", "b"), "app", None)
+
+
+@pytest.mark.parametrize(("line", "named"), [
+    ("flyway.target=5", "target"), ("flyway.initSql=SET x = 1", "initSql"), ("flyway.encoding=ISO-8859-1", "encoding"),
+    ("flyway.sqlMigrationPrefix=X9_", "sqlMigrationPrefix"), ("flyway.locations=s3:bucket/x", "locations"),
+])
+def test_flyway_settings_sidecar_does_not_follow_are_refused_naming_the_key(tmp_path: Path, line: str,
+                                                                             named: str) -> None:
+    from sidecar.flyway_config import read_config
+
+    (tmp_path / "flyway.conf").write_text(line + "\n")
+    _, problems = read_config(tmp_path / "flyway.conf", {})
+    assert any(f"{tmp_path / 'flyway.conf'}: {named}:" in p for p in problems), problems
+    assert not any(line.partition("=")[2] in p for p in problems if named != "locations")  # no value echoed
