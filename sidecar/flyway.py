@@ -197,7 +197,7 @@ def read(path: Path, name: Name, settings: Settings,
          values: Mapping[str, str] | None = None) -> tuple[MigrationFile | None, str, bool]:
     """One file as Flyway reads it: (the file, the problem, whether it waits for values known once connected).
 
-    `values`: the connection's built-in placeholder values (`resolve`); without them, such a
+    `values`: the connection's built-in placeholder values (flyway_run.resolved); without them, such a
     placeholder is read as a stand-in of the same shape, so the file is checked now and read again
     with the real value before it runs.
     """

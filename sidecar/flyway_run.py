@@ -27,11 +27,11 @@ import psycopg2
 
 from . import apply, flyway, flyway_config, toolhistory
 from .db import Connection, table_exists
-from .errors import StepError
+from .errors import SidecarError, StepError
 from .history import row
 from .log import get_logger
 from .migrations import MigrationFile
-from .sqltext import Statement, split_statements
+from .sqltext import Statement
 
 if TYPE_CHECKING:
     from .kinds.sql import SqlStep
@@ -84,7 +84,7 @@ class Events:
         """Run `event`'s callbacks, each on its own (DefaultCallbackExecutor.execute)."""
         for script in resolved(self.conn, self.setup, tuple(self.scripts(event))):
             log.info("flyway.callback", database=self.database, step=self.step, callback=event, file=script.path.name)
-            self._statements([(script, s) for s in split_statements(script.sql)], transaction=script.transactional)
+            self._statements([(script, s) for s in script.statements()], transaction=script.transactional)
 
     @property
     def per_migration(self) -> bool:
@@ -98,7 +98,7 @@ class Events:
                              tail=(m, plan, also))
         except apply.LockTimedOut:
             raise
-        except (StepError, psycopg2.Error):
+        except (SidecarError, psycopg2.Error):
             for event in ("afterEachMigrateStatementError", "afterEachMigrateError"):
                 self.fire(event)
             raise
@@ -108,10 +108,10 @@ class Events:
     def _script(self, m: MigrationFile) -> Iterator[tuple[MigrationFile, Statement]]:
         def each(event: str) -> Iterator[tuple[MigrationFile, Statement]]:
             for script in resolved(self.conn, self.setup, tuple(self.scripts(event))):
-                yield from ((script, s) for s in split_statements(script.sql))
+                yield from ((script, s) for s in script.statements())
 
         yield from each("beforeEachMigrate")
-        for statement in split_statements(m.sql):
+        for statement in m.statements():
             yield from each("beforeEachMigrateStatement")
             yield m, statement
             yield from each("afterEachMigrateStatement")
@@ -138,11 +138,10 @@ class Events:
                         raise apply.LockTimedOut(0 if transaction else index) from exc
                     raise apply.step_error(exc, source, apply.line_in(statement, exc), database=self.database,
                                            step=self.step) from exc
-            if tail is not None:
+            if tail is not None:  # both rows in one query: one implicit transaction outside an explicit one
                 m, plan, also = tail
-                cur.execute(row(m), (plan, m.version, m.name, m.checksum, False, self.step))
-                if also:
-                    cur.execute(also(m))
+                insert = cur.mogrify(row(m), (plan, m.version, m.name, m.checksum, False, self.step)).decode()
+                cur.execute(f"{insert};\n{also(m) if also else ''}")
             if transaction:
                 cur.execute("COMMIT")
 
