@@ -102,13 +102,18 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
     found: list[MigrationFile] = []
     problems: list[str] = []
     by_number: dict[tuple[int, ...], Path] = {}
-    for file_name in sql_files(directory, problems):
+    for file_name in sql_files(directory, problems, other_case=True):
         path = directory / file_name
         match = FILE_NAME.match(file_name)
         if not match:
             problems.append(
                 f"{path}: name does not follow <version>_<name>.sql (e.g. 0001_create_users.sql)"
             )
+            continue
+        if file_name.endswith((".down.sql", ".up.sql")):  # another tool's pair: a down file would run as an up
+            problems.append(f"{path}: an up/down pair's file, as golang-migrate names them; sidecar's format has one"
+                            ' file per migration and no down files: set format = "golang-migrate" on the step, or'
+                            " rename the up file and remove the down one")
             continue
         number = version_key(match["version"])
         if number in by_number:
@@ -127,14 +132,20 @@ def discover(directory: Path, label: str) -> tuple[tuple[MigrationFile, ...], li
     return tuple(found), problems
 
 
-def sql_files(directory: Path, problems: list[str]) -> list[str]:
+def sql_files(directory: Path, problems: list[str], *, other_case: bool = False) -> list[str]:
     """The names of the folder's `*.sql` files, sorted; a problem for each such entry that is no
-    regular file (a folder, a broken link, a FIFO that would block the read, a device).
+    regular file (a folder, a broken link, a FIFO that would block the read, a device), and with
+    `other_case`, for each `*.SQL` (any other case), which would otherwise be skipped unseen.
 
     os.scandir and plain names: a plan re-checks every file on each run, and pathlib's per-entry
     objects cost more than reading the files.
     """
-    entries = sorted((entry.name, entry.is_file()) for entry in os.scandir(directory) if entry.name.endswith(".sql"))
+    entries = sorted((entry.name, entry.is_file()) for entry in os.scandir(directory)
+                     if entry.name[-4:].lower() == ".sql")
+    if other_case:
+        problems.extend(f"{directory / name}: ends in {name[-4:]!r}, not '.sql'; rename it, or it is not run"
+                        for name, _ in entries if not name.endswith(".sql"))
+    entries = [(name, regular) for name, regular in entries if name.endswith(".sql")]
     for name, regular in entries:
         if not regular:
             problems.append(f"{directory / name}: not a regular file; a migration must be a file (or a link to one)")

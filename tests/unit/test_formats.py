@@ -256,3 +256,17 @@ def test_flyway_settings_sidecar_does_not_follow_are_refused_naming_the_key(tmp_
     _, problems = read_config(tmp_path / "flyway.conf", {})
     assert any(f"{tmp_path / 'flyway.conf'}: {named}:" in p for p in problems), problems
     assert not any(line.partition("=")[2] in p for p in problems if named != "locations")  # no value echoed
+
+
+@pytest.mark.parametrize(("name", "expected"), [
+    ("0002_widgets.down.sql", "an up/down pair's file, as golang-migrate names them"),
+    ("0002_widgets.SQL", "ends in '.SQL', not '.sql'; rename it, or it is not run"),
+])
+def test_sidecar_format_refuses_names_it_would_otherwise_misread(tmp_path: Path, name: str, expected: str) -> None:
+    """A lone golang-migrate down file would have run as an up migration; an upper-case suffix was skipped silently."""
+    from sidecar import migrations
+
+    root = folder(tmp_path, {"0001_a.sql": "SELECT 1;", name: "DROP TABLE widgets;"})
+    found, problems = migrations.discover(root, "x")
+    assert [m.path.name for m in found] == ["0001_a.sql"]
+    assert problems == [f"{root / name}: {expected}" + problems[0].partition(expected)[2]], problems
