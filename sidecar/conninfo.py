@@ -160,6 +160,17 @@ def _check(info: ConnInfo) -> None:
             raise ValueError("a port is out of range (1-65535)")
     if len(ports) not in (1, len(hosts)):
         raise ValueError(f"{len(ports)} ports for {len(hosts)} hosts: give one port, or one per host")
+    for key, allowed in _ENUMERATED.items():
+        value = info.get(key)
+        if value and value not in allowed:  # libpq says so only when connecting (exit 3 then, a plan error here)
+            shown = repr(value) if re.fullmatch(r"[A-Za-z-]{1,20}", value) else "its value"
+            raise ValueError(f"{key}: {shown} is not one of libpq's: {', '.join(allowed)}")
+
+
+# libpq's parameters with a fixed set of values (fe-connect.c, PostgreSQL 15)
+_ENUMERATED = {"sslmode": ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"),
+               "gssencmode": ("disable", "prefer", "require"), "channel_binding": ("disable", "prefer", "require"),
+               "target_session_attrs": ("any", "read-write", "read-only", "primary", "standby", "prefer-standby")}
 
 
 def _parse_error(message: str, url: str) -> str:

@@ -145,3 +145,13 @@ def test_the_linear_patterns_mask_what_the_old_ones_did(text: str) -> None:
     assert spans(redact._SQL_PASSWORD) == spans(_OLD_SQL)
     new = spans(redact._KEYWORD_PASSWORD)
     assert all(any(a <= start and end <= b for a, b in new) for start, end in spans(_OLD_KEYWORD)), new
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ("sslmode=bogus", "sslmode: 'bogus' is not one of libpq's: disable, allow, prefer, require, verify-ca"),
+    ("target_session_attrs=primry", "target_session_attrs: 'primry' is not one of libpq's"),
+    ("gssencmode=x%2Fy", "gssencmode: its value is not one of libpq's"),
+])
+def test_a_value_libpq_would_refuse_only_when_connecting_is_a_plan_error(query: str, expected: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        parse_url(f"postgresql://app@db/x?{query}")
