@@ -1,0 +1,105 @@
+"""What the lock rules (locks.py) ask the server, read-only: function volatility, column types, foreign
+keys, partitions, what a view reads, and each relation's size. Names resolve through the session's
+search_path, as the migration's own statements would."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .db import Connection
+
+
+@dataclass(frozen=True, slots=True)
+class Size:
+    rows: int | None  # pg_class.reltuples, the planner's estimate; None: never analysed or vacuumed
+    table_bytes: int  # the heap (pg_relation_size)
+    total_bytes: int  # with indexes and TOAST (pg_total_relation_size)
+
+
+class ServerCatalog:
+    """Catalog lookups on one connection, each answered once."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def _one(self, sql: str, *args: str) -> Any:
+        key = (sql, *args)
+        if key not in self._cache:
+            with self.conn.cursor() as cur:
+                cur.execute(sql, args)
+                row = cur.fetchone()
+            self._cache[key] = row[0] if row else None
+        return self._cache[key]
+
+    def version(self) -> int:
+        return int(self._one("SELECT current_setting('server_version_num')"))
+
+    def volatility(self, function: str) -> str | None:
+        # A function in SQL may be inlined into a plain expression, which then is no longer volatile: not known.
+        found = self._one("SELECT array_agg(DISTINCT CASE WHEN l.lanname = 'sql' THEN '?' ELSE"
+                          " provolatile::text END) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+                          " WHERE proname = %s AND pg_function_is_visible(p.oid)", function.rsplit(".", 1)[-1])
+        return found[0] if found and len(found) == 1 and found[0] != "?" else None
+
+    def column_type(self, table: str, column: str) -> str | None:
+        found: str | None = self._one(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = to_regclass(%s)"
+            " AND attname = %s AND NOT attisdropped", table, column)
+        return found
+
+    def fk_target(self, table: str, constraint: str) -> str | None:
+        found = self._one("SELECT array_agg(CASE WHEN contype = 'f' THEN confrelid::regclass::text ELSE '' END)"
+                          " FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s", table, constraint)
+        return found[0] if found and len(found) == 1 else None
+
+    def fk_peers(self, table: str) -> tuple[str, ...] | None:
+        if not self._exists(table):
+            return None
+        found = self._one("SELECT array_agg(DISTINCT CASE WHEN conrelid = to_regclass(%s) THEN confrelid"
+                          " ELSE conrelid END::regclass::text) FROM pg_constraint WHERE contype = 'f'"
+                          " AND (conrelid = to_regclass(%s) OR confrelid = to_regclass(%s))"
+                          " AND conrelid <> confrelid", table, table, table)
+        return tuple(found or ())
+
+    def index_table(self, index: str) -> str | None:
+        found: str | None = self._one("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid ="
+                                      " to_regclass(%s)", index)
+        return found
+
+    def children(self, table: str) -> tuple[str, ...] | None:
+        if not self._exists(table):
+            return None
+        found = self._one("WITH RECURSIVE kids(oid) AS (SELECT inhrelid FROM pg_inherits WHERE inhparent ="
+                          " to_regclass(%s) UNION SELECT inhrelid FROM pg_inherits JOIN kids ON inhparent ="
+                          " kids.oid) SELECT array_agg(k.oid::regclass::text) FROM kids k JOIN pg_class c"
+                          " ON c.oid = k.oid WHERE c.relkind IN ('r', 'p', 'f')", table)
+        return tuple(found or ())
+
+    def sources(self, view: str) -> tuple[str, ...] | None:
+        if not self._exists(view):
+            return None
+        found = self._one("SELECT array_agg(DISTINCT d.refobjid::regclass::text) FROM pg_rewrite r JOIN pg_depend d"
+                          " ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid AND d.refclassid ="
+                          " 'pg_class'::regclass WHERE r.ev_class = to_regclass(%s) AND d.refobjid <> r.ev_class",
+                          view)
+        return tuple(found or ())
+
+    def partitioned(self, table: str) -> bool | None:
+        kind = self._one("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%s)", table)
+        return None if kind is None else kind == "p"
+
+    def exists(self, relation: str) -> bool | None:
+        return self._exists(relation)
+
+    def _exists(self, relation: str) -> bool:
+        return bool(self._one("SELECT to_regclass(%s) IS NOT NULL", relation))
+
+    def size(self, relation: str) -> Size | None:
+        found = self._one("SELECT ARRAY[CASE WHEN reltuples < 0 THEN NULL ELSE reltuples::bigint END,"
+                          " pg_relation_size(oid), pg_total_relation_size(oid)] FROM pg_class"
+                          " WHERE oid = to_regclass(%s)", relation)
+        if not found:
+            return None
+        return Size(None if found[0] is None else int(found[0]), int(found[1]), int(found[2]))

@@ -1,0 +1,315 @@
+"""The lock analysis (sidecar/locks.py) against the server itself, statement by statement.
+
+For each row of the corpus, in a fresh schema: the statement runs in a transaction that is then
+rolled back, and its session reads, before the rollback, what it holds. The strongest mode pg_locks
+shows on each relation that existed before must be the mode predicted for it (and no relation more
+or less); the relations whose pg_class.relfilenode changed must be those predicted to be rewritten
+(or truncated); the relations pg_stat_xact_user_tables counts a sequential scan on must be those
+predicted to be read in full (a validation, an index build, a rewrite). Statements that cannot run
+in a transaction (CONCURRENTLY, VACUUM) run in autocommit behind a session holding ACCESS EXCLUSIVE
+on the table: the mode they wait for in pg_locks is the one predicted, and once they are let go, the
+relfilenode says whether they rewrote the table. A row the analysis does not classify must say
+"unknown", and the corpus says which rows those are.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import psycopg2
+import pytest
+
+from sidecar import locks
+from sidecar.lockcatalog import ServerCatalog
+from tests.pgserver import PgServer
+
+pytestmark = pytest.mark.integration
+
+SETUP = """
+DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;
+CREATE TABLE p (id int PRIMARY KEY, name text);
+CREATE TABLE t (id int PRIMARY KEY, a int, b varchar(10), c numeric(10,2), p_id int, ts timestamp, n int);
+CREATE TABLE c (id int PRIMARY KEY, p_id int REFERENCES p(id));
+INSERT INTO p SELECT g, 'x' FROM generate_series(1, 20) g;
+INSERT INTO t SELECT g, g, 'x', g, g, '2024-01-01', g FROM generate_series(1, 20) g;
+INSERT INTO c SELECT g, g FROM generate_series(1, 20) g;
+CREATE INDEX t_a ON t(a);
+CREATE UNIQUE INDEX t_n ON t(n);
+ALTER TABLE t ADD CONSTRAINT t_chk CHECK (a > 0) NOT VALID;
+ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (p_id) REFERENCES p(id) NOT VALID;
+CREATE TABLE w (id int, a int);
+CREATE VIEW v AS SELECT id, a FROM w;
+CREATE TABLE parted (id int, k int) PARTITION BY RANGE (k);
+CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE loose (id int, k int);
+INSERT INTO loose VALUES (1, 150);
+CREATE MATERIALIZED VIEW mv AS SELECT id FROM w;
+CREATE UNIQUE INDEX mv_id ON mv(id);
+CREATE TYPE mood AS ENUM ('a', 'b');
+CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN 1; END';
+CREATE FUNCTION inlined() RETURNS int LANGUAGE sql AS 'SELECT 1';
+ANALYZE;
+"""
+
+
+@dataclass(frozen=True)
+class Row:
+    sql: str
+    unknown: bool = False  # the analysis must say "unknown" for it
+
+
+CORPUS = [
+    # ALTER TABLE: columns
+    Row("ALTER TABLE t ADD COLUMN d int"),
+    Row("ALTER TABLE t ADD COLUMN d int DEFAULT 0"),
+    Row("ALTER TABLE t ADD COLUMN d int NOT NULL DEFAULT 0"),
+    Row("ALTER TABLE t ADD COLUMN d timestamptz DEFAULT now()"),
+    Row("ALTER TABLE t ADD COLUMN d float8 DEFAULT random()"),
+    Row("ALTER TABLE t ADD COLUMN d uuid DEFAULT gen_random_uuid()"),
+    Row("ALTER TABLE t ADD COLUMN d int DEFAULT f()"),
+    Row("ALTER TABLE t ADD COLUMN d int DEFAULT inlined()", unknown=True),  # volatile, but inlined to a constant
+    Row("ALTER TABLE t ADD COLUMN d bigserial"),
+    Row("ALTER TABLE t ADD COLUMN d int GENERATED ALWAYS AS (a * 2) STORED"),
+    Row("ALTER TABLE t ADD COLUMN d int GENERATED ALWAYS AS IDENTITY"),
+    Row("ALTER TABLE t DROP COLUMN a CASCADE"),
+    Row("ALTER TABLE t RENAME COLUMN a TO aa"),
+    Row("ALTER TABLE t ALTER COLUMN a TYPE bigint"),
+    Row("ALTER TABLE t ALTER COLUMN b TYPE varchar(20)"),
+    Row("ALTER TABLE t ALTER COLUMN b TYPE varchar(5)"),
+    Row("ALTER TABLE t ALTER COLUMN b TYPE text"),
+    Row("ALTER TABLE t ALTER COLUMN c TYPE numeric(12,2)"),
+    Row("ALTER TABLE t ALTER COLUMN c TYPE numeric(12,4)"),
+    Row("ALTER TABLE t ALTER COLUMN n TYPE text USING n::text"),
+    Row("ALTER TABLE t ALTER COLUMN ts TYPE timestamptz", unknown=True),  # a rewrite unless TimeZone is UTC
+    Row("ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
+    Row("ALTER TABLE t ALTER COLUMN a DROP NOT NULL"),
+    Row("ALTER TABLE t ALTER COLUMN a SET DEFAULT 5"),
+    Row("ALTER TABLE t ALTER COLUMN a DROP DEFAULT"),
+    Row("ALTER TABLE t ALTER COLUMN a SET STATISTICS 500"),
+    Row("ALTER TABLE t ALTER COLUMN b SET STORAGE EXTERNAL"),
+    # ALTER TABLE: constraints
+    Row("ALTER TABLE t ADD CONSTRAINT x CHECK (a > 0)"),
+    Row("ALTER TABLE t ADD CONSTRAINT x CHECK (a > 0) NOT VALID"),
+    Row("ALTER TABLE t VALIDATE CONSTRAINT t_chk"),
+    Row("ALTER TABLE t ADD CONSTRAINT y FOREIGN KEY (p_id) REFERENCES p(id)"),
+    Row("ALTER TABLE t ADD CONSTRAINT y FOREIGN KEY (p_id) REFERENCES p(id) NOT VALID"),
+    Row("ALTER TABLE t VALIDATE CONSTRAINT t_fk"),
+    Row("ALTER TABLE t DROP CONSTRAINT t_fk"),
+    Row("ALTER TABLE t DROP CONSTRAINT t_chk"),
+    Row("ALTER TABLE c ALTER CONSTRAINT c_p_id_fkey DEFERRABLE"),
+    Row("ALTER TABLE c ADD UNIQUE (p_id)"),
+    Row("ALTER TABLE t ADD CONSTRAINT t_n_key UNIQUE USING INDEX t_n"),
+    Row("ALTER TABLE t ADD CONSTRAINT t_n_pk PRIMARY KEY USING INDEX t_n", unknown=True),
+    # ALTER TABLE: the table
+    Row("ALTER TABLE t RENAME TO t2"),
+    Row("ALTER TABLE t SET (fillfactor = 50)"),
+    Row("ALTER TABLE t SET (autovacuum_enabled = false)"),
+    Row("ALTER TABLE t SET UNLOGGED"),
+    Row("ALTER TABLE t OWNER TO postgres"),
+    Row("ALTER TABLE t ENABLE ROW LEVEL SECURITY"),
+    Row("ALTER TABLE t DISABLE TRIGGER ALL"),
+    Row("ALTER TABLE t REPLICA IDENTITY FULL"),
+    Row("ALTER TABLE t CLUSTER ON t_a"),
+    # partitions
+    Row("ALTER TABLE parted ADD COLUMN d int"),
+    Row("ALTER TABLE parted ATTACH PARTITION loose FOR VALUES FROM (100) TO (200)"),
+    Row("ALTER TABLE parted DETACH PARTITION parted_1"),
+    Row("ALTER TABLE parted DETACH PARTITION parted_1 CONCURRENTLY"),
+    Row("CREATE TABLE parted_2 PARTITION OF parted FOR VALUES FROM (200) TO (300)"),
+    Row("CREATE INDEX ON parted (k)"),
+    # indexes
+    Row("CREATE INDEX t_b ON t (b)"),
+    Row("CREATE UNIQUE INDEX t_id2 ON t (id, a)"),
+    Row("CREATE INDEX CONCURRENTLY t_b ON t (b)"),
+    Row("DROP INDEX t_a"),
+    Row("DROP INDEX CONCURRENTLY t_a"),
+    Row("REINDEX TABLE t"),
+    Row("REINDEX INDEX t_a"),
+    Row("REINDEX INDEX CONCURRENTLY t_a"),
+    Row("ALTER INDEX t_a RENAME TO t_a2"),
+    # tables
+    Row("CREATE TABLE n (id int REFERENCES p(id))"),
+    Row("CREATE TABLE n (LIKE t)"),
+    Row("CREATE TABLE n () INHERITS (loose)"),
+    Row("CREATE TABLE n AS SELECT * FROM w"),
+    Row("DROP TABLE c"),
+    Row("DROP TABLE w CASCADE", unknown=True),  # what CASCADE drops is not looked up
+    Row("DROP TABLE loose"),
+    Row("TRUNCATE t"),
+    Row("CLUSTER t USING t_pkey"),
+    Row("VACUUM FULL t"),
+    Row("VACUUM t"),
+    Row("ANALYZE t"),
+    Row("LOCK TABLE t IN SHARE MODE"),
+    # views
+    Row("CREATE VIEW v2 AS SELECT t.id, p.name FROM t JOIN p ON p.id = t.p_id"),
+    Row("CREATE OR REPLACE VIEW v AS SELECT id, a, 1 AS one FROM w"),
+    Row("DROP VIEW v"),
+    Row("CREATE MATERIALIZED VIEW mv2 AS SELECT id FROM t"),
+    Row("REFRESH MATERIALIZED VIEW mv"),
+    Row("REFRESH MATERIALIZED VIEW CONCURRENTLY mv"),
+    # triggers, policies, comments, grants
+    Row("CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()"),
+    Row("CREATE POLICY pol ON t USING (true)"),
+    Row("COMMENT ON TABLE t IS 'x'"),
+    Row("COMMENT ON COLUMN t.a IS 'x'"),
+    Row("GRANT SELECT ON t TO PUBLIC"),
+    # functions, types, enums, sequences, schemas
+    Row("CREATE FUNCTION g() RETURNS int LANGUAGE sql AS 'SELECT 2'"),
+    Row("CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN 3; END'"),
+    Row("DROP FUNCTION f()"),
+    Row("CREATE TYPE status AS ENUM ('on', 'off')"),
+    Row("ALTER TYPE mood ADD VALUE 'c'"),
+    Row("ALTER TYPE mood RENAME VALUE 'a' TO 'aa'"),
+    Row("CREATE SEQUENCE s"),
+    Row("CREATE SCHEMA other"),
+    Row("CREATE EXTENSION IF NOT EXISTS pg_trgm", unknown=True),
+    Row("DO $$ BEGIN PERFORM 1; END $$", unknown=True),
+    # data
+    Row("UPDATE t SET a = a + 1"),
+    Row("UPDATE t SET a = 1 WHERE id = 1", unknown=False),
+    Row("DELETE FROM w"),
+    Row("INSERT INTO w SELECT id, a FROM t"),
+    Row("SELECT 1"),
+    Row("SELECT pg_sleep(0)", unknown=True),
+]
+NOT_IN_TRANSACTION = ("INDEX CONCURRENTLY", "_1 CONCURRENTLY", "VACUUM")
+
+
+def _strongest(rows: list[tuple[str, str]]) -> dict[str, str]:
+    by_name = {v: k for k, v in locks.LOCK_NAMES.items()}
+    found: dict[str, str] = {}
+    for relation, mode in rows:
+        found[relation] = locks.stronger(found.get(relation, locks.AS), by_name[mode])
+    return found
+
+
+@pytest.fixture(scope="module")
+def database(pg: PgServer) -> str:
+    pg.query("postgres", "CREATE DATABASE locks_truth")
+    return "locks_truth"
+
+
+def _setup(conn: psycopg2.extensions.connection) -> dict[int, tuple[str, int]]:
+    """The fixture schema; the relations that exist before the statement: oid -> (name, relfilenode)."""
+    with conn.cursor() as cur:
+        cur.execute(SETUP)
+        cur.execute("SELECT oid::int, relname, relfilenode::int FROM pg_class WHERE relnamespace ="
+                    " 'public'::regnamespace AND relkind IN ('r', 'p', 'm', 'v', 'f')")
+        return {oid: (name, node) for oid, name, node in cur.fetchall()}
+
+
+def _relfilenodes(cur: psycopg2.extensions.cursor, before: dict[int, tuple[str, int]]) -> set[str]:
+    cur.execute("SELECT oid::int, relfilenode::int FROM pg_class WHERE oid = ANY(%s)", (list(before),))
+    return {before[oid][0] for oid, node in cur.fetchall() if node != before[oid][1]}
+
+
+def _analysis(conn: psycopg2.extensions.connection, sql: str) -> locks.Analysis:
+    catalog = ServerCatalog(conn)  # type: ignore[arg-type]
+    [found] = locks.Analyser(catalog.version(), catalog).statement(sql)
+    conn.rollback()
+    return found
+
+
+def _in_transaction(conn: psycopg2.extensions.connection, sql: str,
+                    before: dict[int, tuple[str, int]]) -> tuple[dict[str, str], set[str], set[str]]:
+    """Modes held, relations rewritten, relations scanned in full: read in the statement's own transaction."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT relid::int, seq_scan FROM pg_stat_xact_user_tables")
+        scans = dict(cur.fetchall())
+        cur.execute(sql)
+        cur.execute("SELECT relation::int, mode FROM pg_locks WHERE pid = pg_backend_pid() AND locktype ="
+                    " 'relation' AND relation = ANY(%s)", (list(before),))
+        held = _strongest([(before[oid][0], mode) for oid, mode in cur.fetchall()])
+        rewritten = _relfilenodes(cur, before)
+        cur.execute("SELECT relid::int, seq_scan FROM pg_stat_xact_user_tables")
+        scanned = {before[oid][0] for oid, count in cur.fetchall() if oid in before and count > scans.get(oid, 0)}
+    conn.rollback()
+    return held, rewritten, scanned
+
+
+def _waiting(pg: PgServer, database: str, conn: psycopg2.extensions.connection, sql: str,
+             before: dict[int, tuple[str, int]], table: str) -> tuple[dict[str, str], set[str]]:
+    """The mode the statement waits for on `table` behind SHARE UPDATE EXCLUSIVE (which lets a statement's first
+    ACCESS SHARE by, as VACUUM takes one to look the table up); the relations it then rewrote."""
+    blocker = pg.connect(database)
+    blocker.autocommit = False
+    runner = pg.connect(database)
+    runner.autocommit = True
+    try:
+        with blocker.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE")
+        with runner.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pid = cur.fetchone()[0]  # type: ignore[index]
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with runner.cursor() as cur:
+                    cur.execute(sql)
+            except BaseException as exc:
+                errors.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        waited: dict[str, str] = {}
+        deadline = time.monotonic() + 10
+        by_name = {v: k for k, v in locks.LOCK_NAMES.items()}
+        with conn.cursor() as cur:
+            while not waited and time.monotonic() < deadline:
+                cur.execute("SELECT relation::int, mode FROM pg_locks WHERE pid = %s AND NOT granted AND locktype ="
+                            " 'relation'", (pid,))
+                waited = {before[oid][0]: by_name[mode] for oid, mode in cur.fetchall() if oid in before}
+                conn.rollback()
+                time.sleep(0.02)
+        blocker.rollback()
+        thread.join(30)
+        assert not errors, errors
+        with conn.cursor() as cur:
+            rewritten = _relfilenodes(cur, before)
+        conn.rollback()
+        return waited, rewritten
+    finally:
+        blocker.close()
+        runner.close()
+
+
+@pytest.mark.parametrize("row", CORPUS, ids=lambda r: r.sql[:60])
+def test_the_predicted_locks_are_what_the_server_takes(row: Row, pg: PgServer, database: str) -> None:
+    conn = pg.connect(database)
+    try:
+        conn.autocommit = True
+        before = _setup(conn)
+        conn.autocommit = False
+        found = _analysis(conn, row.sql)
+        if row.unknown:
+            assert found.unknown, f"{row.sql}: expected unknown, got {found.accesses}"
+            return
+        assert not found.unknown, f"{row.sql}: not classified: {found.unknown}"
+        existing = {name for name, _ in before.values()}
+        predicted = {a.relation: a.mode for a in found.accesses if a.relation in existing}
+        assert found.transactional == (not any(word in row.sql for word in NOT_IN_TRANSACTION)), row.sql
+        if not found.transactional:
+            conn.autocommit = True
+            for table, mode in predicted.items():  # each relation in a run of its own: the statement commits
+                before = _setup(conn)
+                waited, rewritten = _waiting(pg, database, conn, row.sql, before, table)
+                assert waited == {table: mode}, f"{row.sql}: predicted {mode} on {table}, waited for {waited}"
+                assert rewritten == {a.relation for a in found.accesses if a.effect == "rewrite"}
+            return
+        held, rewritten, scanned = _in_transaction(conn, row.sql, before)
+        assert predicted == held, f"{row.sql}: predicted {predicted}, pg_locks shows {held}"
+        assert rewritten == {a.relation for a in found.accesses if a.effect in ("rewrite", "truncate")}, row.sql
+        full = {a.relation for a in found.accesses if a.effect in ("scan", "index", "rewrite")}
+        judged = {a.relation for a in found.accesses if a.effect in ("read", "unknown", "truncate")}
+        assert scanned - judged == full, f"{row.sql}: predicted full reads of {full}, the server read {scanned}"
+    finally:
+        conn.close()
+
+
+def test_the_corpus_is_broad() -> None:
+    assert len(CORPUS) >= 40
+    assert sum(row.unknown for row in CORPUS) >= 3  # and says "unknown" where it does not know
