@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   f" (exit 0: nothing to do, {WORK_PENDING}: work pending)")
     add_plan(preview)
     preview.add_argument("--json", action="store_true", help="machine-readable output")
+    preview.add_argument("--locks", action="store_true", help="also show what every pending SQL statement will"
+                         " lock, rewrite or read in full, on tables of what size, for about how long (docs/locks.md)")
     commands.add_parser("schema", help="print the plan's JSON Schema, for editors to check and complete"
                         " sidecar.toml (Taplo, Even Better TOML: `#:schema` line)")
     probe = commands.add_parser("probe", help="healthcheck: exit 0 only if the health file is"
@@ -234,8 +236,9 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
             from . import preview
             from .errors import WORK_PENDING, StepError, VerificationError
 
-            found = preview.collect(plan)
-            print(redact(preview.render_json(plan, found) if args.json else preview.render_text(plan, found)))
+            found = preview.collect(plan, locks=args.locks)
+            print(redact(preview.render_json(plan, found, args.locks) if args.json
+                         else preview.render_text(plan, found, args.locks)))
             if found.stops:
                 raise StepError("; ".join(found.stops), hint="a run would stop there (exit 4) before any step;"
                                 " the preview above says what it would do once that is fixed")

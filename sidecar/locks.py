@@ -41,6 +41,18 @@ LOCK_NAMES = {mode: "".join(word.capitalize() for word in mode.split()) + "Lock"
 # An effect on the relation, under the lock: nothing more; read rows as a query does (as many as its plan
 # reads); read every row (a validation, an index build: `index`); write the table anew; truncate it.
 EFFECTS = ("none", "read", "scan", "index", "rewrite", "truncate", "unknown")
+# The safe alternatives, said where a long lock on a large table is called out.
+NOT_VALID = ("add it NOT VALID (brief lock, no read), then ALTER TABLE ... VALIDATE CONSTRAINT in a later migration"
+             " (SHARE UPDATE EXCLUSIVE: reads and writes go on)")
+NOT_NULL = ("add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL: PostgreSQL 12 and"
+            " later skip the read")
+CONCURRENTLY = ("CREATE INDEX CONCURRENTLY, in a file of its own marked `-- sidecar: no-transaction`: writes go on")
+USING_INDEX = ("CREATE UNIQUE INDEX CONCURRENTLY first (a no-transaction file), then ADD CONSTRAINT ... USING INDEX:"
+               " a brief lock")
+BACKFILL = ("add the column without the default (or with a constant one: no rewrite), then fill it in batches of"
+            " UPDATE ... WHERE id BETWEEN ..., each its own transaction")
+NEW_COLUMN = ("add a column of the new type, fill it in batches, then swap the columns in a brief migration")
+BATCHES = "update in batches (UPDATE ... WHERE id BETWEEN ...), each its own transaction, to keep row locks short"
 OLDEST = 110000  # the rules are PostgreSQL 11's and later (ADD COLUMN with a constant default: no rewrite)
 
 
@@ -104,6 +116,7 @@ class Access:
     effect: str  # one of EFFECTS
     new: bool = False  # created earlier in the same migrations: no one else uses it yet
     note: str = ""  # why, in words: "ADD COLUMN with a volatile default"
+    hint: str = ""  # the safe alternative, when the lock is long on a large table
 
     @property
     def blocks_writes(self) -> bool:
@@ -194,10 +207,10 @@ class Analyser:
                 b = merged[a.relation]
                 effect = max(a.effect, b.effect, key=EFFECTS.index)
                 a = Access(a.relation, stronger(a.mode, b.mode), effect, note="; ".join(
-                    n for n in dict.fromkeys((b.note, a.note)) if n))
+                    n for n in dict.fromkeys((b.note, a.note)) if n), hint=b.hint or a.hint)
             merged[a.relation] = a
         for a in merged.values():
-            yield Access(a.relation, a.mode, a.effect, a.relation in self.created, a.note)
+            yield Access(a.relation, a.mode, a.effect, a.relation in self.created, a.note, a.hint)
 
     # -- the rules ---------------------------------------------------------------------------
 
@@ -240,13 +253,13 @@ class Analyser:
         sub = cmd.subtype
         if sub in (t.AT_AddColumn, t.AT_AddColumnToView):
             effect, note = self._add_column(table, cmd.def_)
-            return [Access(table, AX, effect, note=note)]
+            return [Access(table, AX, effect, note=note, hint=BACKFILL if effect == "rewrite" else "")]
         if sub == t.AT_AlterColumnType:
             effect, note = self._column_type(table, cmd.name, cmd.def_)
-            return [Access(table, AX, effect, note=note)]
+            return [Access(table, AX, effect, note=note, hint=NEW_COLUMN if effect == "rewrite" else "")]
         if sub == t.AT_SetNotNull:
             return [Access(table, AX, "scan", note="SET NOT NULL reads every row (unless a valid CHECK"
-                           " (col IS NOT NULL) proves it)")]
+                           " (col IS NOT NULL) proves it)", hint=NOT_NULL)]
         if sub in (t.AT_DropNotNull, t.AT_ColumnDefault, t.AT_DropColumn, t.AT_AlterConstraint, t.AT_ChangeOwner,
                    t.AT_SetStorage, t.AT_SetCompression, t.AT_ReplicaIdentity, t.AT_EnableRowSecurity,
                    t.AT_DisableRowSecurity, t.AT_ForceRowSecurity, t.AT_NoForceRowSecurity, t.AT_GenericOptions,
@@ -349,17 +362,18 @@ class Analyser:
         if con.contype == c.CONSTR_FOREIGN:
             target = _name(con.pktable)
             effect = "scan" if valid and table not in self.created else "none"
-            return [Access(table, SRX, effect, note="FOREIGN KEY checks every row" if effect == "scan" else ""),
-                    Access(target, SRX, effect)]
+            return [Access(table, SRX, effect, note="FOREIGN KEY checks every row" if effect == "scan" else "",
+                           hint=NOT_VALID), Access(target, SRX, effect, hint=NOT_VALID)]
         if con.contype == c.CONSTR_CHECK:
             effect = "scan" if valid and table not in self.created else "none"
-            return [Access(table, AX, effect, note="CHECK reads every row" if effect == "scan" else "")]
+            return [Access(table, AX, effect, note="CHECK reads every row" if effect == "scan" else "", hint=NOT_VALID)]
         if con.contype in (c.CONSTR_PRIMARY, c.CONSTR_UNIQUE, c.CONSTR_EXCLUSION):
             if con.indexname:
                 if con.contype == c.CONSTR_PRIMARY:
                     raise Unknown("PRIMARY KEY USING INDEX: a scan unless the columns are NOT NULL already")
                 return [Access(table, AX, "none")]
-            return [Access(table, AX, "index", note="builds its index while writes wait")]
+            return [Access(table, AX, "index", note="builds its index while writes wait",
+                           hint=USING_INDEX)]
         raise Unknown(f"ADD CONSTRAINT {con.contype.name.removeprefix('CONSTR_')} is not classified")
 
     def _IndexStmt(self, node: Any) -> tuple[list[Access], bool]:
@@ -369,7 +383,8 @@ class Analyser:
             return [Access(table, mode, "none")], not node.concurrent
         partitioned = self.catalog.partitioned(table)
         effect = "none" if partitioned else "index"  # a partitioned table has no rows of its own: its partitions do
-        found = [Access(table, mode, effect, note="" if node.concurrent else "CREATE INDEX: writes wait")]
+        found = [Access(table, mode, effect, note="" if node.concurrent else "CREATE INDEX: writes wait",
+                       hint=CONCURRENTLY)]
         if not node.concurrent and node.relation.inh:
             kids = self.catalog.children(table)
             if kids is None and self.catalog.exists(table) is not False:
@@ -426,7 +441,8 @@ class Analyser:
         if node.concurrent:
             found = [Access(view, EX, "scan", note="REFRESH ... CONCURRENTLY: reads go on, writes wait")]
         else:
-            found = [Access(view, AX, "rewrite", note="REFRESH MATERIALIZED VIEW: reads wait")]
+            found = [Access(view, AX, "rewrite", note="REFRESH MATERIALIZED VIEW: reads wait",
+                            hint="REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index): reads go on")]
         return found + [Access(r, AS, "read") for r in sources]
 
     def _DropStmt(self, node: Any) -> tuple[list[Access], bool]:
@@ -534,7 +550,8 @@ class Analyser:
             raise Unknown("a function call in a data change is not classified")
         note = "every row written stays locked against other writers until commit" if effect == "scan" else ""
         target_name = _name(target)
-        return ([Access(target_name, RX, effect if target_name not in self.created else "none", note=note)]
+        return ([Access(target_name, RX, effect if target_name not in self.created else "none", note=note,
+                        hint=BATCHES if effect == "scan" else "")]
                 + [Access(r, AS, "read") for r in _relations(sources)])
 
     def _SelectStmt(self, node: Any) -> list[Access]:

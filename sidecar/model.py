@@ -73,6 +73,14 @@ class Lint:
 
 
 @dataclass(frozen=True, slots=True)
+class LockPolicy:
+    """[locks]: a run stops before any change when a statement would block writes on a large table."""
+
+    max_blocking_size: int  # bytes (table, indexes and TOAST) above which a long write-blocking lock stops the run
+    stop_unknown: bool  # a statement the analysis cannot classify stops the run too
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
     name: str
     path: Path
@@ -86,6 +94,7 @@ class Plan:
     verify: tuple[VerifySpec, ...]
     guard: Guard
     lint: Lint | None  # None: no [lint] table, nothing is linted
+    locks: LockPolicy | None = None  # None: no [locks] table, no lock policy (and no parser imported)
 
     def database(self, name: str) -> Database:
         return next(db for db in self.databases if db.name == name)

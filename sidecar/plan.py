@@ -20,8 +20,8 @@ from . import identity, kinds, shape
 from .conninfo import parse_url
 from .errors import PlanError
 from .kinds.base import Declared
-from .model import Database, Guard, Lint, Plan, SqlCheck, Step, VerifySpec
-from .shape import CHECK, DATABASE, GUARD, LINT, LOCK, PLAN, SERVE, VERIFY, WAIT
+from .model import Database, Guard, Lint, LockPolicy, Plan, SqlCheck, Step, VerifySpec
+from .shape import CHECK, DATABASE, GUARD, LINT, LOCK, LOCKS, PLAN, SERVE, VERIFY, WAIT
 from .tablereader import TableReader
 from .values import parse_duration
 
@@ -33,6 +33,12 @@ DEFAULT_GUARD = Guard(lock_timeout=parse_duration(str(GUARD.key("lock_timeout").
                       retries=int(str(GUARD.key("retries").default)),
                       deadline=parse_duration(str(GUARD.key("deadline").default)),
                       statement_timeout=parse_duration(str(GUARD.key("statement_timeout").default)))
+
+
+def parse_size(text: str) -> int:
+    """"100MB" -> bytes, as PostgreSQL reads a size (units of 1024); the reader checked the pattern."""
+    number, unit = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|kB|MB|GB|TB)\s*", text).groups()  # type: ignore[union-attr]
+    return int(float(number) * 1024 ** ("B", "kB", "MB", "GB", "TB").index(unit))
 
 
 def load_plan(path: Path, environ: Mapping[str, str] | None = None) -> Plan:
@@ -74,6 +80,7 @@ class _PlanReader(TableReader):
         interval = self.value(serve, SERVE.key("interval"), "serve")
         self.guard = self.read_guard(guard)
         lint = self.read_lint(doc["lint"]) if "lint" in doc else None
+        locks = self.read_locks(doc["locks"]) if "locks" in doc else None
         databases = self.databases(doc.get("databases"))
         # Declared names, valid or not, so one bad URL does not make every step "unknown".
         names = list(doc["databases"]) if isinstance(doc.get("databases"), dict) else []
@@ -91,7 +98,7 @@ class _PlanReader(TableReader):
             for part in kinds.of(step).checksums(step):
                 digest.update(f"\n{part}".encode())
         return Plan(name, self.path, digest.hexdigest()[:16], wait_timeout, lock_timeout,
-                    lock_database, interval, databases, steps, verify, self.guard, lint)
+                    lock_database, interval, databases, steps, verify, self.guard, lint, locks)
 
     # -- sections -------------------------------------------------------------------
 
@@ -128,6 +135,22 @@ class _PlanReader(TableReader):
                          " squawk-cli (pip install squawk-cli, or sidecar[lint]), or remove [lint]")
             return None
         return Lint(found, rules["fail_on"], rules["exclude"])
+
+    def read_locks(self, section: object) -> LockPolicy | None:
+        if not isinstance(section, dict):
+            self.problem("locks", "expected a table [locks]")
+            return None
+        self.check_keys(section, LOCKS.names, "locks")
+        size, unknown = (self.value(section, LOCKS.key(key), "locks") for key in ("max_blocking_size", "unknown"))
+        if size is not None and not re.fullmatch(shape.SIZE, size):
+            self.problem("locks.max_blocking_size", f"expected a size like \"100MB\" or \"1.5GB\", got {size!r}")
+            size = None
+        if unknown is not None and unknown not in LOCKS.key("unknown").values:
+            self.problem("locks.unknown", f"expected \"allow\" or \"stop\", got {unknown!r}")
+            unknown = None
+        if size is None or unknown is None:
+            return None
+        return LockPolicy(parse_size(size), unknown == "stop")
 
     def databases(self, section: object) -> tuple[Database, ...]:
         if not isinstance(section, dict) or not section:

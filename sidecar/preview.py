@@ -19,6 +19,10 @@ from .redact import redact_value
 from .steps import sequence
 from .wait import wait_for_server
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .lockreport import StepLocks
+
 CONNECT_TIMEOUT = 5.0
 
 
@@ -29,18 +33,19 @@ class Preview:
     verify: tuple[str, ...]  # the checks a run ends with, one line per database
     stops: tuple[str, ...]  # what would stop the run before its steps (exit 4)
     failing: tuple[str, ...] = ()  # with nothing to do: the checks a run would fail on (exit 5), as status says
+    locks: tuple[StepLocks, ...] = ()  # with --locks: what each pending statement locks (lockreport.py)
 
     @property
     def pending(self) -> bool:
         return bool(self.create or any(s.pending for s in self.steps))
 
 
-def collect(plan: Plan) -> Preview:
+def collect(plan: Plan, locks: bool = False) -> Preview:
     conns: dict[str, db.Connection | None] = {}
     try:
         for database in plan.databases:
             conns[database.name] = _connect_read_only(plan, database.name)
-        return _preview(plan, conns)
+        return _preview(plan, conns, locks)
     finally:
         for conn in conns.values():
             db.close_quietly(conn)
@@ -60,21 +65,37 @@ def _connect_read_only(plan: Plan, name: str) -> db.Connection | None:
     return conn
 
 
-def _preview(plan: Plan, conns: dict[str, db.Connection | None]) -> Preview:
-    """The run's own sequence (steps.sequence), each step's work shown instead of done."""
+def _preview(plan: Plan, conns: dict[str, db.Connection | None], locks: bool = False) -> Preview:
+    """The run's own sequence (steps.sequence), each step's work shown instead of done; with `locks`, what each
+    pending statement of the sql steps would lock (lockreport.py: only then is the parser imported)."""
     drift: list[StepError] = []
-    steps = [kind.preview(step, kind.todo(context, step))
-             for step, kind, context in sequence(plan, conns, create=False, stops=drift)]
+    work = [(step, kind, kind.todo(context, step))
+            for step, kind, context in sequence(plan, conns, create=False, stops=drift)]
+    steps = [kind.preview(step, todo) for step, kind, todo in work]
+    found_locks: tuple[StepLocks, ...] = ()
+    if locks:
+        from . import lockreport
+
+        found_locks = lockreport.collect([(step, todo) for step, _kind, todo in work], conns, threshold(plan))
     stops = tuple([exc.message for exc in drift] + [s.stop for s in steps if s.stop])
     create = tuple(name for name, conn in conns.items() if conn is None)
     verify = [_describe(spec) for spec in plan.verify]
     verify += [line for step in plan.steps for line in kinds.of(step).verified(step)]
-    result = Preview(create, tuple(steps), tuple(verify), stops)
+    result = Preview(create, tuple(steps), tuple(verify), stops, locks=found_locks)
     if result.pending or result.stops:  # the work may well make the checks pass: they are the run's to judge
         return result
     failing = tuple(f"{name}: {line}" for name, conn in conns.items() if conn is not None
                     for line in state.read(conn, plan, name, commands=False).problems())
     return replace(result, failing=failing)
+
+
+def threshold(plan: Plan) -> int:
+    """The size above which a write-blocking statement is called out: [locks]'s, else lockreport's default."""
+    if plan.locks is not None:
+        return plan.locks.max_blocking_size
+    from .lockreport import DEFAULT_THRESHOLD
+
+    return DEFAULT_THRESHOLD
 
 
 def _describe(spec: VerifySpec) -> str:
@@ -86,12 +107,15 @@ def _describe(spec: VerifySpec) -> str:
     return f"{spec.database}: {'; '.join(parts) or 'reachable'}"
 
 
-def render_json(plan: Plan, preview: Preview) -> str:
+def render_json(plan: Plan, preview: Preview, locks: bool = False) -> str:
+    found = asdict(preview)
+    if not locks:
+        del found["locks"]
     return json.dumps(redact_value({"plan": plan.name, "digest": plan.digest, "pending": preview.pending,
-                                    **asdict(preview)}), indent=2)
+                                    **found}), indent=2)
 
 
-def render_text(plan: Plan, preview: Preview) -> str:
+def render_text(plan: Plan, preview: Preview, locks: bool = False) -> str:
     adopted = sum(len(s.adopt) for s in preview.steps)
     counts = [f"apply {sum(len(s.apply) for s in preview.steps)} migrations",
               f"record {sum(len(s.baseline) for s in preview.steps)} baselines",
@@ -116,6 +140,10 @@ def render_text(plan: Plan, preview: Preview) -> str:
             lines.append(f"       {'run' if step.run else 'skip'}: {step.note}")
     lines += [f"  then verify {line}" for line in preview.verify]
     lines.append("")
+    if locks:
+        from . import lockreport
+
+        lines += [*lockreport.render_text(preview.locks, threshold(plan)), ""]
     if preview.stops:
         lines += [f"a run would stop before its steps: {stop}" for stop in preview.stops]
     elif preview.failing:

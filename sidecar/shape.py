@@ -197,6 +197,16 @@ LINT = Table("lint", "With a `[lint]` table, squawk lints every SQL file of the 
     Key("exclude", "strings", "squawk rules not checked", (), pattern=RULE_NAME,
         example='["prefer-bigint-over-int"]'),
 ))
+SIZE = r"\s*\d+(?:\.\d+)?\s*(?:B|kB|MB|GB|TB)\s*"  # a size, as PostgreSQL writes one: "100MB", "1.5 GB"
+LOCKS = Table("locks", "With a `[locks]` table, a run stops before any change (exit 2) when a pending statement would"
+              " block writes on a large table while it reads or rewrites it (see [Locks](locks.md)).", (
+    Key("max_blocking_size", "string", "the size of a table (with its indexes and TOAST, the catalog's figure) above"
+        " which a statement that blocks its writes while it reads every row, builds an index or rewrites it stops"
+        " the run, naming file, line, table and lock; a file whose leading comments say"
+        " `-- sidecar: allow-blocking` is let through", "100MB", pattern=SIZE, example='"1GB"'),
+    Key("unknown", "string", "a statement the analysis cannot classify: `allow` it, or `stop` the run", "allow",
+        values=("allow", "stop")),
+))
 DATABASE = Table("databases.NAME", "A database the plan works on; steps, `lock.database` and `[verify.NAME]` name"
                  " it by NAME.", (
     Key("url", "string", "a libpq connection URL, `postgresql://user[:password]@host[:port][,host2[:port2]...]"
@@ -235,6 +245,8 @@ PLAN = Table("(top level)", "The plan: the databases, the steps that migrate the
     _section("guard", "how a migration behaves on a database that is serving", GUARD),
     Key("lint", "table", "squawk over the plan's SQL files before anything runs", None,
         default_text="none: nothing is linted", tables=(LINT,)),
+    Key("locks", "table", "stop a run whose statements would block writes on a large table", None,
+        default_text="none: no lock policy", tables=(LOCKS,)),
     Key("databases", "named tables", "the databases, each a table named by the name steps use for it", REQUIRED,
         minimum=1, tables=(DATABASE,)),
     Key("steps", "array of tables", "what to do, in order, across databases; a step's kind is whichever of `sql`,"
@@ -243,7 +255,7 @@ PLAN = Table("(top level)", "The plan: the databases, the steps that migrate the
 ))
 # Every table, in the order the docs show them: each after the table that holds it.
 # The [[steps]] tables come from the step kinds (sidecar/kinds/, each kind's SHAPE), between DATABASE and VERIFY.
-TABLES_BEFORE_STEPS = (PLAN, WAIT, LOCK, SERVE, GUARD, LINT, DATABASE)
+TABLES_BEFORE_STEPS = (PLAN, WAIT, LOCK, SERVE, GUARD, LINT, LOCKS, DATABASE)
 TABLES_AFTER_STEPS = (VERIFY, CHECK)
 
 

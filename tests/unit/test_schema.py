@@ -50,6 +50,7 @@ from sidecar.shape import (
     GUARD,
     LINT,
     LOCK,
+    LOCKS,
     PLAN,
     SERVE,
     TABLES_AFTER_STEPS,
@@ -282,6 +283,7 @@ UNKNOWN_KEY = {
     SERVE: ("serve.zz", "[serve]\nzz = 1\n" + BASE),
     GUARD: ("guard.zz", "[guard]\nzz = 1\n" + BASE),
     LINT: ("lint.zz", "[lint]\nzz = 1\n" + BASE),
+    LOCKS: ("locks.zz", "[locks]\nzz = 1\n" + BASE),
     DATABASE: ("databases.main.zz", BASE.replace('url = "${DATABASE_URL}"', 'url = "${DATABASE_URL}"\nzz = 1')),
     VERIFY: ("verify.main.zz", BASE + "\n[verify.main]\nzz = 1\n"),
     CHECK: ("verify.main.checks[1].zz",
@@ -331,6 +333,8 @@ DEFAULTS = """
 
     [lint]
 
+    [locks]
+
     [[steps]]
     database = "main"
     sql = "migrations"
@@ -368,10 +372,13 @@ def read_values(tmp_path: Path) -> dict[tuple[str, str], object]:
     sql, command, django, faked, alembic = full.steps
     assert isinstance(sql, SqlStep) and isinstance(command, CommandStep) and isinstance(alembic, AlembicStep)
     assert isinstance(django, DjangoStep) and isinstance(faked, DjangoStep) and full.lint is not None
+    assert full.locks is not None and full.locks.max_blocking_size == 100 * 1024 ** 2
     main_db, verify, checked = full.databases[0], full.verify[0], full.verify[1]
     here = tmp_path.resolve()
     values: dict[tuple[Table, str], object] = {
         (PLAN, "name"): bare.name, (PLAN, "lint"): bare.lint, (PLAN, "verify"): bare.verify,
+        (PLAN, "locks"): bare.locks, (LOCKS, "unknown"): "stop" if full.locks.stop_unknown else "allow",
+        (LOCKS, "max_blocking_size"): f"{full.locks.max_blocking_size // 1024 ** 2}MB",
         (WAIT, "timeout"): full.wait_timeout, (LOCK, "timeout"): full.lock_timeout,
         (LOCK, "database"): full.lock_database, (SERVE, "interval"): full.serve_interval,
         (GUARD, "lock_timeout"): full.guard.lock_timeout, (GUARD, "retries"): full.guard.retries,

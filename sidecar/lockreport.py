@@ -1,0 +1,248 @@
+"""`sidecar plan --locks` and the [locks] policy: for every pending statement of the plan's SQL steps, what
+it locks (locks.py), how large each relation is now (the catalog's estimates), how long a rewrite or
+full read would hold the lock at the throughput bench/locks.py measured, and which statements block
+writes on a table above the threshold, with the safe alternative.
+
+Imported only by `sidecar plan --locks` and by a plan with [locks]: it imports pglast (through locks.py).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import locks
+from .db import Connection
+from .errors import StepError
+from .lockcatalog import ServerCatalog, Size
+from .migrations import MigrationFile, _leading_comments
+from .sqltext import SqlSyntaxError
+
+# Throughput on the kind of server sidecar runs against, measured by bench/locks.py (make bench-locks) on
+# PostgreSQL 15, 2 cores, 2025-06 (bench/LOCKS.md): bytes per second of the table's heap for a full read
+# under lock (a CHECK or FOREIGN KEY validation, SET NOT NULL), of heap for an index build, and of the
+# table with its indexes and TOAST for a rewrite. Durations are estimates from these, and said so.
+SCAN_BYTES_PER_S = 400e6
+INDEX_BYTES_PER_S = 60e6
+REWRITE_BYTES_PER_S = 40e6
+DEFAULT_THRESHOLD = 100 * 1024 * 1024  # bytes: a write-blocking statement on a larger table is called out
+ALLOW_BLOCKING = re.compile(r"^[ \t]*--[ \t]*sidecar:[ \t]*allow-blocking[ \t\r]*$", re.M | re.I)
+LONG_EFFECTS = ("scan", "index", "rewrite")
+
+if TYPE_CHECKING:
+    from .kinds.base import Context
+
+
+@dataclass(frozen=True, slots=True)
+class RelationLock:
+    relation: str
+    mode: str
+    blocks: str  # what the mode blocks, in words
+    blocks_writes: bool
+    effect: str  # locks.EFFECTS
+    new: bool  # created by an earlier statement of the same run
+    note: str
+    rows: int | None  # the catalog's estimate; None: unknown (new, never analysed, or not found)
+    bytes: int | None  # the table with its indexes and TOAST
+    seconds: float | None  # estimated time the effect holds the lock (rewrite, full read); None: no such effect
+    called_out: bool  # blocks writes on a table above the threshold for as long as a read or rewrite takes
+    hint: str  # the safe alternative, when called out
+
+
+@dataclass(frozen=True, slots=True)
+class StatementLocks:
+    file: str
+    line: int
+    statement: str
+    relations: tuple[RelationLock, ...]
+    unknown: str  # why not classified; "" when classified
+    allowed: bool  # the file says `-- sidecar: allow-blocking`
+
+
+@dataclass(frozen=True, slots=True)
+class StepLocks:
+    step: str
+    database: str
+    kind: str
+    analysed: bool  # False: a command, Django or Alembic step: not analysed
+    server_version: int  # server_version_num; 0 for a database not created yet
+    statements: tuple[StatementLocks, ...] = ()
+
+
+def allows_blocking(m: MigrationFile) -> bool:
+    return "ALLOW-BLOCKING" in m.sql.upper() and bool(ALLOW_BLOCKING.search(_leading_comments(m.sql)))
+
+
+def estimate(effect: str, size: Size | None) -> float | None:
+    if size is None or effect not in LONG_EFFECTS:
+        return None
+    if effect == "rewrite":
+        return size.total_bytes / REWRITE_BYTES_PER_S
+    return size.table_bytes / (INDEX_BYTES_PER_S if effect == "index" else SCAN_BYTES_PER_S)
+
+
+class Analysis:
+    """The analysis of one database's pending files, in the order a run applies them."""
+
+    def __init__(self, conn: Connection | None) -> None:
+        self.catalog = ServerCatalog(conn) if conn is not None else None
+        self.version = self.catalog.version() if self.catalog else 0
+        self.analyser = locks.Analyser(self.version or 10**6, self.catalog or locks.NoCatalog())
+
+    def files(self, files: Iterable[MigrationFile], threshold: int) -> list[StatementLocks]:
+        found = []
+        for m in files:
+            allowed = allows_blocking(m)
+            try:
+                statements = [(s.line, s.text) for s in m.statements()]
+            except SqlSyntaxError as exc:  # reported by validation already
+                found.append(StatementLocks(m.path.name, 1, "", (), f"not split: {exc}", allowed))
+                continue
+            for a in self.analyser.file(statements):
+                found.append(StatementLocks(m.path.name, a.line, a.text, tuple(self.relation(x, threshold)
+                                                                                  for x in a.accesses),
+                                            a.unknown, allowed))
+        return found
+
+    def relation(self, a: locks.Access, threshold: int) -> RelationLock:
+        size = None if a.new or self.catalog is None else self.catalog.size(a.relation)
+        seconds = estimate(a.effect, size)
+        big = size is not None and size.total_bytes > threshold
+        called = (a.blocks_writes and big and a.effect in (*LONG_EFFECTS, "unknown")) or (
+            a.effect == "scan" and a.mode == locks.RX and big)
+        return RelationLock(a.relation, a.mode, locks.BLOCKS[a.mode], a.blocks_writes, a.effect, a.new, a.note,
+                            size.rows if size else None, size.total_bytes if size else None, seconds, called,
+                            a.hint if called else "")
+
+
+def stopping(statements: Sequence[StatementLocks], stop_unknown: bool) -> list[str]:
+    """What the [locks] policy stops the run for: file, line, table and lock."""
+    found = []
+    for s in statements:
+        if s.allowed:
+            continue
+        if s.unknown and stop_unknown:
+            found.append(f"{s.file}, line {s.line}: not classified ({s.unknown}): {s.statement}")
+        for r in s.relations:
+            if r.called_out and r.blocks_writes:
+                found.append(f"{s.file}, line {s.line}: {r.mode} on {r.relation} ({size_text(r.bytes)}) for"
+                             f" {_effect_words(r)}: {s.statement}")
+    return found
+
+
+def size_text(n: int | None) -> str:
+    if n is None:
+        return "size unknown"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} TB"  # pragma: no cover
+
+
+def _rows(n: int | None) -> str:
+    if n is None:
+        return "rows unknown"
+    return f"~{n:,} rows"
+
+
+def _effect_words(r: RelationLock) -> str:
+    words = {"none": "a catalog change only", "read": "reading rows as a query does",
+             "scan": "reading every row", "index": "building an index (reads every row)",
+             "rewrite": "writing the table anew", "truncate": "new, empty storage",
+             "unknown": "an effect the analysis does not know"}[r.effect]
+    if r.seconds is not None:
+        words += f", ~{_duration(r.seconds)} (estimate)"
+    return words
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.0f} min"
+
+
+def render_text(found: Sequence[StepLocks], threshold: int) -> list[str]:
+    lines = [f"locks: what each pending statement takes; sizes are the catalog's estimates, durations estimates at"
+             f" {SCAN_BYTES_PER_S / 1e6:.0f} MB/s read, {INDEX_BYTES_PER_S / 1e6:.0f} MB/s index build,"
+             f" {REWRITE_BYTES_PER_S / 1e6:.0f} MB/s rewrite (bench/locks.py); called out (!): writes blocked"
+             f" on a table over {size_text(threshold)}"]
+    for step in found:
+        head = f"  step {step.step!r} on database {step.database!r}"
+        if not step.analysed:
+            lines.append(f"{head} ({step.kind}): not analysed")
+            continue
+        server = f"PostgreSQL {step.server_version // 10000}" if step.server_version else "database not created yet"
+        lines.append(f"{head} ({server})")
+        if not step.statements:
+            lines.append("       nothing pending")
+        file = ""
+        for s in step.statements:
+            if s.file != file:
+                file = s.file
+                lines.append(f"    {file}{' (-- sidecar: allow-blocking)' if s.allowed else ''}")
+            lines.append(f"      line {s.line}: {s.statement}")
+            if s.unknown:
+                lines.append(f"        unknown: {s.unknown}")
+            elif not s.relations:
+                lines.append("        no table lock")
+            for r in s.relations:
+                size = "new in this run" if r.new else f"{_rows(r.rows)}, {size_text(r.bytes)}"
+                lines.append(f"        {'!' if r.called_out else ' '} {r.relation}: {r.mode} ({size}); blocks"
+                             f" {r.blocks}; {_effect_words(r)}")
+                if r.hint:
+                    lines.append(f"            instead: {r.hint}")
+    return lines
+
+
+class LockPolicyError(StepError):
+    """[locks]: a statement would block writes on a table above max_blocking_size; the run stops before
+    any change, as a plan problem does (exit 2)."""
+
+    exit_code = 2
+
+
+def collect(pairs: Iterable[tuple[Any, Any]], conns: Mapping[str, Connection | None],
+            threshold: int) -> tuple[StepLocks, ...]:
+    """Each step's pending statements, analysed in the order a run applies them, one analyser per database
+    (a table created by an earlier step is new to the later ones)."""
+    analyses: dict[str, Analysis] = {}
+    found = []
+    for step, work in pairs:
+        if step.kind != "sql":
+            found.append(StepLocks(step.name, step.database, step.kind, False, 0))
+            continue
+        if step.database not in analyses:
+            analyses[step.database] = Analysis(conns.get(step.database))
+        analysis = analyses[step.database]
+        found.append(StepLocks(step.name, step.database, step.kind, True, analysis.version,
+                               tuple(analysis.files(work.pending, threshold))))
+    return tuple(found)
+
+
+def policy_stop(ctx: Context, step: Any, pending: Callable[[Any], tuple[MigrationFile, ...]]) -> StepError | None:
+    """At the plan's first sql step, before anything of the plan runs: what every sql step's pending files
+    would lock; a LockPolicyError naming file, line, table and lock of each statement over the limit."""
+    policy = ctx.plan.locks
+    assert policy is not None
+    steps = ctx.plan.sql_steps()
+    if not steps or steps[0] is not step:
+        return None
+    found = collect(((s, _Pending(pending(s))) for s in steps), ctx.conns, policy.max_blocking_size)
+    stops = [line for s in found for line in stopping(s.statements, policy.stop_unknown)]
+    if not stops:
+        return None
+    return LockPolicyError(
+        f"[locks]: {len(stops)} statement(s) would block writes on a table over"
+        f" {size_text(policy.max_blocking_size)} for as long as they read or rewrite it: " + "; ".join(stops),
+        hint="use the safe alternative `sidecar plan --locks` shows, or accept the outage with"
+             " `-- sidecar: allow-blocking` in the file's leading comments", database=step.database)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    pending: tuple[MigrationFile, ...]

@@ -1,0 +1,113 @@
+"""`sidecar plan --locks` and the [locks] policy, as the real process runs them (docs/locks.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.conftest import Project
+
+pytestmark = pytest.mark.integration
+
+SETUP = """
+CREATE TABLE orders (id bigint PRIMARY KEY, total numeric(10,2), note varchar(40));
+INSERT INTO orders SELECT g, g % 100, 'order' FROM generate_series(1, 20000) g;
+ANALYZE orders;
+"""
+PENDING = """-- orders get a check and an index
+ALTER TABLE orders ADD COLUMN status text DEFAULT 'new';
+ALTER TABLE orders ADD CONSTRAINT positive CHECK (total >= 0);
+CREATE INDEX orders_total ON orders (total);
+DO $$ BEGIN PERFORM 1; END $$;
+"""
+COMMAND = '\n[[steps]]\nname = "after"\ndatabase = "default"\ncommand = ["true"]\n'
+
+
+def _prepared(project: Project, *tables: str, directive: str = "") -> None:
+    project.write("migrations/0001_orders.sql", "CREATE TABLE placeholder (id int);\n")
+    project.one_database_plan("", *tables, COMMAND)
+    assert project.run("run", "--once").code == 0
+    project.query("default", SETUP)
+    project.write("migrations/0002_check.sql", directive + PENDING)
+
+
+def test_plan_locks_shows_each_statement_its_locks_sizes_and_the_safe_alternative(project: Project) -> None:
+    _prepared(project, '[locks]\nmax_blocking_size = "64kB"\n')
+    done = project.run("plan", "--locks", LOG_LEVEL="warning")
+    out = done.out
+    assert "0002_check.sql" in out
+    assert "line 2: ALTER TABLE orders ADD COLUMN status text DEFAULT 'new'" in out
+    assert "orders: ACCESS EXCLUSIVE (~20,000 rows" in out and "a catalog change only" in out
+    assert "line 3: ALTER TABLE orders ADD CONSTRAINT positive CHECK (total >= 0)" in out
+    assert "! orders: ACCESS EXCLUSIVE" in out and "reading every row, ~" in out and "(estimate)" in out
+    assert "instead: add it NOT VALID" in out
+    assert "! orders: SHARE (" in out and "instead: CREATE INDEX CONCURRENTLY" in out
+    assert "line 5: DO $$ BEGIN PERFORM 1; END $$" in out and "unknown: DoStmt is not classified" in out
+    assert "step 'after' on database 'default' (command): not analysed" in out
+    # the policy of the plan: `plan` says the run would stop, naming file, line, table and lock
+    assert done.code == 4 and "0002_check.sql, line 3: ACCESS EXCLUSIVE on orders" in out
+
+
+def test_plan_locks_json(project: Project) -> None:
+    _prepared(project)
+    done = project.run("plan", "--locks", "--json", LOG_LEVEL="warning")
+    document = json.loads(done.out)
+    sql, command = document["locks"]
+    assert command == {"step": "after", "database": "default", "kind": "command", "analysed": False,
+                       "server_version": 0, "statements": []}
+    assert sql["analysed"] and sql["server_version"] >= 110000
+    check = next(s for s in sql["statements"] if s["line"] == 3)
+    [orders] = check["relations"]
+    assert orders["relation"] == "orders" and orders["mode"] == "ACCESS EXCLUSIVE" and orders["effect"] == "scan"
+    assert orders["rows"] == 20000 and orders["bytes"] > 0 and orders["seconds"] > 0
+    assert not orders["called_out"]  # 100 MB by default
+    assert "locks" not in json.loads(project.run("plan", "--json", LOG_LEVEL="warning").out)
+
+
+def test_the_policy_stops_the_run_before_any_change_naming_file_line_table_and_lock(project: Project) -> None:
+    _prepared(project, '[locks]\nmax_blocking_size = "64kB"\n')
+    done = project.run("run", "--once")
+    assert done.code == 2
+    failed = done.event("sidecar.failed")[0]
+    assert "0002_check.sql, line 3: ACCESS EXCLUSIVE on orders" in str(failed["error"])
+    assert "0002_check.sql, line 4: SHARE on orders" in str(failed["error"])
+    assert "allow-blocking" in str(failed["hint"])
+    assert project.query("default", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'"
+                         " AND column_name = 'status'") == [(0,)]
+    assert [v for v, *_ in project.history("default")] == ["0001"]
+
+
+def test_a_file_that_allows_blocking_runs(project: Project) -> None:
+    _prepared(project, '[locks]\nmax_blocking_size = "64kB"\n', directive="-- sidecar: allow-blocking\n")
+    assert project.run("run", "--once").code == 0
+    assert [v for v, *_ in project.history("default")] == ["0001", "0002"]
+
+
+def test_unknown_stops_the_run_when_the_plan_says_so(project: Project) -> None:
+    _prepared(project, '[locks]\nmax_blocking_size = "1GB"\nunknown = "stop"\n')
+    done = project.run("run", "--once")
+    assert done.code == 2 and "0002_check.sql, line 5: not classified" in str(done.event("sidecar.failed")[0]["error"])
+
+
+def test_a_plain_run_does_not_import_the_parser(project: Project) -> None:
+    _prepared(project)
+    code = ("import sys; from sidecar.cli import main; code = main(['run', '--once']);"
+            " print('PGLAST', 'pglast' in sys.modules, 'sidecar.locks' in sys.modules); sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=project.root, env=project.env(), capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "PGLAST False False" in done.stdout
+
+
+def test_a_dbmate_folder_is_analysed_from_its_up_section(project: Project) -> None:
+    project.write("db/migrations/20240101000000_orders.sql", "-- migrate:up\nCREATE TABLE orders (id int);\n"
+                  "CREATE INDEX orders_id ON orders (id);\n\n-- migrate:down\nDROP TABLE orders;\n")
+    project.one_database_plan('format = "dbmate"').write_text(
+        project.root.joinpath("sidecar.toml").read_text().replace('sql = "migrations"', 'sql = "db/migrations"'))
+    out = project.run("plan", "--locks", LOG_LEVEL="warning").out
+    assert "20240101000000_orders.sql" in out
+    assert "line 3: CREATE INDEX orders_id ON orders (id)" in out and "orders: SHARE (new in this run)" in out
+    assert "DROP TABLE" not in out
