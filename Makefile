@@ -197,6 +197,10 @@ bench-reader: venv ## the SQL reader's validation throughput, this tree against 
 bench-startup: venv postgres ## start-up time of a no-op `run --once` and of `validate`, this tree against BENCH_AGAINST (default f39f52a, the pre-refactor baseline) -> bench/STARTUP.md
 	$(BIN)/python -m bench.startup --against $${BENCH_AGAINST:-f39f52a} $(BENCH_ARGS)
 
+.PHONY: bench-locks
+bench-locks: venv postgres ## `sidecar plan --locks`: throughput under lock, its time on the corpora, the parser's import cost -> bench/LOCKS.md
+	$(BIN)/python -m bench.locks $(BENCH_ARGS)
+
 # Fewer files or runs while developing: BENCH_ARGS="--realshape-files 30 --runs 2".
 .PHONY: bench-realshape
 bench-realshape: postgres $(STAMPS)/bench-venv ## cold apply of a folder shaped like real dbmate folders: sidecar, dbmate, psql -1 -> bench/REALSHAPE.md
