@@ -77,7 +77,8 @@ def test_status_json_and_plan_show_pending_revisions(shop: Project) -> None:
     done = subprocess.run([sys.executable, "-m", "sidecar", "status", "--json"], cwd=shop.root,
                           env=shop.env(**env), capture_output=True, text=True, check=False)
     app = next(d for d in json.loads(done.stdout)["databases"] if d["database"] == "app")
-    assert app["alembic"] == [{"step": "app", "applied": 2, "pending": ["a3"]}]
+    assert app["alembic"] == [{"step": "app", "applied": 2, "pending": ["a3"], "unknown": [],
+                               "version_table": "public.alembic_version"}]
     preview = shop.run("plan", **env)
     assert preview.code == 1 and "apply a3" in preview.out, preview.out
     ran = shop.run("run", "--once", **env)
