@@ -245,7 +245,7 @@ def test_without_locations_flyway_reads_its_default_classpath_location(tmp_path:
 
 
 @pytest.mark.parametrize(("line", "named"), [
-    ("flyway.target=5", "target"), ("flyway.initSql=SET x = 1", "initSql"), ("flyway.encoding=ISO-8859-1", "encoding"),
+    ("flyway.target=987654", "target"), ("flyway.initSql=SET x = 1", "initSql"), ("flyway.encoding=ISO-8859-1", "encoding"),
     ("flyway.sqlMigrationPrefix=X9_", "sqlMigrationPrefix"), ("flyway.locations=s3:bucket/x", "locations"),
 ])
 def test_flyway_settings_sidecar_does_not_follow_are_refused_naming_the_key(tmp_path: Path, line: str,
