@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import signal
@@ -10,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg2
+import psycopg2.extras
 import pytest
 
 from tests.integration.conftest import Project, wait_for
@@ -255,3 +258,176 @@ def test_a_lost_plan_lock_stops_the_alembic_child_and_its_revision(shop: Project
     time.sleep(0.5)
     assert not shop.running("pg_sleep(30)")
     assert versions(shop, "default") == ["a2"]
+
+
+def edit_env_py(project: Project, old: str, new: str, folder: str = "app") -> None:
+    env_py = project.root / folder / "env.py"
+    text = env_py.read_text()
+    assert old in text
+    env_py.write_text(text.replace(old, new))
+
+
+def alembic_cli(project: Project, key: str, *args: str, folder: str = "app") -> subprocess.CompletedProcess[str]:
+    """The real Alembic in the project's folder, on the test's database `key`."""
+    return subprocess.run([sys.executable, "-m", "alembic", *args], cwd=project.root / folder, capture_output=True,
+                          text=True, check=False, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "DATABASE_URL": project.server.url(project.names[key])})
+
+
+def test_env_py_failing_before_any_revision_says_nothing_was_applied(shop: Project) -> None:
+    edit_env_py(shop, "from alembic import context", "from alembic import context\nimport models_not_installed")
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 4, result.out
+    last = result.last
+    assert last["event"] == "sidecar.failed"
+    assert last["error"] == ("step 'app' on database 'app': env.py failed before any revision started:"
+                             " ModuleNotFoundError: No module named 'models_not_installed'")
+    assert str(last["hint"]).startswith("nothing was applied")
+    assert "rolled back" not in str(last["error"]) + str(last["hint"])
+    assert shop.query("default", "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+CONCURRENT = '''
+"""orders by total"""
+from alembic import op
+
+revision = "a3"
+down_revision = "a2"
+
+
+def upgrade() -> None:
+{body}
+'''
+
+
+def test_a_concurrent_index_in_the_revisions_transaction_is_named_with_autocommit_block_as_the_hint(
+        shop: Project) -> None:
+    """The last line names the revision and its file, the server's SQLSTATE and the way out; the hint says what
+    the database holds (what was applied before, each revision in its own transaction)."""
+    index = 'op.create_index("orders_total", "orders", ["total_cents"], postgresql_concurrently=True)'
+    shop.write("app/versions/a3_total.py", CONCURRENT.format(body=f"    {index}"))
+    env = environment(shop)
+    failed = shop.run("run", "--once", **env)
+    assert failed.code == 4, failed.out
+    last = failed.last
+    assert str(last["error"]).startswith("step 'app' on database 'app': revision a3 (orders by total) in"
+                                         " versions/a3_total.py failed: InternalError: (psycopg2.errors."
+                                         "ActiveSqlTransaction) CREATE INDEX CONCURRENTLY cannot run inside a"
+                                         " transaction block"), last
+    assert last["sqlstate"] == "25001"
+    assert "`with op.get_context().autocommit_block():` in versions/a3_total.py" in str(last["hint"])
+    assert str(last["hint"]).endswith("the database holds 2 of its 3 revisions, 1 pending (a3)"), last["hint"]
+    assert versions(shop, "default") == ["a2"]
+    shop.write("app/versions/a3_total.py", CONCURRENT.format(
+        body=f"    with op.get_context().autocommit_block():\n        {index}"))
+    fixed = shop.run("run", "--once", **env)
+    assert fixed.code == 0, fixed.out
+    assert shop.query("default", "SELECT indisvalid FROM pg_index WHERE indexrelid = 'orders_total'::regclass") \
+        == [(True,)]
+
+
+def test_in_one_transaction_a_failure_says_the_database_holds_none_of_the_run(shop: Project) -> None:
+    """Without transaction_per_migration (Alembic's default), a3 failing takes a1 and a2 with it: the hint
+    says what the database holds, not what the events said."""
+    edit_env_py(shop, "transaction_per_migration=True", "transaction_per_migration=False")
+    add_revision(shop, "a3", "a2", "SELECT 1/0")
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 4, result.out
+    assert [e["revision"] for e in result.event("alembic.revision.applied")] == ["a1", "a2"]
+    assert "revision a3 (a3) in versions/a3.py failed" in str(result.last["error"])
+    assert result.last["sqlstate"] == "22012"
+    assert str(result.last["hint"]).endswith("the database holds no revision of the step"
+                                             " (public.alembic_version is empty or absent)"), result.last
+    assert not shop.query("default", "SELECT to_regclass('customers')")[0][0]
+
+
+@pytest.mark.parametrize(("old", "new", "error"), [
+    ("with create_engine(url).connect() as connection:\n    context.configure(",
+     "for _ in range(2):\n  with create_engine(url).connect() as connection:\n    context.configure(",
+     "env.py opened 2 Alembic migration contexts (run_migrations calls) where `alembic current` runs it;"
+     " sidecar follows exactly one (a multi-database env.py)"),
+    ('url = os.environ["DATABASE_URL"]', 'url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + "/" +'
+                                         ' os.environ["AUDIT_DB"]\nurl = url',
+     "env.py's connection is to database '{results}', the step's is '{default}'"),
+], ids=["two migration contexts", "another database"])
+def test_an_env_py_sidecar_cannot_follow_is_exit_2_naming_it(shop: Project, old: str, new: str, error: str) -> None:
+    edit_env_py(shop, old, new)
+    result = shop.run("run", "--once", **environment(shop))
+    assert result.code == 2, result.out
+    assert error.format(**shop.names) in str(result.last["error"]), result.last
+    assert "env.py must connect" in str(result.last["hint"])
+    assert not result.event("alembic.revision.applied")
+    for key in ("default", "results"):
+        assert shop.query(key, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_a_revision_the_folder_does_not_have_is_named_where_alembic_fails_on_it(shop: Project) -> None:
+    """`status`, `plan`, the run and `alembic current --check-heads` agree: the database is not at the head."""
+    env = environment(shop)
+    assert shop.run("run", "--once", **env).code == 0
+    shop.query("default", "INSERT INTO alembic_version VALUES ('z9')")  # a2 applied, and z9 from elsewhere
+    problem = "public.alembic_version holds Alembic z9, which the step's folder does not have"
+    status = shop.run("status", **env)
+    assert status.code == 1 and f"app: {problem} (step 'app')" in status.out, status.out
+    assert "app (app): 2 applied, 0 pending, 1 not in its folder, in public.alembic_version" in status.out
+    preview = shop.run("plan", **env)
+    assert preview.code == 4 and problem in preview.out, preview.out
+    run = shop.run("run", "--once", **env)
+    assert run.code == 4 and problem in str(run.last["error"]), run.out
+    assert alembic_cli(shop, "default", "current", "--check-heads").returncode != 0
+    assert sorted(map(str, versions(shop, "default"))) == ["a2", "z9"]
+
+
+def test_serving_reads_the_version_table_where_env_py_puts_it(shop: Project) -> None:
+    """version_table_schema and a renamed table: healthy after the run, and a revision taken back there is
+    noticed by the re-check, which reads where the run learned."""
+    edit_env_py(shop, "transaction_per_migration=True", 'transaction_per_migration=True, version_table="history",'
+                      ' version_table_schema="meta"')
+    edit_env_py(shop, "with create_engine(url).connect() as connection:\n",
+                'with create_engine(url).connect() as connection:\n    connection.exec_driver_sql("CREATE SCHEMA IF'
+                ' NOT EXISTS meta")\n    connection.commit()\n')
+    process = shop.start("run", **environment(shop))
+    try:
+        wait_for(shop.is_healthy, timeout=60)
+        assert shop.query("default", "SELECT version_num FROM meta.history") == [("a2",)]
+        assert not shop.query("default", "SELECT to_regclass('public.alembic_version')")[0][0]
+        shop.query("default", "UPDATE meta.history SET version_num = 'a1'")
+        wait_for(lambda: json.loads(shop.health.read_text())["status"] == "unhealthy", timeout=30)
+        assert "app: pending Alembic a2 (step 'app')" in json.loads(shop.health.read_text())["reason"]
+    finally:
+        shop.stop(process)
+
+
+# In-process, the children's pipes outlive the test (commands.Child leaves them to the process's exit).
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_once_learned_the_state_is_one_query(shop: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the serving re-check and the verification read per Alembic step: one query, no Alembic."""
+    from sidecar import frameworks, kinds
+    from sidecar.history import History
+    from sidecar.plan import load_plan
+
+    env = environment(shop)
+    assert shop.run("run", "--once", **env).code == 0
+    for key, value in shop.env(**env).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(shop.root)
+    queries: list[str] = []
+
+    class Counted(psycopg2.extras.LoggingConnection):
+        def filter(self, msg: object, curs: object) -> object:
+            queries.append(str(msg))
+            return msg
+
+    with frameworks.prepared(load_plan(shop.root / "sidecar.toml")) as (plan, _children):
+        step = plan.steps[0]
+        kind = kinds.of(step)
+        conn = psycopg2.connect(shop.server.url(shop.names["default"]), connection_factory=Counted)
+        try:
+            conn.initialize(io.StringIO())
+            first = kind.state(conn, step, "app", History({}, {}))
+            asked = len(queries)
+            again = kind.state(conn, step, "app", History({}, {}))
+        finally:
+            conn.close()
+    assert first == again and again[0].applied == 2 and not again[0].pending
+    assert asked == 1 and len(queries) == 2, queries
