@@ -172,7 +172,7 @@ def describe(context: Any) -> dict[str, Any]:
 
     heads = context.get_current_heads()
     database, server, schema = context.connection.execute(
-        text(WHERE), {"schema": context.version_table_schema, "table": context.version_table}).one()
+        text(WHERE), {"schema": context.version_table_schema, "table": context.version_table}).first()
     return {"table": context.version_table, "schema": context.version_table_schema, "resolved": schema,
             "database": database, "server": server, "heads": list(heads)}
 

@@ -11,6 +11,7 @@ follow (a multi-database env.py, a connection elsewhere) is exit 2 naming it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field, replace
@@ -226,28 +227,32 @@ def _ask(plan: Plan, step: AlembicStep, session: Session) -> Seen:
 
 
 def _request(step: AlembicStep, session: Session, request: dict[str, Any], answer: str) -> dict[str, Any]:
-    """Send `request` to the running child and wait for its `answer` event (or its error)."""
+    """Send `request` to the running child and wait for its `answer` event; its error, if it sends one."""
+    at = f"step {step.name!r} on database {step.database!r}"
     if not session.child.running():
-        raise StepError(f"step {step.name!r} on database {step.database!r}: the Alembic child has exited",
-                        hint="this is most likely a bug in sidecar; please report it with this log",
-                        database=step.database)
+        raise StepError(f"{at}: the Alembic child has exited", hint="this is most likely a bug in sidecar; please"
+                        " report it with this log", database=step.database)
     errors, received = len(session.errors), len(session.received)
     session.child.send(json.dumps(request).encode() + b"\n")
-    deadline = time.monotonic() + min(step.timeout, INSPECT_TIMEOUT)
+    timeout = min(step.timeout, INSPECT_TIMEOUT)
+    deadline = time.monotonic() + timeout
     while True:
         found = next((e for e in session.received[received:] if e.get("event") == answer), None)
         if found is not None:
             return found
+        if not session.child.running():
+            with contextlib.suppress(StepError):
+                session.child.finish(5.0)  # its last events read
         if len(session.errors) > errors:
             raise session.error_for(session.errors[-1], False)
-        if not session.child.running() or time.monotonic() > deadline:
-            session.close() if not session.child.running() else session.stop()
-            if len(session.errors) > errors:
-                raise session.error_for(session.errors[-1], False)
-            raise StepError(f"step {step.name!r} on database {step.database!r}: env.py did not open Alembic's"
-                            " migration context" + ("" if session.child.running() else
-                                                    f" within {min(step.timeout, INSPECT_TIMEOUT):g}s"),
+        if not session.child.running():
+            raise StepError(f"{at}: the Alembic child exited before env.py opened Alembic's migration context",
                             hint="its output is above", database=step.database)
+        if time.monotonic() > deadline:
+            session.stop()
+            raise StepError(f"{at}: env.py did not open Alembic's migration context within {timeout:g}s and was"
+                            " stopped", hint="its output is above; raise the step's timeout if it needs longer",
+                            database=step.database)
         time.sleep(0.01)
 
 
@@ -255,7 +260,7 @@ def _holds(conn: Connection, step: AlembicStep) -> str:
     """What the database holds now, for a failure's hint ("" when it cannot be read)."""
     try:
         now = revisions(conn, step)
-    except (psycopg2.Error, SidecarError):
+    except (psycopg2.Error, PlanError):
         return ""
     if not now.applied:
         return f"the database holds no revision of the step ({now.version_table} is empty or absent)"

@@ -114,6 +114,12 @@ VARIANTS = {
         script_location = "%(here)s/migrations"
         version_locations = ["%(here)s/migrations/versions"]
         '''), LINE, files={"migrations/script.py.mako": "${message}\n"}),
+    "pyproject.toml with an alembic.ini beside it": Variant("pyproject.toml", textwrap.dedent('''
+        [tool.alembic]
+        script_location = "%(here)s/migrations"
+        '''), (*LINE, Revision("a3", "a2", ("CREATE TABLE refunds (id int)",), folder="more")), files={
+        "alembic.ini": "[alembic]\npath_separator = space\n"
+                       "version_locations = %(here)s/migrations/versions %(here)s/migrations/more\n"}),
 }
 
 

@@ -431,3 +431,20 @@ def test_once_learned_the_state_is_one_query(shop: Project, monkeypatch: pytest.
             conn.close()
     assert first == again and again[0].applied == 2 and not again[0].pending
     assert asked == 1 and len(queries) == 2, queries
+
+
+def test_plan_and_status_open_alembics_migration_context_as_alembic_current_does(shop: Project) -> None:
+    """On an empty database they run env.py without migrating: no version table is created, while what env.py
+    itself does first (here a CREATE SCHEMA) happens, as it would for `alembic current`."""
+    edit_env_py(shop, "transaction_per_migration=True", 'version_table_schema="meta"')  # one transaction: committed
+    edit_env_py(shop, "with create_engine(url).connect() as connection:\n",
+                'with create_engine(url).connect() as connection:\n    connection.exec_driver_sql("CREATE SCHEMA IF'
+                ' NOT EXISTS meta")\n    connection.commit()\n')
+    shop.server.query("postgres", f'CREATE DATABASE "{shop.names["default"]}"')
+    env = environment(shop)
+    preview = shop.run("plan", **env)
+    assert preview.code == 1 and "apply a1" in preview.out and "apply a2" in preview.out, preview.out
+    status = shop.run("status", **env)
+    assert status.code == 1 and "app (app): 0 applied, 2 pending, in meta.alembic_version" in status.out, status.out
+    assert shop.query("default", "SELECT to_regclass('meta.alembic_version'), to_regnamespace('meta') IS NOT NULL") \
+        == [(None, True)]
