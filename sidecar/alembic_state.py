@@ -19,7 +19,6 @@ revisions and dependencies (depends_on) alike (`judge`).
 from __future__ import annotations
 
 import threading
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -88,6 +87,8 @@ def read(conn: Connection, table: VersionTable) -> Rows:
     database, server, found = row
     if found is None:
         return Rows(database, server, None)
+    import xml.etree.ElementTree as ElementTree  # here: not on every start's import path
+
     versions = tuple(e.text or "" for e in ElementTree.fromstring(found).iterfind("row/version_num"))
     return Rows(database, server, versions)
 
