@@ -114,7 +114,7 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
         return None
     path = (r.base / config).resolve()
     if not path.is_file():
-        r.problem(f"{key}.alembic", f"file {path} does not exist (the project's alembic.ini)")
+        r.problem(f"{key}.alembic", f"file {path} does not exist (the project's alembic.ini or pyproject.toml)")
         return None
     name = value("name", f"{database}: alembic")
     return AlembicStep(name or config, database, path, python, env, timeout, declared.guard if guarded else None)
