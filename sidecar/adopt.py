@@ -14,7 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import flyway, goose
 from .db import Connection, table_exists
 from .errors import StepError
 from .history import Applied, Ident
@@ -102,7 +101,7 @@ def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], ta
     adopted = []
     for m in candidates:
         if m.repeatable:  # applied and unchanged since: adopt; changed or new: sidecar runs it again
-            if repeatables.get(flyway.description(m.name)) == _checksum(m):
+            if repeatables.get(m.name.replace("_", " ")) == _checksum(m):  # Flyway's description
                 adopted.append(m)
         elif m.baseline_migration:
             if m.key in baselines:
@@ -120,6 +119,8 @@ def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], ta
 
 
 def _checksum(m: MigrationFile) -> int:
+    from . import flyway
+
     return flyway.checksum(m.path.read_bytes().decode("utf-8-sig"))
 
 
@@ -134,6 +135,8 @@ def _goose(conn: Connection, step: SqlStep, candidates: list[MigrationFile], tab
     """Every version with a row in goose's table is applied, as `goose up` takes it (goose.applied_versions)."""
     if not candidates:
         return []
+    from . import goose
+
     with conn.cursor() as cur:
         cur.execute(goose.applied_versions(table))
         done = {(int(row[0]),) for row in cur.fetchall()}

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
-from . import flyway_config, goose
 from .db import Connection, table_exists
 from .migrations import MigrationFile
 
@@ -34,7 +33,7 @@ _CREATE = {
                       " dirty boolean NOT NULL);\n",
 }
 TOOLS = (*_CREATE, "goose")
-DEFAULTS = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "goose": goose.TABLE}
+DEFAULTS = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "goose": "goose_db_version"}
 
 
 def table_of(step: SqlStep) -> str:
@@ -46,6 +45,8 @@ def table_of(step: SqlStep) -> str:
         settings = step.flyway.settings if step.flyway else None
         if settings is None:
             return "flyway_schema_history"
+        from . import flyway_config  # only for a Flyway step
+
         name = flyway_config.quoted(settings.table)
         return f"{flyway_config.quoted(settings.schema)}.{name}" if settings.schema else name
     return DEFAULTS.get(step.format, "")
@@ -55,6 +56,8 @@ def record(tool: str, table: str, version: str) -> str:
     """The SQL that records `version` (digits only, as both tools' file names have it) in `tool`'s table."""
     assert version.isdigit(), version
     if tool == "goose":
+        from . import goose
+
         return goose.record(int(version), table)
     if tool == "dbmate":
         return f"INSERT INTO {table} (version) VALUES ('{version}') ON CONFLICT DO NOTHING;\n"
@@ -91,6 +94,11 @@ def ensure(conn: Connection, step: SqlStep, applied: Iterable[MigrationFile]) ->
     versions = [m.version for m in applied]
     if step.format == "golang-migrate":
         versions = [max(versions, key=int)] if versions else []
-    create = goose.create_table(table) if step.format == "goose" else _CREATE[step.format].format(table=table)
+    if step.format == "goose":
+        from . import goose
+
+        create = goose.create_table(table)
+    else:
+        create = _CREATE[step.format].format(table=table)
     with conn.cursor() as cur:
         cur.execute(create + "".join(record(step.format, table, v) for v in versions))

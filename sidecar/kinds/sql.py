@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from .. import adopt, apply, flyway_run, history, toolhistory
+from .. import adopt, apply, history, toolhistory
 from ..db import Connection, set_settings
 from ..errors import StepError
 from ..guard import guarded
@@ -24,6 +24,9 @@ from ..migrations import MigrationFile, version_key
 from ..progress import Progress
 from .base import Context, File, Kind, Outcome, StepPreview
 from .sql_read import SHAPE, SqlStep, read
+
+if TYPE_CHECKING:  # imported where a Flyway folder runs: other steps do not pay for it
+    from .. import flyway_run
 
 __all__ = ["KIND", "SHAPE", "SqlStep"]
 
@@ -62,8 +65,11 @@ def todo(ctx: Context, step: SqlStep) -> Todo:
             stop = exc
     adopted = {m.ident for m in adoption.files} if adoption else set()
     baseline = baseline_files(step, applied, adopted)
-    if baseline and step.baseline_on_migrate and (conn is None or not flyway_run.baselines(conn, step)):
-        baseline = []
+    if baseline and step.baseline_on_migrate:
+        from .. import flyway_run
+
+        if conn is None or not flyway_run.baselines(conn, step):
+            baseline = []
     if baseline and step.baseline_requires and stop is None:
         missing = history.missing_tables(conn, step.baseline_requires) if conn else list(step.baseline_requires)
         if missing:
@@ -102,6 +108,8 @@ def run(ctx: Context, step: SqlStep, work: Todo) -> Outcome:
     conn, applied = ctx.conns[step.database], ctx.histories[step.database]
     assert conn is not None
     # A Flyway folder runs as Flyway's migrate, its callbacks around what the step does
+    if step.flyway:
+        from .. import flyway_run
     with flyway_run.migrate(conn, step, work.pending) if step.flyway else nullcontext() as events:
         _run(ctx.plan.name, conn, step, applied, work, ctx.progress, events)
     return Outcome(len(work.pending), len(work.adoption.files if work.adoption else ()) + len(work.baseline))
@@ -120,7 +128,12 @@ def _run(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ident
                 event="migration.baselined")
         if events:
             events.fire("afterBaseline")
-    pending = flyway_run.resolved(conn, step.flyway, work.pending) if step.flyway else work.pending
+    if step.flyway:
+        from .. import flyway_run
+
+        pending = flyway_run.resolved(conn, step.flyway, work.pending)
+    else:
+        pending = work.pending
     _apply(plan, conn, step, applied, pending, progress, events)
 
 

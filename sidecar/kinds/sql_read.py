@@ -7,14 +7,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .. import flyway, flyway_config, formats, goose, history, shape
+from .. import history, shape
 from ..migrations import MigrationFile, discover, order
 from ..model import Guard
 from ..shape import DERIVED, FORMATS, REQUIRED, STEP_DATABASE, STEP_NAME, Key, Table, duration
 from ..tablereader import TableReader
 from .base import Declared
+
+if TYPE_CHECKING:  # each tool's reader is imported when a step of its format is read
+    from .. import flyway
 
 VERSION = re.compile(shape.VERSION)
 SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database, each file in one transaction"
@@ -93,6 +96,8 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
         r.problem(f"{key}.tool_table", "only for a folder of another tool's (`format`)")
     if tool == "goose" and tool_table is not None:
         try:
+            from .. import goose
+
             goose.record(0, tool_table)
         except ValueError as exc:
             r.problem(f"{key}.tool_table", str(exc))
@@ -102,6 +107,8 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
     label = f"{r.path}: {key}.sql"
     setup = None
     if tool == "flyway":
+        from .. import flyway, flyway_config
+
         settings, problems = flyway_config.step_settings(directories, placeholders, r.environ)
         for problem in problems:
             r.problem(f"{key}.sql", problem)
@@ -114,6 +121,8 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
     elif tool == "sidecar":
         migrations, problems = _sidecar_folders(directories, label)
     else:
+        from .. import formats
+
         migrations, problems = formats.discover(directories, label, tool)
     r.problems.extend(problems)
     on_migrate = tool == "flyway" and on_migrate
