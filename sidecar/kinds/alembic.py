@@ -43,8 +43,8 @@ SHAPE = Table("steps (alembic)", "`alembic upgrade head` on one database, in one
               " Python (see [Alembic](alembic.md)).", (
     Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: alembic`"),
     STEP_DATABASE,
-    Key("alembic", "text", "the project's `alembic.ini`, relative to the plan's folder; the child runs in its"
-        " folder", REQUIRED, example='"app/alembic.ini"'),
+    Key("alembic", "text", "the project's `alembic.ini` or `pyproject.toml`, relative to the plan's folder; the"
+        " child runs in its folder", REQUIRED, example='"app/alembic.ini"'),
     python_key("Alembic"),
     Key("env", "environment", "extra environment for the child", EMPTY),
     STEP_TIMEOUT,
