@@ -18,7 +18,7 @@ from .db import Connection, table_exists
 from .errors import StepError
 from .history import Applied, Ident
 from .migrations import MigrationFile, version_key
-from .toolhistory import table_of
+from .toolhistory import dirty_hint, table_of
 
 if TYPE_CHECKING:
     from .kinds.sql import SqlStep
@@ -70,10 +70,9 @@ def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationF
     version, dirty = rows[0]
     if dirty:
         raise StepError(
-            f"step {step.name!r}: golang-migrate left database {step.database!r} dirty at version {version}:"
-            " that migration failed partway", hint=f"repair what version {version} left half done, then mark it"
-            f" clean as golang-migrate would (`migrate force {version}` if it is now complete); sidecar"
-            " does not guess", database=step.database)
+            f"step {step.name!r}: {table} in database {step.database!r} is dirty at version {version}: that"
+            " migration failed partway (under golang-migrate, or under sidecar, which keeps its protocol)",
+            hint=dirty_hint(step, int(version)), database=step.database)
     return [m for m in candidates if m.key <= (int(version),)]
 
 

@@ -6,6 +6,7 @@ are the plan's business and are not read; no value is ever echoed in a message.
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
 from collections.abc import Mapping
@@ -110,9 +111,28 @@ def _properties(text: str, environ: Mapping[str, str]) -> dict[str, str]:
     return props
 
 
+# Every setting Flyway knows (ConfigUtils' constants, flyway-core c5e20fc, and the TOML model's): Flyway stops
+# on any other ("Unknown configuration property"), so a misspelt key is named here rather than ignored.
+_KNOWN = frozenset((*_NOT_FOLLOWED, "baselineDescription", "baselineOnMigrate", "baselineVersion", "batch",
+                    "callbackLocations", "cleanDisabled", "communityDBSupportEnabled", "configFileEncoding",
+                    "configFiles", "connectRetries", "connectRetriesInterval", "createSchemas", "defaultSchema",
+                    "detectEncoding", "driver", "dryRunOutput", "encoding", "environment", "errorOverrides",
+                    "executeInTransaction", "failOnMissingLocations", "failOnMissingTarget", "group",
+                    "ignoreMigrationPatterns", "installedBy", "jarDirs", "kerberosConfigFile", "licenseKey",
+                    "locations", "lockRetryCount", "loggers", "mixed", "outOfOrder", "outputLogsInJson",
+                    "outputProgress", "outputQueryResults", "outputType", "password", "placeholderPrefix",
+                    "placeholderReplacement", "placeholderSeparator", "placeholderSuffix", "powershellExecutable",
+                    "reportEnabled", "reportFilename", "schemas", "stream", "table", "tablespace", "url", "user",
+                    "validateMigrationNaming", "validateOnMigrate", "workingDirectory", "placeholders"))
+
+
 def _settings(path: Path, values: dict[str, object], placeholders: dict[str, object],
               environment: str) -> tuple[Settings, list[str]]:
     problems: list[str] = []
+    for key in sorted(k for k in values if "." not in k and k not in _KNOWN):  # `plugin.key` settings: their own
+        close = difflib.get_close_matches(key, sorted(_KNOWN), n=1)
+        problems.append(f"{path}: {key}: not a Flyway setting (Flyway stops on it)"
+                        + (f"; did you mean {close[0]}?" if close else ""))
 
     def listed(key: str) -> tuple[str, ...]:
         value = values.get(key, "")

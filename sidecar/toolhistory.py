@@ -68,10 +68,27 @@ def record(tool: str, table: str, version: str) -> str:
             f" WHERE NOT EXISTS (SELECT FROM {table} WHERE version >= {v});\n")
 
 
+def marks_dirty(step: SqlStep, m: MigrationFile) -> bool:
+    """Whether `m` runs under golang-migrate's dirty flag: a file that is not one transaction with its row."""
+    return step.format == "golang-migrate" and step.keep_tool_table and not (m.transactional and not m.own_transactions)
+
+
+def dirty_hint(step: SqlStep, version: int) -> str:
+    """What to do about golang-migrate's table left dirty at `version`, as golang-migrate's own docs say."""
+    table = table_of(step)
+    before = max((int(m.version) for m in step.migrations if int(m.version) < version), default=None)
+    again = (f"`migrate force {before}` to run it again (in SQL: UPDATE {table} SET version = {before}, dirty = false)"
+             if before is not None else f"`migrate force -1` to run it again (in SQL: DELETE FROM {table})")
+    return (f"check what version {version} left (statements before the failure may have taken effect, a file's own"
+            f" COMMIT among them) and repair it; then clear the flag as golang-migrate's `migrate force` does:"
+            f" `migrate force {version}` if that migration is now complete (in SQL: UPDATE {table} SET dirty = false),"
+            f" or {again}")
+
+
 def mark_dirty(conn: Connection, step: SqlStep, m: MigrationFile) -> None:
     """golang-migrate's SetVersion(version, dirty=true) before a file that is not one transaction with its
     row (committed at once); nothing for other tools, or when a later version is already recorded."""
-    if step.format != "golang-migrate" or not step.keep_tool_table or (m.transactional and not m.own_transactions):
+    if not marks_dirty(step, m):
         return
     table, v = table_of(step), int(m.version)
     with conn.cursor() as cur:
@@ -100,5 +117,8 @@ def ensure(conn: Connection, step: SqlStep, applied: Iterable[MigrationFile]) ->
         create = goose.create_table(table)
     else:
         create = _CREATE[step.format].format(table=table)
+    schema, dot, _ = table.rpartition(".")
+    if dot and step.format == "dbmate":  # dbmate's CreateMigrationsTable makes the table's schema first
+        create = f"CREATE SCHEMA IF NOT EXISTS {schema};\n{create}"
     with conn.cursor() as cur:
         cur.execute(create + "".join(record(step.format, table, v) for v in versions))

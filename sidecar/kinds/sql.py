@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from .. import adopt, apply, history, toolhistory
 from ..db import Connection, set_settings
-from ..errors import StepError
+from ..errors import SidecarError, StepError
 from ..guard import guarded
 from ..log import get_logger
 from ..migrations import MigrationFile, version_key
@@ -65,10 +65,10 @@ def todo(ctx: Context, step: SqlStep) -> Todo:
             stop = exc
     adopted = {m.ident for m in adoption.files} if adoption else set()
     baseline = baseline_files(step, applied, adopted)
-    if baseline and step.baseline_on_migrate:
+    if baseline and step.baseline_on_migrate:  # Flyway's: only while it has no history of this folder
         from .. import flyway_run
 
-        if conn is None or not flyway_run.baselines(conn, step):
+        if conn is None or any(m.ident in applied for m in step.migrations) or not flyway_run.baselines(conn, step):
             baseline = []
     if baseline and step.baseline_requires and stop is None:
         missing = history.missing_tables(conn, step.baseline_requires) if conn else list(step.baseline_requires)
@@ -97,8 +97,10 @@ def baseline_files(step: SqlStep, applied: dict[history.Ident, history.Applied],
     if step.baseline is None:
         return []
     top = version_key(step.baseline)
+    waiting = {m.ident for m in history.pending(step.migrations, applied)}  # not those an applied B file stands for
     return [m for m in step.migrations
-            if not m.repeatable and m.key <= top and m.ident not in applied and m.ident not in adopted]
+            if not m.repeatable and not m.baseline_migration and m.key <= top and m.ident in waiting
+            and m.ident not in adopted]
 
 
 def run(ctx: Context, step: SqlStep, work: Todo) -> Outcome:
@@ -184,6 +186,16 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
 
 def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, also: apply.Also,
                 events: flyway_run.Events | None, resume_at: int) -> None:
+    try:
+        _apply_one(plan, conn, step, m, also, events, resume_at)
+    except SidecarError as exc:
+        if toolhistory.marks_dirty(step, m):  # the hint for a sidecar-format file would not suit this folder
+            exc.hint = toolhistory.dirty_hint(step, int(m.version))
+        raise
+
+
+def _apply_one(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, also: apply.Also,
+               events: flyway_run.Events | None, resume_at: int) -> None:
     if events is not None and events.per_migration:
         events.migrate(m, plan=plan, also=also, resume_at=resume_at)
     elif m.transactional:

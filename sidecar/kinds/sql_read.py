@@ -13,11 +13,11 @@ from .. import history, shape
 from ..migrations import MigrationFile, discover, order
 from ..model import Guard
 from ..shape import DERIVED, FORMATS, REQUIRED, STEP_DATABASE, STEP_NAME, Key, Table, duration
-from ..tablereader import TableReader
+from ..tablereader import TABLE_NAMES, TableReader
 from .base import Declared
 
 if TYPE_CHECKING:  # each tool's reader is imported when a step of its format is read
-    from .. import flyway
+    from .. import flyway, flyway_config
 
 VERSION = re.compile(shape.VERSION)
 SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database, each file in one transaction"
@@ -90,17 +90,7 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
         r.problem(f"{key}.baseline", f"expected a version like \"0003\" or \"1.2\", got {baseline!r}")
     if requires and baseline is None:
         r.problem(f"{key}.baseline_requires", "only makes sense with baseline")
-    if tool != "flyway" and "placeholders" in table:
-        r.problem(f"{key}.placeholders", 'only for a Flyway folder (format = "flyway")')
-    if tool == "sidecar" and tool_table is not None:
-        r.problem(f"{key}.tool_table", "only for a folder of another tool's (`format`)")
-    if tool == "goose" and tool_table is not None:
-        try:
-            from .. import goose
-
-            goose.record(0, tool_table)
-        except ValueError as exc:
-            r.problem(f"{key}.tool_table", str(exc))
+    _check_tool_keys(r, table, key, tool, tool_table, folders)
     if folders is None or database is None or tool is None:
         return None
     directories = tuple((r.base / folder).resolve() for folder in folders)
@@ -133,14 +123,60 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
         r.problem(f"{key}.group", f"cannot hold files with BEGIN/COMMIT of their own ({', '.join(own)}); move them to"
                   " a step of their own")
     _refuse_shared_versions(r, key, database, migrations, declared.before)
+    _refuse_shared_tool_table(r, key, database, tool, tool_table, declared.before)
     if tool == "flyway":
-        _refuse_split_order(r, key, database, migrations, folders, declared.before)
+        assert setup is not None
+        _refuse_split_order(r, key, database, migrations, folders, _flyway_table(tool_table, setup.settings),
+                            declared.before)
     name = value("name", f"{database}: {', '.join(folders)}")
     guard = replace(plan_guard, lock_timeout=plan_guard.lock_timeout if lock_timeout is None else lock_timeout,
                     statement_timeout=plan_guard.statement_timeout if statement_timeout is None
                     else statement_timeout)
     return SqlStep(name or folders[0], database, directories, migrations, baseline, requires, group, guard, tool,
                    keep, tool_table, setup, on_migrate)
+
+
+def _check_tool_keys(r: TableReader, table: dict[str, Any], key: str, tool: str | None, tool_table: str | None,
+                     folders: tuple[str, ...] | None) -> None:
+    """The keys that belong to one format or another, and what each format can take."""
+    if tool != "flyway" and "placeholders" in table:
+        r.problem(f"{key}.placeholders", 'only for a Flyway folder (format = "flyway")')
+    if tool == "flyway" and "keep_tool_table" in table:
+        r.problem(f"{key}.keep_tool_table", "Flyway's table is only read, never written: remove the key")
+    if tool not in (None, "flyway") and any(f.endswith((".conf", ".toml")) for f in folders or ()):
+        r.problem(f"{key}.sql", 'names a Flyway configuration file: set format = "flyway" on the step')
+    if tool_table is None:
+        return
+    if tool == "sidecar":
+        r.problem(f"{key}.tool_table", "only for a folder of another tool's (`format`)")
+    elif not TABLE_NAMES.fullmatch(tool_table):
+        r.problem(f"{key}.tool_table", f"{tool_table!r} is not a table name; write name or schema.name"
+                  ' (with "double quotes" around a name that needs them)')
+    elif tool == "goose":
+        from .. import goose
+
+        try:
+            goose.record(0, tool_table)
+        except ValueError as exc:
+            r.problem(f"{key}.tool_table", str(exc))
+
+
+# The tables sidecar writes for a tool (toolhistory.py), when the step does not name its own
+_WRITTEN = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "goose": "goose_db_version"}
+
+
+def _refuse_shared_tool_table(r: TableReader, key: str, database: str, tool: str, tool_table: str | None,
+                              before: tuple[Any, ...]) -> None:
+    """Two steps writing one tool table in different layouts (dbmate's and golang-migrate's schema_migrations),
+    or both golang-migrate's single row, would overwrite each other's history."""
+    mine = tool_table or _WRITTEN.get(tool)
+    for s in before:
+        if not (isinstance(s, SqlStep) and s.database == database and s.keep_tool_table and mine):
+            continue
+        theirs = s.tool_table or _WRITTEN.get(s.format)
+        if theirs == mine and (s.format != tool or tool == "golang-migrate"):
+            r.problem(f"{key}.tool_table", f"step {s.name!r} ({s.format}) keeps its history in {mine} on database"
+                      f" {database!r} too; give each step its own table with tool_table, as each tool was configured")
 
 
 def _sidecar_folders(directories: tuple[Path, ...], label: str) -> tuple[tuple[MigrationFile, ...], list[str]]:
@@ -170,14 +206,19 @@ def _refuse_shared_versions(r: TableReader, key: str, database: str, migrations:
                       f" {database!r}")
 
 
+def _flyway_table(tool_table: str | None, settings: flyway_config.Settings) -> str:
+    return tool_table or ".".join(filter(None, (settings.schema, settings.table)))
+
+
 def _refuse_split_order(r: TableReader, key: str, database: str, migrations: tuple[MigrationFile, ...],
-                        folders: tuple[str, ...], before: tuple[Any, ...]) -> None:
+                        folders: tuple[str, ...], table: str, before: tuple[Any, ...]) -> None:
     """Flyway runs all its locations as one version order: a Flyway step whose versions fall between
-    those of an earlier Flyway step on the database would run them out of order (Flyway would ignore
-    them, and its validation stop)."""
+    those of an earlier Flyway step with the same history table (one Flyway project) would run them
+    out of order (Flyway would ignore them, and its validation stop)."""
     mine = [m for m in migrations if not m.repeatable and not m.baseline_migration]
     for s in before:
-        if not (isinstance(s, SqlStep) and s.database == database and s.format == "flyway" and mine):
+        if not (isinstance(s, SqlStep) and s.database == database and s.format == "flyway" and mine and s.flyway
+                and _flyway_table(s.tool_table, s.flyway.settings) == table):
             continue
         theirs = [m for m in s.migrations if not m.repeatable and not m.baseline_migration]
         if theirs and min(m.key for m in mine) < max(m.key for m in theirs):

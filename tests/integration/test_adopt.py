@@ -106,7 +106,7 @@ def test_a_dirty_golang_migrate_database_stops_the_run(project: Project) -> None
     golang_migrate_halfway(project, dirty=True)
     result = project.run("run", "--once")
     assert result.code == 4, result.out
-    assert "golang-migrate left database 'default' dirty at version 2" in str(result.last["error"])
+    assert "schema_migrations in database 'default' is dirty at version 2" in str(result.last["error"])
     assert "migrate force 2" in str(result.last["hint"])
     assert project.query("default", "SELECT to_regclass('sidecar.migrations') IS NULL"
                          " OR NOT EXISTS (SELECT 1 FROM sidecar.migrations)") == [(True,)]

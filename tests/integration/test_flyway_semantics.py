@@ -258,3 +258,41 @@ def test_baseline_on_migrate_is_recorded_only_into_a_non_empty_schema(project: P
     assert ran.code == 0, ran.out
     assert _log(project) == (["V2"] if populated else ["V1", "V2"])
     assert bool(ran.event("migration.baselined")) == populated
+
+
+def test_a_baseline_migration_with_baseline_on_migrate_leaves_a_second_run_nothing_to_do(project: Project) -> None:
+    _fresh(project)
+    project.write("db/migration/V1__a.sql", _logged("V1"))
+    project.write("db/migration/B1.1__base.sql", _logged("B1.1"))
+    project.write("db/migration/V2__b.sql", _logged("V2"))
+    project.write("flyway.conf", "flyway.locations=filesystem:db/migration\nflyway.baselineOnMigrate=true\n")
+    project.plan(ONE_FLYWAY_CONF)
+    assert project.run("run", "--once").code == 0
+    assert _log(project) == ["B1.1", "V2"]
+    again = project.run("run", "--once")
+    assert again.code == 0 and not again.event("migration.baselined") and not again.event("migration.applied")
+    preview = project.run("plan")
+    assert preview.code == 0, preview.out
+
+
+def test_flyway_steps_with_their_own_tables_are_separate_projects_whose_versions_may_interleave(
+        project: Project) -> None:
+    project.write("fa/V1__a.sql", "SELECT 1;\n")
+    project.write("fa/V2__c.sql", "SELECT 1;\n")
+    project.write("fb/V1.5__b.sql", "SELECT 1;\n")
+    project.plan("""
+        [databases.default]
+        url = "${DEFAULT_DATABASE_URL}"
+        [[steps]]
+        database = "default"
+        sql = "fa"
+        format = "flyway"
+        tool_table = "hist_a"
+        [[steps]]
+        database = "default"
+        sql = "fb"
+        format = "flyway"
+        tool_table = "hist_b"
+    """)
+    checked = project.run("validate")
+    assert checked.code == 0, checked.out

@@ -101,6 +101,8 @@ def test_golang_migrate_is_left_dirty_by_a_file_that_fails_partway_as_golang_mig
     project.one_database_plan('format = "golang-migrate"')
     failed = project.run("run", "--once")
     assert failed.code == 4, failed.out
+    assert "migrate force 1` to run it again (in SQL: UPDATE schema_migrations SET version = 1, dirty = false)" \
+        in str(failed.last["hint"])  # golang-migrate's way out, not sidecar's no-transaction marker
     assert project.query("default", "SELECT version, dirty FROM schema_migrations") == [(2, True)]
     again = project.run("run", "--once")
     assert again.code == 4 and "dirty at version 2" in again.out and "migrate force 2" in again.out, again.out
@@ -116,8 +118,7 @@ def test_a_renamed_dbmate_table_is_kept_where_dbmate_looks_for_it(project: Proje
     for name, text in DBMATE_FILES.items():
         project.write(f"migrations/{name}", text)
     project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
-    project.query("default", "CREATE SCHEMA ops")
-    project.one_database_plan('format = "dbmate"\ntool_table = "ops.history"')
+    project.one_database_plan('format = "dbmate"\ntool_table = "ops.history"')  # dbmate makes the schema too
     assert project.run("run", "--once").code == 0
     assert project.query("default", "SELECT to_regclass('schema_migrations') IS NULL, count(*) FROM ops.history") \
         == [(True, 4)]
@@ -126,3 +127,30 @@ def test_a_renamed_dbmate_table_is_kept_where_dbmate_looks_for_it(project: Proje
                              "--migrations-table", "ops.history", "status"], capture_output=True, text=True,
                             check=False)
     assert "Applied: 4" in status.stdout and "Pending: 0" in status.stdout, status.stdout + status.stderr
+
+
+def _two_steps(tools: tuple[str, str], extra: str = "") -> str:
+    return "[databases.default]\nurl = \"${DEFAULT_DATABASE_URL}\"\n" + "".join(
+        f'[[steps]]\ndatabase = "default"\nsql = "{tool}"\nformat = "{tool}"\n{extra if i else ""}'
+        for i, tool in enumerate(tools))
+
+
+def test_plan_errors_about_the_tools_tables_name_the_key(project: Project) -> None:
+    project.write("dbmate/1_a.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\n")
+    project.write("golang-migrate/2_a.up.sql", "SELECT 1;\n")
+    project.write("flyway/flyway.conf", "flyway.locations=filesystem:.\n")
+    for plan, expected in (
+        (_two_steps(("dbmate", "golang-migrate")), "steps[2].tool_table: step 'default: dbmate' (dbmate) keeps its"
+         " history in schema_migrations on database 'default' too"),
+        ('[databases.default]\nurl = "${DEFAULT_DATABASE_URL}"\n[[steps]]\ndatabase = "default"\nsql = "dbmate"\n'
+         'format = "dbmate"\ntool_table = "a.b.c"\n', "steps[1].tool_table: 'a.b.c' is not a table name"),
+        ('[databases.default]\nurl = "${DEFAULT_DATABASE_URL}"\n[[steps]]\ndatabase = "default"\n'
+         'sql = "flyway/flyway.conf"\nformat = "dbmate"\n',
+         'names a Flyway configuration file: set format = \\"flyway\\"'),
+    ):
+        project.plan(plan)
+        checked = project.run("validate")
+        assert checked.code == 2 and expected in checked.out, (expected, checked.out)
+    assert not project.database_exists()
+    project.plan(_two_steps(("dbmate", "golang-migrate"), 'tool_table = "gm_history"\n'))
+    assert project.run("validate").code == 0

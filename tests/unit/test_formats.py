@@ -245,7 +245,8 @@ def test_without_locations_flyway_reads_its_default_classpath_location(tmp_path:
 
 
 @pytest.mark.parametrize(("line", "named"), [
-    ("flyway.target=987654", "target"), ("flyway.initSql=SET x = 1", "initSql"), ("flyway.encoding=ISO-8859-1", "encoding"),
+    ("flyway.target=987654", "target"), ("flyway.initSql=SET x = 1", "initSql"),
+    ("flyway.encoding=ISO-8859-1", "encoding"),
     ("flyway.sqlMigrationPrefix=X9_", "sqlMigrationPrefix"), ("flyway.locations=s3:bucket/x", "locations"),
 ])
 def test_flyway_settings_sidecar_does_not_follow_are_refused_naming_the_key(tmp_path: Path, line: str,
@@ -270,3 +271,13 @@ def test_sidecar_format_refuses_names_it_would_otherwise_misread(tmp_path: Path,
     found, problems = migrations.discover(root, "x")
     assert [m.path.name for m in found] == ["0001_a.sql"]
     assert problems == [f"{root / name}: {expected}" + problems[0].partition(expected)[2]], problems
+
+
+def test_a_misspelt_flyway_setting_is_named_as_flyway_would_stop_on_it(tmp_path: Path) -> None:
+    from sidecar.flyway_config import read_config
+
+    (tmp_path / "flyway.conf").write_text("flyway.locatons=filesystem:sql\n"
+                                          "flyway.postgresql.transactional.lock=false\n")
+    _, problems = read_config(tmp_path / "flyway.conf", {})
+    assert problems == [f"{tmp_path / 'flyway.conf'}: locatons: not a Flyway setting (Flyway stops on it); did you"
+                        " mean locations?"]
