@@ -8,20 +8,27 @@ descriptor in SIDECAR_EVENTS_FD, so whatever the project prints stays on
 stdout and stderr (streamed into the log by sidecar). Django starts once:
 
 1. the first request names the settings: import them, load the migration
-   graph (no database connection) and report each alias's apps and the
-   migrations it should have; conflicts and a router that raises are
-   reported here, before sidecar touches any database;
+   graph (no database connection) and report the migrations every alias
+   gets (what `migrate --database=ALIAS` applies: every app's) and each
+   alias's connection settings as far as they decide where Django keeps its
+   tables; conflicts and a router that raises are reported here, before
+   sidecar touches any database. Until the next request comes, the project
+   states of a migrate on an empty alias are rendered ahead
+   (django_child_states.py);
 2. an optional second request, sent once sidecar holds the plan lock:
-   connect every alias first (a wrong password fails before any alias
+   connect every alias named first (a wrong password fails before any alias
    changes), then per alias in the order given: the declared fakes still
-   needed, then every migration of its apps, each one an event. End of
-   input instead: nothing to migrate, exit.
+   needed, then `migrate --database=ALIAS`, each migration one event, and
+   where Django's session found django_migrations. End of input instead:
+   nothing to migrate, exit.
 
-Every error is one `error` event naming kind, alias, app and migration.
-Passwords from DATABASES are masked in everything this process writes.
-This file loads the settings, inspects and runs the protocol; beside it,
-django_child_events.py (events, Failure, masking) and django_child_executor.py
-(fakes and migrations per alias) are part of the child, no more of sidecar.
+Every error is one `error` event naming kind, alias, app and migration, and
+what had been done. Passwords from DATABASES are masked in everything this
+process writes. This file loads the settings, inspects and runs the protocol;
+beside it, django_child_events.py (events, Failure, masking),
+django_child_executor.py (fakes and migrate per alias) and
+django_child_states.py (project states shared between aliases) are part of
+the child, no more of sidecar.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import signal
 import sys
 import time
@@ -40,17 +48,19 @@ from typing import Any
 # modules the child is split into import as top-level modules: sidecar is no package in the project's Python.
 if __package__:  # imported as part of sidecar: by mypy
     from .django_child_events import Events, Failure, MaskedStream
-    from .django_child_executor import Tracker, fake, migrate_alias
+    from .django_child_executor import STATES, Tracker, describe, fake, migrate_alias, seen, sqlstate
 else:
     if getattr(sys.flags, "safe_path", False):  # python -P or PYTHONSAFEPATH (3.11+): the folder is not there
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from django_child_events import Events, Failure, MaskedStream  # type: ignore[no-redef]
-    from django_child_executor import Tracker, fake, migrate_alias  # type: ignore[no-redef]
+    from django_child_executor import STATES, Tracker, describe, fake, migrate_alias, seen, sqlstate  # type: ignore[no-redef]
 
 STOPPING = False  # SIGTERM arrived: the error a cancelled statement raises is not the migration's fault
 
 
-def setup(settings: str, events: Events) -> None:
+def setup(settings: str, guard: str, events: Events) -> None:
+    """Load the project's settings; `guard`: the step's timeouts (-c name=value), which reach an alias's
+    sessions through PGOPTIONS unless its OPTIONS["options"] replaces PGOPTIONS: then they are added there."""
     os.environ["DJANGO_SETTINGS_MODULE"] = settings
     try:
         import django
@@ -61,35 +71,66 @@ def setup(settings: str, events: Events) -> None:
         raise Failure("settings", f"settings module {settings!r} does not load: {type(exc).__name__}: {exc}") from None
     from django.conf import settings as django_settings
 
+    for conf in django_settings.DATABASES.values():
+        if guard and "options" in (conf.get("OPTIONS") or {}):
+            conf["OPTIONS"]["options"] = f"{conf['OPTIONS']['options']} {guard}"
     events.secrets = sorted({str(d["PASSWORD"]) for d in django_settings.DATABASES.values()
                              if len(str(d.get("PASSWORD") or "")) >= 4}, key=len, reverse=True)
     sys.stdout = MaskedStream(sys.stdout, events.secrets)
     sys.stderr = MaskedStream(sys.stderr, events.secrets)
 
 
-def routed_apps(alias: str, migrated: set[str]) -> list[str]:
-    """The apps with migrations that the routers let migrate on `alias`: one model of theirs is enough."""
+def check_routers(alias: str, migrated: set[str]) -> None:
+    """Ask the routers about every model of the apps with migrations (an app without models: the app) on
+    `alias`, as migrate will: a router that raises is reported now, before any database is touched."""
     from django.apps import apps
     from django.db import router
 
-    found = []
     for config in apps.get_app_configs():
         if config.label not in migrated:
             continue
         models = list(config.get_models(include_auto_created=True))
         try:
-            allowed = (any(router.allow_migrate_model(alias, model) for model in models) if models
-                       else router.allow_migrate(alias, config.label))
+            for model in models:
+                router.allow_migrate_model(alias, model)
+            if not models:
+                router.allow_migrate(alias, config.label)
         except Exception as exc:
             traceback.print_exc()
             raise Failure("router", f"the database router raised {type(exc).__name__}: {exc}",
                           alias=alias, app=config.label) from None
-        if allowed:
-            found.append(config.label)
-    return found
 
 
-def inspect(request: dict[str, Any], events: Events) -> None:
+def connection_of(alias: str) -> dict[str, Any]:
+    """What libpq is given for the alias's sessions, as far as it decides where Django's tables are: the
+    database, the user, the server's options (OPTIONS' own, or PGOPTIONS when it has none, as libpq takes
+    them), assume_role, and a service file entry. No connection is made."""
+    from django.db import connections
+
+    wrapper = connections[alias]
+    conf = wrapper.settings_dict
+    options = conf.get("OPTIONS") or {}
+    try:
+        params = wrapper.get_connection_params()
+    except Exception:  # ImproperlyConfigured: no NAME (sidecar's check of NAME says so)
+        params = {"dbname": conf.get("NAME") or ""}
+    user = params.get("user") or os.environ.get("PGUSER") or ""
+    if not user:  # libpq's default: the operating system's user name
+        with contextlib.suppress(Exception):
+            import getpass
+
+            user = getpass.getuser()
+    has_options = "options" in params
+    return {"dbname": str(params.get("dbname") or ""), "user": str(user),
+            "options": str(params["options"] if has_options else os.environ.get("PGOPTIONS", "")),
+            "options_from": "OPTIONS['options']" if has_options else "PGOPTIONS",
+            "assume_role": str(options.get("assume_role") or ""),
+            "service": "OPTIONS['service']" if params.get("service") else
+                       "PGSERVICE" if os.environ.get("PGSERVICE") else ""}
+
+
+def inspect(request: dict[str, Any], events: Events) -> tuple[Any, list[tuple[str, str]]]:
+    """Report the project (`inspected`); return its migration loader and migrate's plan on an empty alias."""
     from django.conf import settings
     from django.db.migrations.loader import MigrationLoader
 
@@ -106,20 +147,32 @@ def inspect(request: dict[str, Any], events: Events) -> None:
             raise Failure("fake", f"no single migration {name!r} in app {app!r}"
                           f" ({'several match' if type(exc).__name__ == 'AmbiguityError' else 'none matches'})",
                           app=app, migration=name) from None
+    # What `migrate --database=ALIAS` applies on every alias alike: the plan to every leaf of the graph
+    # (the routers only decide which operations do something there), in migration_plan's order.
+    nodes: dict[tuple[str, str], None] = {}
+    for target in loader.graph.leaf_nodes():
+        nodes.update(dict.fromkeys(loader.graph.forwards_plan(target)))
+    migrations = [[app, name, [list(r) for r in loader.graph.nodes[(app, name)].replaces or []]]
+                  for app, name in nodes]
     aliases = []
     for alias, conf in settings.DATABASES.items():
-        apps = routed_apps(alias, loader.migrated_apps)
-        nodes: dict[tuple[str, str], None] = {}  # in order, each once
-        for target in (leaf for leaf in loader.graph.leaf_nodes() if leaf[0] in apps):
-            nodes.update(dict.fromkeys(loader.graph.forwards_plan(target)))
-        aliases.append({"alias": alias, "engine": conf.get("ENGINE", ""), "name": str(conf.get("NAME") or ""),
-                        "apps": apps, "migrations": [
-                            [app, name, [list(r) for r in loader.graph.nodes[(app, name)].replaces or []]]
-                            for app, name in nodes]})
-    events.send("inspected", aliases=aliases)
+        check_routers(alias, loader.migrated_apps)
+        engine = conf.get("ENGINE", "")
+        postgresql = "postgresql" in engine or "postgis" in engine
+        aliases.append({"alias": alias, "engine": engine, "name": str(conf.get("NAME") or ""),
+                        "connection": connection_of(alias) if postgresql else None})
+    events.send("inspected", aliases=aliases, migrations=migrations)
+    return loader, list(nodes)
+
+
+def asked() -> bool:
+    """Whether sidecar's next request (or the end of input) has come. Nothing of it is buffered yet: sidecar
+    sends it only once it has our inspection, and readline reads no further than what has come."""
+    return bool(select.select([sys.stdin], [], [], 0)[0])
 
 
 def migrate(request: dict[str, Any], events: Events) -> None:
+    """Per alias in the order given: its fakes still needed, then `migrate --database=ALIAS`."""
     from django.db import DatabaseError, connections
 
     for alias in request["aliases"]:  # all reachable and accepting us before any alias changes
@@ -127,24 +180,28 @@ def migrate(request: dict[str, Any], events: Events) -> None:
             connections[alias].ensure_connection()
         except DatabaseError as exc:
             raise Failure("connection", f"cannot connect: {str(exc).strip()}", alias=alias) from None
+    migrated: list[str] = []
     for alias in request["aliases"]:
         started = time.monotonic()
         tracker = Tracker(alias, events)
         try:
             for app, name, if_tables_exist in request["fakes"].get(alias, []):
                 fake(alias, app, name, if_tables_exist, tracker)
-            applied = migrate_alias(alias, request["apps"][alias], tracker)
-        except Failure:
+            applied = migrate_alias(alias, tracker)
+            where = seen(alias)
+        except Failure as failure:
+            for key, value in tracker.story(migrated).items():
+                failure.where.setdefault(key, value)
             raise
         except Exception as exc:
             if STOPPING:
                 raise KeyboardInterrupt from exc
             traceback.print_exc()
-            raise Failure("migration", f"{type(exc).__name__}: {str(exc).strip()}", alias=alias,
-                          app=tracker.current[0] if tracker.current else None,
-                          migration=tracker.current[1] if tracker.current else None) from None
+            raise Failure("migration", describe(exc), **tracker.story(migrated), sqlstate=sqlstate(exc),
+                          error=type(exc).__name__) from None
+        migrated.append(alias)
         events.send("alias.migrated", alias=alias, applied=applied, faked=tracker.faked,
-                    duration_ms=round((time.monotonic() - started) * 1000))
+                    duration_ms=round((time.monotonic() - started) * 1000), seen=where)
 
 
 def cancel_on_sigterm() -> None:
@@ -184,8 +241,9 @@ def main() -> int:
     cancel_on_sigterm()
     try:
         request = json.loads(sys.stdin.readline())
-        setup(request["settings"], events)
-        inspect(request, events)
+        setup(request["settings"], request.get("guard", ""), events)
+        loader, plan = inspect(request, events)
+        STATES.prepare(loader, plan, stop=asked)  # while sidecar waits for the databases and the lock
         line = sys.stdin.readline()
         if line.strip():
             migrate(json.loads(line), events)

@@ -14,7 +14,9 @@ MASK = "<SECRET>"
 
 
 class Failure(Exception):
-    def __init__(self, kind: str, message: str, **where: str | None) -> None:
+    """An `error` event: its kind, message and where it happened (alias, app, migration, what was done)."""
+
+    def __init__(self, kind: str, message: str, **where: Any) -> None:
         super().__init__(message)
         self.kind, self.message, self.where = kind, message, where
 

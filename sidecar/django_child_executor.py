@@ -12,22 +12,37 @@ from typing import Any
 
 if __package__:  # imported as part of sidecar: by mypy
     from .django_child_events import Events, Failure
+    from .django_child_states import Shared
 else:  # in the child (see django_child.py)
     from django_child_events import Events, Failure  # type: ignore[no-redef]
+    from django_child_states import Shared  # type: ignore[no-redef]
+
+STATES = Shared()  # the project states every alias goes through, rendered once
 
 
 class Tracker:
-    """The executor's progress callback: one event per migration applied or faked, as it happens."""
+    """The executor's progress callback: one event per migration applied or faked, as it happens; and what
+    had happened on the alias when something failed (`story`)."""
 
     def __init__(self, alias: str, events: Events) -> None:
         self.alias, self.events = alias, events
         self.current: tuple[str, str] | None = None
+        self.atomic: bool | None = None  # the current migration's: ran in one transaction
+        self.phase = "before"  # before (no migration started), migration, between, post_migrate, done
         self.started = 0.0
         self.applied = self.faked = 0
+
+    def story(self, migrated: list[str]) -> dict[str, Any]:
+        """What a failure on this alias reports besides its message: where it was, and what was done."""
+        return {"alias": self.alias, "app": self.current[0] if self.current else None,
+                "migration": self.current[1] if self.current else None, "atomic": self.atomic,
+                "phase": "migration" if self.current else self.phase, "done_here": self.applied + self.faked,
+                "migrated": list(migrated)}
 
     def __call__(self, action: str, migration: Any = None, fake: bool = False) -> None:
         if action == "apply_start":
             self.current, self.started = (migration.app_label, migration.name), time.monotonic()
+            self.atomic, self.phase = bool(migration.atomic), "migration"
             self.events.send("migration.started", alias=self.alias, app=migration.app_label,
                              migration=migration.name)
         elif action == "apply_success":
@@ -38,7 +53,7 @@ class Tracker:
             self.events.send("migration.applied", alias=self.alias, app=migration.app_label,
                              migration=migration.name, faked=fake,
                              duration_ms=round((time.monotonic() - self.started) * 1000))
-            self.current = None
+            self.current, self.phase = None, "between"
         elif action.startswith("unapply"):  # never asked for; the plans below are forwards only
             raise Failure("migration", "would unapply a migration", alias=self.alias, app=migration.app_label,
                           migration=migration.name)
@@ -90,8 +105,10 @@ def fake(alias: str, app: str, name: str, if_tables_exist: bool, tracker: Tracke
     executor.migrate([target], plan=plan, fake=True)
 
 
-def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
-    """What `migrate --database=ALIAS` does, for the apps routed to it (no prompts, no syncdb)."""
+def migrate_alias(alias: str, tracker: Tracker) -> int:
+    """What `manage.py migrate --database=ALIAS --noinput` does (django/core/management/commands/migrate.py):
+    every migration of every app, recorded on the alias where the routers let its operations do nothing,
+    then post_migrate for every app (content types and permissions, where the routers put them)."""
     from importlib import import_module
 
     from django.apps import apps as registry
@@ -108,11 +125,13 @@ def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
     connection.prepare_database()
     executor = MigrationExecutor(connection, tracker)
     executor.loader.check_consistent_history(connection)
-    targets = [leaf for leaf in executor.loader.graph.leaf_nodes() if leaf[0] in apps]
+    targets = executor.loader.graph.leaf_nodes()
     plan = executor.migration_plan(targets)
     pre_state = executor._create_project_state(with_applied_migrations=True)
     emit_pre_migrate_signal(0, False, alias, apps=pre_state.apps, plan=plan)
-    post_state = executor.migrate(targets, plan=plan, state=pre_state.clone())
+    with STATES.used(executor):
+        post_state = executor.migrate(targets, plan=plan, state=pre_state.clone())
+    tracker.phase = "post_migrate"
     post_state.clear_delayed_apps_cache()
     post_apps = post_state.apps
     with post_apps.bulk_update():  # the real models for post_migrate handlers, as migrate does
@@ -122,4 +141,40 @@ def migrate_alias(alias: str, apps: list[str], tracker: Tracker) -> int:
             post_apps.unregister_model(*keys[-1])
     post_apps.render_multiple([ModelState.from_model(registry.get_model(*key)) for key in keys])
     emit_post_migrate_signal(0, False, alias, apps=post_apps, plan=plan)
+    tracker.phase = "done"
     return tracker.applied
+
+
+def seen(alias: str) -> dict[str, Any]:
+    """Where Django's own session on `alias` finds django_migrations, so sidecar can check it reads the same."""
+    from django.db import connections
+
+    with connections[alias].cursor() as cursor:
+        cursor.execute(SEEN)
+        database, server, table = cursor.fetchone()
+    return {"database": database, "server": server, "table": table}
+
+
+# The database and server Django's session is on, and the table its unqualified `django_migrations` is.
+SEEN = """SELECT current_database(), extract(epoch FROM pg_postmaster_start_time())::text,
+       (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.oid = to_regclass('django_migrations'))"""
+
+
+def sqlstate(exc: BaseException | None) -> str:
+    """The server's error code behind `exc` (Django wraps the driver's error), or ""."""
+    for _ in range(10):
+        if exc is None:
+            break
+        code = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+        if isinstance(code, str) and code:
+            return code
+        exc = exc.__cause__ or exc.__context__
+    return ""
+
+
+def describe(exc: BaseException) -> str:
+    """`exc` in one line: its type and message, without the server's LINE/caret context."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    kept = [line for line in lines[1:] if line.startswith(("DETAIL:", "HINT:"))]
+    return "; ".join([f"{type(exc).__name__}: {lines[0] if lines else ''}", *kept])

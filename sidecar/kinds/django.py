@@ -1,9 +1,13 @@
-"""The django step: `manage.py migrate` for every alias of a Django project's DATABASES, in one child.
+"""The django step: `manage.py migrate --database=ALIAS` for every alias of a Django project's DATABASES,
+in DATABASES order, in one child.
 
 Django itself runs only in the child (django_child.py, with the project's Python; django_session.py
 starts it): `inspect` before any database is touched (it is what makes an alias the plan forgot a
-validation error), the run when something is pending. What is applied is read here with one query
-per alias, so status, the verification and the serving re-check never start Django.
+validation error), the run when something is pending. Each alias gets every migration of every app, as
+`migrate --database` records them (the routers decide which operations do something there). What is
+applied is read here with one query per alias, where the alias's own Django session finds
+django_migrations (django_state.py), so status, the verification and the serving re-check never start
+Django.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .. import shape
+from .. import django_state, shape
 from ..commands import application_name
-from ..db import Connection, conninfo, table_exists
+from ..db import Connection, conninfo
+from ..django_state import AppMigrations, DjangoMigration, Where
+from ..errors import VerificationError
 from ..history import History
 from ..log import get_logger
 from ..model import Guard, Plan
@@ -73,20 +79,13 @@ class DjangoFake:
 
 
 @dataclass(frozen=True, slots=True)
-class DjangoMigration:
-    app: str
-    name: str
-    replaces: tuple[tuple[str, str], ...] = ()  # a squashed migration's: applied when all of these are
-
-
-@dataclass(frozen=True, slots=True)
 class DjangoAlias:
     """One alias of the project's DATABASES that the step migrates, as the project says (inspected)."""
 
     alias: str
     database: str  # the plan's database it is
-    apps: tuple[str, ...]  # the apps with migrations that the routers allow on it
-    migrations: tuple[DjangoMigration, ...]  # every migration it should have, in order
+    migrations: tuple[DjangoMigration, ...]  # every migration of every app, in migrate's order
+    where: Where  # where its Django session finds django_migrations
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,26 +112,15 @@ class DjangoStep:
 
 
 @dataclass(frozen=True, slots=True)
-class AppMigrations:
-    """One app on one alias: what is applied and what is not yet."""
-
-    kind: ClassVar[str] = "django"
-    alias: str
-    app: str
-    applied: int
-    pending: tuple[str, ...]
-
-    def problem(self) -> str:
-        return f"pending Django {self.app} {', '.join(self.pending)} (alias {self.alias!r})"
-
-    def row(self, database: str) -> str:
-        return f"{self.alias} / {self.app} ({database}): {self.applied} applied, {len(self.pending)} pending"
-
-
-@dataclass(frozen=True, slots=True)
 class Todo:
-    pending: dict[str, list[tuple[str, str]]]  # per alias: (app, name) to apply, in order
+    pending: dict[str, list[str]]  # per alias: "app.name" to apply, in order
+    squashes: dict[str, list[str]]  # per alias: squashed migrations to record, all they replace being applied
     fakes: tuple[DjangoFake, ...]  # the declared fakes not recorded yet
+
+    def aliases(self) -> list[str]:
+        """The aliases with something to do, in DATABASES order."""
+        faked = {f.alias for f in self.fakes}
+        return [a for a in self.pending if self.pending[a] or self.squashes[a] or a in faked]
 
 
 def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) -> DjangoStep | None:
@@ -173,7 +161,10 @@ def _fakes(r: TableReader, value: object, key: str) -> tuple[DjangoFake, ...]:
 def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems: list[str]) -> DjangoStep:
     """`step` with its project as the child sees it; what the plan gets wrong, added to `problems`."""
     key = f"{plan.path}: steps[{index}]"
-    inspected = {a["alias"]: a for a in session.inspection(min(step.timeout, INSPECT_TIMEOUT))["aliases"]}
+    inspection = session.inspection(min(step.timeout, INSPECT_TIMEOUT))
+    inspected = {a["alias"]: a for a in inspection["aliases"]}
+    migrations = tuple(DjangoMigration(app, name, tuple((a, n) for a, n in replaces))
+                       for app, name, replaces in inspection["migrations"])
     declared = {d.name: d for d in plan.databases}
     for alias in [a for a, _ in step.aliases] + list(step.exclude) + [f.alias for f in step.fakes]:
         if alias not in inspected:
@@ -187,55 +178,41 @@ def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems
             problems.append(f"{key}: alias {alias!r} uses {found_alias['engine']!r}; sidecar migrates"
                             " PostgreSQL aliases: add it to exclude")
             continue
+        name = found_alias["connection"]["dbname"]
         database = step.database_for(alias)
         if database not in declared:
             problems.append(
-                f"{key}: alias {alias!r} of DATABASES (database {found_alias['name']!r}) is migrated by nobody:"
+                f"{key}: alias {alias!r} of DATABASES (database {name!r}) is migrated by nobody:"
                 f" map it to a plan database (aliases = {{ {alias} = \"NAME\" }}, or declare"
                 f" [databases.{alias}]), or add it to exclude if it is not this plan's to migrate")
             continue
         dbname = declared[database].conn.dbname
-        if found_alias["name"] != dbname:
-            problems.append(f"{key}: alias {alias!r} is database {found_alias['name']!r} in DATABASES, but plan"
+        if name != dbname:
+            problems.append(f"{key}: alias {alias!r} is database {name!r} in DATABASES, but plan"
                             f" database {database!r} is {dbname!r}: map the alias to the database it is")
             continue
-        migrations = tuple(DjangoMigration(app, name, tuple((a, n) for a, n in replaces))
-                           for app, name, replaces in found_alias["migrations"])
-        project.append(DjangoAlias(alias, database, tuple(found_alias["apps"]), migrations))
+        where, wrong = Where.of(alias, found_alias["connection"])
+        problems += [f"{key}: {w}" for w in wrong]
+        project.append(DjangoAlias(alias, database, migrations, where))
     return replace(step, project=tuple(project))
 
 
-def recorded(conn: Connection) -> set[tuple[str, str]]:
-    """(app, name) of every migration django_migrations records on this database (one query)."""
-    if not table_exists(conn, "django_migrations"):
-        return set()
-    with conn.cursor() as cur:
-        cur.execute("SELECT app, name FROM django_migrations")
-        return {(app, name) for app, name in cur.fetchall()}
-
-
-def pending_in(alias: DjangoAlias, done: set[tuple[str, str]]) -> list[AppMigrations]:
-    """`pending`, from rows already read."""
-    by_app: dict[str, tuple[int, list[str]]] = {}
-    for m in alias.migrations:
-        applied, todo = by_app.get(m.app, (0, []))
-        # A squashed migration counts once everything it replaces is recorded, as Django counts it.
-        ok = (m.app, m.name) in done or (bool(m.replaces) and all(r in done for r in m.replaces))
-        by_app[m.app] = (applied + ok, todo if ok else [*todo, m.name])
-    return [AppMigrations(alias.alias, app, applied, tuple(todo)) for app, (applied, todo) in by_app.items()]
-
-
 def todo(ctx: Context, step: DjangoStep) -> Todo:
-    done = {a.alias: recorded(conn) if (conn := ctx.conns[a.database]) else set() for a in step.project}
-    pending = {a.alias: [(app.app, name) for app in pending_in(a, done[a.alias]) for name in app.pending]
+    done = {a.alias: django_state.read(conn, a.where).rows if (conn := ctx.conns[a.database]) else frozenset()
+            for a in step.project}
+    pending = {a.alias: [name for name, ok in django_state.judge(a.migrations, done[a.alias]) if not ok]
                for a in step.project}
-    return Todo(pending, tuple(fakes_needed(step, done)))
+    squashes = {a.alias: [f"{app}.{name}" for app, name in django_state.unrecorded_squashes(a.migrations,
+                                                                                             done[a.alias])]
+                for a in step.project}
+    return Todo(pending, squashes, tuple(fakes_needed(step, done)))
 
 
 def run(ctx: Context, step: DjangoStep, work: Todo) -> Outcome:
-    """Migrate every alias of the step in its child. Nothing to do: the child just exits."""
+    """Migrate the aliases with something to do, in the step's child. Nothing to do: the child just exits."""
     session = ctx.children[step.name]
-    if not any(work.pending.values()) and not work.fakes:
+    aliases = work.aliases()
+    if not aliases:
         log.info("step.skipped", step=step.name, database=step.database,
                  reason="no Django migration pending on any alias")
         session.close()
@@ -244,21 +221,40 @@ def run(ctx: Context, step: DjangoStep, work: Todo) -> Outcome:
     fakes: dict[str, list[list[Any]]] = {f.alias: [] for f in step.fakes}
     for f in step.fakes:
         fakes[f.alias].append([f.app, f.to, f.if_tables_exist])
-    request = {"aliases": [a.alias for a in step.project], "apps": {a.alias: list(a.apps) for a in step.project},
-               "fakes": fakes}
-    first, conn = step.project[0], ctx.conns[step.project[0].database]
+    first = next(a for a in step.project if a.alias == aliases[0])
+    conn = ctx.conns[first.database]
     assert conn is not None
-    aliases = ", ".join(alias for alias, names in work.pending.items() if names)
-    doing = Work(step.name, first.database, f"Django migrations on {aliases}", conninfo(conn),
+    doing = Work(step.name, first.database, f"Django migrations on {', '.join(aliases)}", conninfo(conn),
                  application_name=application_name(f"sidecar step {step.name}"))
     log.info("django.migrate.started", step=step.name, database=step.database,
              pending=sum(len(m) for m in work.pending.values()))
-    results = [e for e in session.migrate(request, ctx.progress, doing, step.timeout) if e["event"] == "alias.migrated"]
+    events = session.migrate({"aliases": aliases, "fakes": fakes}, ctx.progress, doing, step.timeout)
+    results = [e for e in events if e["event"] == "alias.migrated"]
+    for event in results:
+        _same_table(ctx, step, event)
     return Outcome(sum(a["applied"] for a in results), sum(a["faked"] for a in results))
 
 
+def _same_table(ctx: Context, step: DjangoStep, event: dict[str, Any]) -> None:
+    """VerificationError unless sidecar reads the django_migrations Django's session on the alias wrote."""
+    alias = next(a for a in step.project if a.alias == event["alias"])
+    conn = ctx.conns[alias.database]
+    assert conn is not None
+    if wrong := django_state.disagreement(django_state.read(conn, alias.where), event["seen"]):
+        raise VerificationError(f"step {step.name!r}: alias {alias.alias!r}: {wrong}", hint=SAME_TABLE_HINT,
+                                database=alias.database)
+
+
+SAME_TABLE_HINT = ("sidecar reads an alias's history where its settings say (NAME, USER, the search_path of"
+                   " OPTIONS['options'] or PGOPTIONS, assume_role, the role's and database's search_path): make HOST"
+                   " and PORT reach the plan database's server, and set the search_path in OPTIONS['options'] so both"
+                   " agree")
+
+
 def preview(step: DjangoStep, work: Todo) -> StepPreview:
-    todo = [f"{alias}: {app}.{name}" for alias, names in work.pending.items() for app, name in names]
+    todo = [f"{alias}: {name}" for alias, names in work.pending.items() for name in names]
+    todo += [f"{alias}: {name} (recorded: all it replaces is applied)" for alias, names in work.squashes.items()
+             for name in names]
     fakes = [f"{f.alias}: {f.app} up to {f.to}{' (if its tables exist)' if f.if_tables_exist else ''}"
              for f in work.fakes]
     return StepPreview(step.name, step.database, "django", migrations=tuple(todo), fakes=tuple(fakes))
@@ -266,19 +262,19 @@ def preview(step: DjangoStep, work: Todo) -> StepPreview:
 
 def state(conn: Connection, step: DjangoStep, database: str, found: History) -> tuple[AppMigrations, ...]:
     """Per alias of the step that is `database`, per app: applied and pending."""
-    aliases = [a for a in step.project if a.database == database]
-    done = recorded(conn) if aliases else set()
-    return tuple(app for alias in aliases for app in pending_in(alias, done))
+    return tuple(e for alias in step.project if alias.database == database
+                 for e in django_state.per_app(alias.alias, alias.migrations, django_state.read(conn, alias.where)))
 
 
 def checks(step: DjangoStep, database: str, entries: tuple[AppMigrations, ...]) -> list[CheckResult]:
     """One check per alias that is `database`: all its migrations applied."""
     results = []
     for alias in (a for a in step.project if a.database == database):
-        todo = [f"{e.app}.{name}" for e in entries if e.alias == alias.alias for name in e.pending]
+        mine = [e for e in entries if e.alias == alias.alias]
+        todo = [f"{e.app}.{name}" for e in mine for name in e.pending]
         results.append(CheckResult(database, f"django {alias.alias}", not todo,
                                    f"pending: {', '.join(todo)}" if todo else
-                                   f"{len(alias.migrations)} migrations applied"))
+                                   f"{sum(e.applied for e in mine)} migrations applied"))
     return results
 
 
@@ -292,14 +288,12 @@ def describe(step: DjangoStep) -> str:
             + (f"; excludes {', '.join(step.exclude)}" if step.exclude else ""))
 
 
-def fakes_needed(step: DjangoStep, done: dict[str, set[tuple[str, str]]]) -> list[DjangoFake]:
-    """The fakes whose migration is not recorded yet (`done`: per alias, as `recorded` reads it).
+def fakes_needed(step: DjangoStep, done: dict[str, frozenset[tuple[str, str]]]) -> list[DjangoFake]:
+    """The fakes whose migration is not recorded yet (`done`: per alias, as django_state reads it).
 
     By prefix, as the fake names it: the child checked on disk that exactly one migration matches.
     """
     return [f for f in step.fakes if not any(app == f.app and name.startswith(f.to) for app, name in done[f.alias])]
-
-
 
 
 KIND: Kind[DjangoStep, Todo, AppMigrations] = Kind(

@@ -60,9 +60,13 @@ def test_each_migration_is_one_event_as_it_happens_with_alias_app_duration_and_f
     result = django_project.run("run", "--once", **environment(django_project), LOG_LEVEL="debug")
     assert result.code == 0, result.out
     events = [e for e in result.events() if e["event"] in ("django.migration.applied", "django.migration.faked")]
-    results_db = [(e["event"], e["app"], str(e["migration"])[:4]) for e in events if e["alias"] == "results_db"]
+    results_db = [(e["event"], e["app"], str(e["migration"])[:4]) for e in events
+                  if e["alias"] == "results_db" and e["app"] == "simulation"]
     assert results_db == [("django.migration.faked", "simulation", n) for n in ("0001", "0002", "0003")] + [
         ("django.migration.applied", "simulation", n) for n in ("0004", "0005", "0006")]
+    # Every alias gets every migration of every app, as `migrate --database=ALIAS` records them.
+    assert {a: len([e for e in events if e["alias"] == a]) for a in ("default", "materials_db", "results_db")} == {
+        "default": 21, "materials_db": 21, "results_db": 21}
     assert {e["database"] for e in events if e["alias"] == "materials_db"} == {"materials"}
     assert all(isinstance(e["duration_ms"], int) for e in events)
     assert all(e["faked"] is (e["event"] == "django.migration.faked") for e in events)
@@ -70,7 +74,7 @@ def test_each_migration_is_one_event_as_it_happens_with_alias_app_duration_and_f
     assert [str(e["argv"][-1]).endswith("django_child.py") for e in result.event("command.started")] == [True]
     assert [e["alias"] for e in result.event("django.alias.migrated")] == ["default", "materials_db", "results_db"]
     ready = result.event("sidecar.ready")[0]
-    assert ready["applied"] == 24 and ready["baselined"] == 3
+    assert ready["applied"] == 57 and ready["baselined"] == 6
 
 
 def test_events_are_streamed_while_the_child_still_works(django_project: Project) -> None:
@@ -151,10 +155,10 @@ def test_a_second_run_never_fakes_again_and_a_new_migration_is_applied_alone(dja
     again = django_project.run("run", "--once", **env)
     assert again.code == 0, again.out
     applied = [(e["alias"], e["migration"]) for e in again.event("django.migration.applied")]
-    assert applied == [("default", "0007_results_sql"), ("results_db", "0007_results_sql")]
+    assert applied == [(alias, "0007_results_sql") for alias in ("default", "materials_db", "results_db")]
     assert not again.event("django.migration.faked")
     assert [(e["alias"], e["reason"]) for e in again.event("django.fake.skipped")] == [
-        ("results_db", "already applied")]
+        ("materials_db", "already applied"), ("results_db", "already applied")]
     assert django_rows(django_project, "results") == [*before, ("simulation", "0007_results_sql")]
     assert "results_notes" in tables(django_project, "results")
     assert "results_notes" not in tables(django_project, "default")
@@ -163,8 +167,9 @@ def test_a_second_run_never_fakes_again_and_a_new_migration_is_applied_alone(dja
 def test_a_fake_with_if_tables_exist_fakes_only_what_is_there(django_project: Project) -> None:
     """Adopting databases an older deployment made: fake when the tables exist, apply when none do."""
     plan = django_project.root / "sidecar.toml"
-    plan.write_text(plan.read_text().replace('to = "0003"', 'to = "0003"\n\n[[steps.fake]]\nalias = "materials_db"'
-                                             '\napp = "materials"\nto = "0001"\nif_tables_exist = true'))
+    results_fake = 'alias = "results_db"\napp = "simulation"\nto = "0003"\n'
+    plan.write_text(plan.read_text().replace(results_fake, results_fake + '\n[[steps.fake]]\nalias = "materials_db"'
+                                             '\napp = "materials"\nto = "0001"\nif_tables_exist = true\n'))
     env = environment(django_project)
     fresh = django_project.run("run", "--once", **env)  # no materials tables: applied for real
     assert fresh.code == 0, fresh.out
@@ -175,6 +180,7 @@ def test_a_fake_with_if_tables_exist_fakes_only_what_is_there(django_project: Pr
     django_project.query("materials", "DELETE FROM django_migrations WHERE app = 'materials'")
     adopted = django_project.run("run", "--once", **env)
     assert adopted.code == 0, adopted.out
+    assert [e["alias"] for e in adopted.event("django.alias.migrated")] == ["materials_db"]  # the others: nothing to do
     assert [(e["alias"], e["migration"]) for e in adopted.event("django.migration.faked")] == [
         ("materials_db", "0001_initial")]
     # Half there is neither: say which tables are missing, change nothing.
@@ -278,6 +284,7 @@ def test_a_settings_module_that_does_not_import_is_exit_2_naming_it(django_proje
     result = django_project.run("run", "--once", **environment(django_project))
     assert result.code == 2, result.out
     assert "settings module 'epsm.broken' does not load: ModuleNotFoundError" in str(result.last["error"])
+    assert "no database was touched" in str(result.last["hint"])
     assert any("No module named 'epsm.no_such_module'" in str(e.get("output")) for e in result.events())
     assert not django_project.database_exists("default")
 
@@ -323,7 +330,10 @@ def test_a_migration_that_fails_on_one_alias_stops_there_and_a_rerun_finishes(dj
     assert failed.code == 4, failed.out
     error = str(failed.last["error"])
     assert "(alias 'results_db', app 'simulation', migration '0007_results_sql')" in error
-    assert "division by zero" in error and failed.last["database"] == "results"
+    assert "division by zero" in error and "[SQLSTATE 22012]" in error and failed.last["database"] == "results"
+    assert failed.last["hint"] == ("the data does not fit (the error above); that migration was rolled back (it ran"
+                                   " in one transaction); the migrations before it on results_db are applied (default,"
+                                   " materials_db migrated before it); a run after the fix continues from there")
     # default and materials_db are migrated; results_db stopped before 0007, with 0001-0006 in place.
     assert django_project.query("default", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
     assert not django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
@@ -402,7 +412,7 @@ def test_the_child_needs_django_and_not_sidecar(django_project: Project) -> None
     assert "No module named 'sidecar'" in cannot.stderr
     result = django_project.run("run", "--once", **{**environment(django_project), "PYTHON": str(wrapper)})
     assert result.code == 0, result.out
-    assert len(result.event("django.migration.applied")) == 24
+    assert len(result.event("django.migration.applied")) == 57
 
 
 def test_guard_and_env_reach_djangos_sessions_and_timeout_stops_the_step(django_project: Project) -> None:
@@ -422,6 +432,10 @@ def test_guard_and_env_reach_djangos_sessions_and_timeout_stops_the_step(django_
         class Migration(migrations.Migration):
             dependencies = [("simulation", "0006_gwp_cost")]
             operations = [migrations.RunPython(report, hints={"model_name": "simulationresult"})]
+        """)
+    # OPTIONS["options"] replaces PGOPTIONS for libpq: the guard's timeouts are added to it instead.
+    with_settings(django_project, "with_options", """
+        DATABASES["results_db"] = {**DATABASES["results_db"], "OPTIONS": {"options": "-c search_path=public"}}
         """)
     plan = django_project.root / "sidecar.toml"
     plan.write_text(plan.read_text().replace('python = "${PYTHON:-python}"', 'python = "${PYTHON:-python}"\n'
@@ -482,9 +496,20 @@ def test_a_squashed_migration_counts_as_applied_when_all_it_replaces_is(django_p
     status = django_project.run("status", **env)
     assert status.code == 0, status.out
     assert "results_db / simulation (results): 1 applied, 0 pending" in status.out
+    # `migrate` records the squashed migration itself (its `replaces` can go only then): so does a run, once.
+    plan = django_project.run("plan", **env)
+    assert plan.code == 1, plan.out
+    assert "apply results_db: simulation.0001_squashed_0006_gwp_cost (recorded: all it replaces is applied)" \
+        in plan.out
     again = django_project.run("run", "--once", **env)
     assert again.code == 0, again.out
-    assert [e["reason"] for e in again.event("step.skipped")] == ["no Django migration pending on any alias"]
+    assert not again.event("django.migration.applied")
+    for key in ("default", "materials", "results"):
+        assert django_project.query(key, "SELECT count(*) FROM django_migrations WHERE name ="
+                                         " '0001_squashed_0006_gwp_cost'") == [(1,)]
+    third = django_project.run("run", "--once", **env)
+    assert third.code == 0, third.out
+    assert [e["reason"] for e in third.event("step.skipped")] == ["no Django migration pending on any alias"]
 
 
 def test_a_sidecar_killed_outright_takes_its_django_child_and_statement_with_it(django_project: Project) -> None:
@@ -507,9 +532,163 @@ def test_three_sidecars_through_a_session_mode_pgbouncer_migrate_once(
                  for i in range(3)]
     results = [django_project.finish(p, timeout=180) for p in processes]
     assert [r.code for r in results] == [0, 0, 0], "\n".join(r.out[-2000:] for r in results)
-    assert sum(len(r.event("django.migration.applied")) for r in results) == 24
-    assert sum(r.event("sidecar.ready")[0]["applied"] for r in results) == 24  # type: ignore[misc]
+    assert sum(len(r.event("django.migration.applied")) for r in results) == 57
+    assert sum(r.event("sidecar.ready")[0]["applied"] for r in results) == 57  # type: ignore[misc]
     for key in ("default", "materials", "results"):
         rows = django_project.query(key, "SELECT app, name, count(*) FROM django_migrations GROUP BY 1, 2"
                                          " HAVING count(*) > 1")
         assert rows == [], rows
+
+
+
+def test_options_that_sidecar_cannot_follow_are_exit_2_naming_alias_and_key(django_project: Project) -> None:
+    """Where Django keeps django_migrations must be readable from the settings, or the step says so."""
+    with_settings(django_project, "unfollowable", """
+        DATABASES["materials_db"] = {**DATABASES["materials_db"], "OPTIONS": {"options": "-c search_path"}}
+        DATABASES["results_db"] = {**DATABASES["results_db"], "OPTIONS": {"service": "epsm"}}
+        """)
+    result = django_project.run("validate", **environment(django_project))
+    assert result.code == 2, result.out
+    problems = "\n".join(str(e["reason"]) for e in result.event("plan.problem"))
+    assert "alias 'materials_db': OPTIONS['options']: -c search_path has no value: write -c name=value" in problems
+    assert "alias 'results_db': OPTIONS['service'] names a pg_service.conf entry" in problems
+    assert "write NAME, USER and OPTIONS['options'] in DATABASES instead, or add the alias to exclude" in problems
+    assert not django_project.database_exists("default")
+    # A service in the environment is the same, for an alias whose settings leave it to libpq.
+    serviced = django_project.run("validate", **environment(django_project), PGSERVICE="epsm")
+    assert serviced.code == 2, serviced.out
+    assert "alias 'default': PGSERVICE names a pg_service.conf entry" in "\n".join(
+        str(e["reason"]) for e in serviced.event("plan.problem"))
+
+
+def test_a_history_django_keeps_where_sidecar_cannot_see_is_exit_5_naming_alias_and_table(
+        django_project: Project) -> None:
+    """Project code that moves Django's session (connection_created) is beyond the settings: the run checks
+    that Django's session and sidecar's reading found the same table, and stops when they do not."""
+    create_databases(django_project)
+    django_project.query("results", "CREATE SCHEMA hidden")
+    with_settings(django_project, "moved", """
+        from django.db.backends.signals import connection_created
+
+
+        def moved(sender, connection, **kwargs):
+            if connection.alias == "results_db":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET search_path TO hidden, public")
+
+
+        connection_created.connect(moved)
+        """)
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 5, result.out
+    assert str(result.last["error"]) == (
+        "step 'django': alias 'results_db': Django's session finds django_migrations in hidden.django_migrations,"
+        f" but sidecar, following DATABASES, reads no table in database {django_project.names['results']!r}")
+    assert "set the search_path in OPTIONS['options']" in str(result.last["hint"])
+
+
+def test_failures_name_the_migration_with_a_hint_for_the_known_causes(django_project: Project) -> None:
+    env = environment(django_project)
+    assert django_project.run("run", "--once", **env).code == 0
+    # A RunSQL without hints runs on every alias the routers do not refuse, as `migrate --database` runs it.
+    django_project.write("simulation/migrations/0007_touch_runs.py", NEW_MIGRATION.replace(
+        ', hints={"model_name": "simulationresult"}', "") % "UPDATE simulation_runs SET status = status")
+    undefined = django_project.run("run", "--once", **env)
+    assert undefined.code == 4, undefined.out
+    assert "(alias 'materials_db', app 'simulation', migration '0007_touch_runs')" in str(undefined.last["error"])
+    assert '[SQLSTATE 42P01]' in str(undefined.last["error"])
+    assert str(undefined.last["hint"]).startswith(
+        "it refers to something this alias does not have: a RunSQL or RunPython runs on every alias the routers do"
+        " not refuse")
+    assert "the migrations before it on materials_db are applied (default migrated before it)" in str(
+        undefined.last["hint"])
+    (django_project.root / "simulation/migrations/0007_touch_runs.py").unlink()
+    # CREATE INDEX CONCURRENTLY in a migration that runs in a transaction.
+    add_results_migration(django_project, "CREATE INDEX CONCURRENTLY results_kwh ON simulation_results"
+                                          " (total_energy_kwh)")
+    concurrently = django_project.run("run", "--once", **env)
+    assert concurrently.code == 4, concurrently.out
+    assert "migration '0007_results_sql'" in str(concurrently.last["error"])
+    assert str(concurrently.last["hint"]).startswith(
+        "the migration runs a statement that cannot run in a transaction (CREATE INDEX CONCURRENTLY,"
+        " AddIndexConcurrently): set atomic = False on that migration; that migration was rolled back")
+    # atomic = False: what ran before the error stays, and the hint says so.
+    django_project.write("simulation/migrations/0007_results_sql.py", NEW_MIGRATION.replace(
+        "class Migration(migrations.Migration):", "class Migration(migrations.Migration):\n        atomic = False")
+        % "CREATE TABLE results_scratch (id int); SELECT 1/0")
+    partial = django_project.run("run", "--once", **env)
+    assert partial.code == 4, partial.out
+    assert "that migration has atomic = False, so what it did before the error stays" in str(partial.last["hint"])
+    # A table that exists without the record of the migration that makes it.
+    add_results_migration(django_project, "CREATE TABLE zone_results (id int)")
+    duplicate = django_project.run("run", "--once", **env)
+    assert duplicate.code == 4, duplicate.out
+    assert "[SQLSTATE 42P07]" in str(duplicate.last["error"])
+    assert "adopt it with a [[steps.fake]] with if_tables_exist = true" in str(duplicate.last["hint"])
+    # A history Django finds inconsistent fails before any migration starts: nothing was applied.
+    (django_project.root / "simulation/migrations/0007_results_sql.py").unlink()
+    django_project.query("default", "DELETE FROM django_migrations WHERE app = 'simulation' AND name = '0001_initial'")
+    inconsistent = django_project.run("run", "--once", **env)
+    assert inconsistent.code == 4, inconsistent.out
+    assert "InconsistentMigrationHistory: Migration simulation.0002_simulationrun_status is applied before its" \
+        " dependency simulation.0001_initial" in str(inconsistent.last["error"])
+    assert str(inconsistent.last["hint"]).endswith("no migration had started: nothing was applied")
+
+
+def test_a_lock_that_is_not_free_is_exit_3_and_a_post_migrate_failure_says_what_is_done(
+        django_project: Project) -> None:
+    env = environment(django_project)
+    assert django_project.run("run", "--once", **env).code == 0
+    with_settings(django_project, "lock_timeout", """
+        DATABASES["results_db"] = {**DATABASES["results_db"], "OPTIONS": {"options": "-c lock_timeout=300"}}
+        """)
+    add_results_migration(django_project, "ALTER TABLE zone_results ADD COLUMN note text")
+    holder = django_project.server.connect(django_project.names["results"])
+    try:
+        with holder.cursor() as cur:
+            cur.execute("BEGIN; LOCK TABLE zone_results")
+            locked = django_project.run("run", "--once", **env)
+    finally:
+        holder.close()
+    assert locked.code == 3, locked.out  # may pass on a later run
+    assert "migration '0007_results_sql'" in str(locked.last["error"]) and "[SQLSTATE 55P03]" in str(
+        locked.last["error"])
+    assert str(locked.last["hint"]).startswith("a lock was not free (the error above); that migration was rolled back")
+    # A post_migrate handler that fails after every migration of the alias is applied.
+    django_project.write("hooks/__init__.py", "")
+    django_project.write("hooks/management/__init__.py", """
+        from django.db.models.signals import post_migrate
+
+
+        def fail(sender, using, **kwargs):
+            if using == "results_db":
+                raise RuntimeError("the hook failed")
+
+
+        post_migrate.connect(fail)
+        """)
+    django_project.write("epsm/hooks.py", 'from epsm.settings import *  # noqa: F403\n'
+                         'INSTALLED_APPS = [*INSTALLED_APPS, "hooks"]  # noqa: F405\n')
+    plan = django_project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('django = "epsm.lock_timeout"', 'django = "epsm.hooks"'))
+    hooked = django_project.run("run", "--once", **env)
+    assert hooked.code == 4, hooked.out
+    assert "(alias 'results_db'): RuntimeError: the hook failed" in str(hooked.last["error"])
+    assert str(hooked.last["hint"]).startswith(
+        "every migration on results_db is applied and recorded, but a post_migrate handler failed")
+    assert django_project.query("results", "SELECT 1 FROM django_migrations WHERE name = '0007_results_sql'")
+
+
+def test_an_alias_whose_host_and_port_reach_another_server_is_exit_5_naming_it(
+        django_project: Project, own_pg) -> None:  # type: ignore[no-untyped-def]
+    own_pg.start()
+    own_pg.query("postgres", f'CREATE DATABASE "{django_project.names["results"]}"')
+    with_settings(django_project, "elsewhere", f"""
+        DATABASES["results_db"] = {{**DATABASES["results_db"], "PORT": "{own_pg.port}"}}
+        """)
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 5, result.out
+    assert str(result.last["error"]) == (
+        f"step 'django': alias 'results_db': Django's session is on database {django_project.names['results']!r}"
+        f" on another server, not on the plan database ({django_project.names['results']!r}) where sidecar reads"
+        " its history")

@@ -3,7 +3,7 @@
 Like the original, it decides by model; an operation without a model (the
 RunSQL in simulation 0003) gets no answer here, so Django runs it on every
 database it migrates. That is why the deployment fakes simulation 0001-0003
-on results_db instead of running them.
+on materials_db and results_db instead of running them there.
 """
 
 RESULT_MODELS = {"simulationresult", "hourlytimeseries", "zoneresult", "energyuse"}
