@@ -478,7 +478,22 @@ class Analyser:
         raise Unknown(f"DROP {kind.name.removeprefix('OBJECT_')} is not classified")
 
     def _TruncateStmt(self, node: Any) -> list[Access]:
-        return [Access(_name(r), AX, "truncate", note="TRUNCATE: new, empty storage") for r in node.relations]
+        if node.behavior == enums.DropBehavior.DROP_CASCADE:
+            raise Unknown("TRUNCATE ... CASCADE: the tables referencing it (truncated too, ACCESS EXCLUSIVE) are"
+                          " not looked up")
+        found = []
+        for r in node.relations:
+            table = _name(r)
+            if table in self.created:
+                found.append(Access(table, AX, "truncate", note="TRUNCATE: new, empty storage"))
+                continue
+            partitioned = self._need(self.catalog.partitioned(table), f"whether {table} is partitioned")
+            found.append(Access(table, AX, "none" if partitioned else "truncate",
+                                note="" if partitioned else "TRUNCATE: new, empty storage"))
+            if r.inh:
+                kids = self._need(self.catalog.children(table), f"the partitions of {table}")
+                found += [Access(kid, AX, "truncate", note="a partition or child") for kid in kids]
+        return found
 
     def _ClusterStmt(self, node: Any) -> list[Access]:
         if node.relation is None:
