@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess as sp
 import sys
 import time
 
+import pytest
+
+from sidecar.commands import wait
 from tests.integration.conftest import Project, wait_for
 
 PLAN = """
@@ -101,3 +105,15 @@ def test_a_command_steps_sessions_give_up_on_a_vanished_host_as_ours_do(project:
     result = project.run("run", "--once", SIDECAR_PEER_TIMEOUT="30s")
     assert result.code == 0, result.out
     assert [e["output"] for e in result.event("command.output")] == ["10 30000 2s 0"]
+
+
+def test_waiting_for_a_child_gives_its_code_a_timeout_or_a_reaped_childs_code() -> None:
+    """commands.wait: a pidfd wakes at the child's exit (Popen.wait polls); the same answers as Popen.wait."""
+    done = sp.Popen(["sh", "-c", "exit 3"])
+    assert wait(done, 10) == 3
+    assert wait(done, 10) == 3  # reaped already: pidfd_open fails, Popen answers
+    slow = sp.Popen(["sleep", "5"])
+    with pytest.raises(sp.TimeoutExpired):
+        wait(slow, 0.1)
+    slow.kill()
+    assert wait(slow, 10) == -9
