@@ -63,6 +63,16 @@ class ServerCatalog:
                           " AND conrelid <> confrelid", table, table, table)
         return tuple(found or ())
 
+    def column_fk_peers(self, table: str, column: str) -> tuple[str, ...] | None:
+        if not self._exists(table):
+            return None
+        found = self._one("SELECT array_agg(DISTINCT CASE WHEN c.conrelid = a.attrelid THEN c.confrelid ELSE"
+                          " c.conrelid END::regclass::text) FROM pg_attribute a JOIN pg_constraint c ON c.contype ="
+                          " 'f' AND ((c.conrelid = a.attrelid AND a.attnum = ANY(c.conkey)) OR (c.confrelid ="
+                          " a.attrelid AND a.attnum = ANY(c.confkey))) WHERE a.attrelid = to_regclass(%s)"
+                          " AND a.attname = %s", table, column)
+        return tuple(found or ())
+
     def index_table(self, index: str) -> str | None:
         found: str | None = self._one("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid ="
                                       " to_regclass(%s)", index)

@@ -71,6 +71,7 @@ class Catalog(Protocol):
     def column_type(self, table: str, column: str) -> str | None: ...  # format_type(), e.g. "character varying(10)"
     def fk_target(self, table: str, constraint: str) -> str | None: ...  # "" for a constraint that is no FK
     def fk_peers(self, table: str) -> tuple[str, ...] | None: ...  # tables linked to it by a foreign key
+    def column_fk_peers(self, table: str, column: str) -> tuple[str, ...] | None: ...  # through that column
     def index_table(self, index: str) -> str | None: ...
     def children(self, table: str) -> tuple[str, ...] | None: ...  # partitions and inheritors, all levels
     def sources(self, view: str) -> tuple[str, ...] | None: ...  # relations a (materialized) view reads
@@ -91,6 +92,9 @@ class NoCatalog:
         return None
 
     def fk_peers(self, table: str) -> tuple[str, ...] | None:
+        return None
+
+    def column_fk_peers(self, table: str, column: str) -> tuple[str, ...] | None:
         return None
 
     def index_table(self, index: str) -> str | None:
@@ -255,12 +259,19 @@ class Analyser:
             effect, note = self._add_column(table, cmd.def_)
             return [Access(table, AX, effect, note=note, hint=BACKFILL if effect == "rewrite" else "")]
         if sub == t.AT_AlterColumnType:
+            if table not in self.created and self._fk_peers(table, cmd.name):
+                raise Unknown(f"ALTER COLUMN TYPE of {table}.{cmd.name}, part of a foreign key: the key is made anew"
+                              " (the other table's lock and check are not classified)")
             effect, note = self._column_type(table, cmd.name, cmd.def_)
             return [Access(table, AX, effect, note=note, hint=NEW_COLUMN if effect == "rewrite" else "")]
         if sub == t.AT_SetNotNull:
             return [Access(table, AX, "scan", note="SET NOT NULL reads every row (unless a valid CHECK"
                            " (col IS NOT NULL) proves it)", hint=NOT_NULL)]
-        if sub in (t.AT_DropNotNull, t.AT_ColumnDefault, t.AT_DropColumn, t.AT_AlterConstraint, t.AT_ChangeOwner,
+        if sub == t.AT_DropColumn:
+            peers = () if table in self.created else self._fk_peers(table, cmd.name)
+            return [Access(table, AX, "none")] + [Access(p, AX, "none", note="its foreign key is dropped")
+                                                  for p in peers if p != table]
+        if sub in (t.AT_DropNotNull, t.AT_ColumnDefault, t.AT_AlterConstraint, t.AT_ChangeOwner,
                    t.AT_SetStorage, t.AT_SetCompression, t.AT_ReplicaIdentity, t.AT_EnableRowSecurity,
                    t.AT_DisableRowSecurity, t.AT_ForceRowSecurity, t.AT_NoForceRowSecurity, t.AT_GenericOptions,
                    t.AT_AddIdentity, t.AT_SetIdentity, t.AT_DropIdentity, t.AT_DropExpression,
@@ -298,6 +309,12 @@ class Analyser:
                 self.outside_transaction = True
             return [Access(table, mode, "none", note="partition"), Access(part, mode, "none", note="partition")]
         raise Unknown(f"ALTER TABLE {sub.name.removeprefix('AT_')} is not classified")
+
+    def _fk_peers(self, table: str, column: str) -> tuple[str, ...]:
+        """The tables a foreign key through table.column links it to (either side)."""
+        found: tuple[str, ...] = self._need(self.catalog.column_fk_peers(table, column),
+                                            f"the foreign keys of {table}.{column}")
+        return found
 
     def _add_column(self, table: str, col: Any) -> tuple[str, str]:
         if table in self.created:

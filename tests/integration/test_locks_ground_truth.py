@@ -75,6 +75,11 @@ CORPUS = [
     Row("ALTER TABLE t ADD COLUMN d int GENERATED ALWAYS AS IDENTITY"),
     Row("ALTER TABLE t DROP COLUMN a CASCADE"),
     Row("ALTER TABLE t RENAME COLUMN a TO aa"),
+    Row("ALTER TABLE c DROP COLUMN p_id"),  # its foreign key goes: ACCESS EXCLUSIVE on p too
+    Row("ALTER TABLE t DROP COLUMN p_id"),  # a NOT VALID foreign key, the same
+    Row("ALTER TABLE p DROP COLUMN id CASCADE"),  # the referencing keys of c and t go
+    Row("ALTER TABLE p ALTER COLUMN id TYPE bigint", unknown=True),  # c's and t's foreign keys are made anew
+    Row("ALTER TABLE c ALTER COLUMN p_id TYPE bigint", unknown=True),  # its foreign key is made anew
     Row("ALTER TABLE t ALTER COLUMN a TYPE bigint"),
     Row("ALTER TABLE t ALTER COLUMN b TYPE varchar(20)"),
     Row("ALTER TABLE t ALTER COLUMN b TYPE varchar(5)"),
