@@ -101,7 +101,7 @@ class Analysis:
             except SqlSyntaxError as exc:  # reported by validation already
                 found.append(StatementLocks(m.path.name, 1, "", (), f"not split: {exc}", allowed))
                 continue
-            for a in self.analyser.file(statements):
+            for a in self.analyser.file(statements, m.path.name):
                 found.append(StatementLocks(m.path.name, a.line, a.text, tuple(self.relation(x, threshold)
                                                                                   for x in a.accesses),
                                             a.unknown, allowed))

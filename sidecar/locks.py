@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pglast import ast, enums, parse_sql
 from pglast.parser import ParseError
@@ -168,17 +168,79 @@ _SERIAL = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"
 _TEXTUAL = {"text", "character varying"}
 
 
+# The catalog facts the rules ask (per relation), and the catalog lookups that read them.
+_FACTS = {"column_type": "columns", "fk_target": "constraints", "fk_peers": "constraints",
+          "column_fk_peers": "constraints", "index_table": "indexes", "children": "children",
+          "partitioned": "children", "sources": "name", "exists": "name", "volatility": "function",
+          "not_null_proven": "constraints"}
+ALL_FACTS = frozenset({"columns", "constraints", "indexes", "children", "name"})
+_COLUMN_FACTS = frozenset({"columns", "constraints", "indexes"})
+# Settings whose change in a run changes nothing the rules ask (not how names resolve, nor a type change).
+_HARMLESS_SETTINGS = {"lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout",
+                      "client_min_messages", "application_name", "maintenance_work_mem", "work_mem",
+                      "max_parallel_maintenance_workers", "synchronous_commit"}
+
+
+def _last(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+class _Guarded:
+    """The catalog as the rules see it in a run: a lookup of a fact an earlier pending statement of the run
+    changes (the catalog still has it as it was) raises Unknown."""
+
+    def __init__(self, analyser: Analyser, real: Catalog) -> None:
+        self.analyser = analyser
+        self.real = real
+
+    def __getattr__(self, method: str) -> Any:
+        found = getattr(self.real, method)
+        fact = _FACTS.get(method)
+
+        def guarded(*args: str) -> Any:
+            if fact is not None and args:
+                self.analyser.check(args[0], fact)
+            return found(*args)
+        return guarded
+
+
 @dataclass
 class Analyser:
-    """Classifies statements in order; relations created by earlier statements are `new`."""
+    """Classifies statements in order; relations created by earlier statements are `new`. What earlier
+    (pending) statements of the run change is tracked: a later statement that would need the catalog's facts
+    about it is unknown, as is one that resolves a name after a change of search_path."""
 
     version: int  # server_version_num
     catalog: Catalog = field(default_factory=NoCatalog)
     created: set[str] = field(default_factory=set)
     outside_transaction: bool = False  # set by a rule: the statement cannot run in a transaction block
+    source: str = ""  # the file being analysed, for the reasons
+    changed: dict[str, dict[str, str]] = field(default_factory=dict)  # last name part -> fact -> where
+    path_changed: str = ""  # where an earlier statement changed search_path (or a setting not known harmless)
+    opaque: str = ""  # where an earlier statement may have changed anything (a DO block, a function call)
+    pending: dict[tuple[str, str], str] = field(default_factory=dict)  # NOT VALID (table, name) -> FK target
 
-    def file(self, statements: Iterable[tuple[int, str]]) -> list[Analysis]:
+    def __post_init__(self) -> None:
+        self.catalog = cast(Catalog, _Guarded(self, self.catalog))
+
+    def file(self, statements: Iterable[tuple[int, str]], source: str = "") -> list[Analysis]:
+        self.source = source
         return [a for line, text in statements for a in self.statement(text, line)]
+
+    def check(self, name: str, fact: str) -> None:
+        """Raises Unknown when `fact` about `name` may be changed by an earlier statement of the run."""
+        if self.path_changed and "." not in name:
+            raise Unknown(f"search_path is changed by an earlier statement of this run ({self.path_changed}):"
+                          f" {name} is not looked up")
+        if self.opaque:
+            raise Unknown(f"{name}: an earlier statement of this run may change anything ({self.opaque})")
+        where = self.changed.get(_last(name), {})
+        if fact in where:
+            raise Unknown(f"{name} is changed by an earlier statement of this run ({where[fact]})")
+
+    def _change(self, name: str, facts: Iterable[str], where: str) -> None:
+        for fact in facts:
+            self.changed.setdefault(_last(name), {}).setdefault(fact, where)
 
     def statement(self, text: str, line: int = 1) -> list[Analysis]:
         if self.version < OLDEST:
@@ -187,21 +249,115 @@ class Analyser:
         try:
             parsed = parse_sql(text)
         except ParseError as exc:
+            self.opaque = self.opaque or (f"{self.source}:{line}" if self.source else f"line {line}")
             return [Analysis(line, short(text), unknown=f"PostgreSQL's parser does not read it: {exc}")]
         found = []
         for raw in parsed:
             start = raw.stmt_location or 0
             piece = text[start:start + raw.stmt_len] if raw.stmt_len else text[start:]
             here = line + text[:start].count("\n")
+            where = f"{self.source}:{here}" if self.source else f"line {here}"
             try:
                 self.outside_transaction = False
                 accesses, transactional = self._classify(raw.stmt)
                 transactional = transactional and not self.outside_transaction
+                if self.path_changed and any("." not in a.relation for a in accesses):
+                    raise Unknown(f"search_path is changed by an earlier statement of this run"
+                                  f" ({self.path_changed}): which tables its names are is not known")
                 found.append(Analysis(here, short(piece), tuple(self._mark(accesses)),
                                       transactional=transactional))
             except Unknown as exc:
                 found.append(Analysis(here, short(piece), unknown=str(exc) or type(raw.stmt).__name__))
+                if type(raw.stmt).__name__ in ("DoStmt", "CallStmt") or _calls(raw.stmt):
+                    self.opaque = self.opaque or where
+            self._record(raw.stmt, where)
         return found
+
+    def _record(self, node: Any, where: str) -> None:
+        """What the statement changes that later statements' rules may ask the catalog about."""
+        t = enums.AlterTableType
+        kind = type(node).__name__
+        for n in _walk(node):
+            if isinstance(n, ast.FuncCall) and _last(_names(n.funcname)) == "set_config":
+                self.path_changed = self.path_changed or where
+        if kind == "VariableSetStmt":
+            if (node.name or "").lower() not in _HARMLESS_SETTINGS:
+                self.path_changed = self.path_changed or where
+        elif kind == "AlterTableStmt":
+            table = _name(node.relation)
+            for cmd in node.cmds:
+                if cmd.subtype == t.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+                    con = cmd.def_
+                    if con.contype == enums.ConstrType.CONSTR_FOREIGN:
+                        self._change(_name(con.pktable), {"constraints"}, where)
+                    if con.skip_validation and con.conname and con.contype in (
+                            enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK):
+                        target = _name(con.pktable) if con.contype == enums.ConstrType.CONSTR_FOREIGN else ""
+                        self.pending[(_last(table), con.conname)] = target
+                    self._change(table, _COLUMN_FACTS, where)
+                elif cmd.subtype in (t.AT_AddColumn, t.AT_AlterColumnType, t.AT_SetNotNull, t.AT_DropNotNull,
+                                     t.AT_ColumnDefault, t.AT_ValidateConstraint, t.AT_AlterConstraint,
+                                     t.AT_SetStatistics, t.AT_SetStorage):
+                    self._change(table, _COLUMN_FACTS, where)
+                elif cmd.subtype in (t.AT_DropColumn, t.AT_DropConstraint):
+                    self._change(table, _COLUMN_FACTS, where)
+                    for peer in self._peers(table):
+                        self._change(peer, {"constraints"}, where)
+                elif cmd.subtype in (t.AT_AttachPartition, t.AT_DetachPartition):
+                    self._change(table, ALL_FACTS, where)
+                    self._change(_name(cmd.def_.name), ALL_FACTS, where)
+                else:
+                    self._change(table, ALL_FACTS, where)
+        elif kind == "RenameStmt":
+            if node.relation is not None:
+                facts = _COLUMN_FACTS if node.renameType in (enums.ObjectType.OBJECT_COLUMN,
+                                                             enums.ObjectType.OBJECT_TABCONSTRAINT) else ALL_FACTS
+                self._change(_name(node.relation), facts, where)
+            if node.renameType in (enums.ObjectType.OBJECT_FUNCTION, enums.ObjectType.OBJECT_PROCEDURE):
+                self.opaque = self.opaque or where
+            elif node.newname and node.renameType not in (enums.ObjectType.OBJECT_COLUMN,
+                                                          enums.ObjectType.OBJECT_TABCONSTRAINT):
+                self._change(node.newname, ALL_FACTS, where)
+        elif kind == "DropStmt":
+            for item in node.objects or ():
+                name = _names(item) if isinstance(item, (list, tuple)) else ""
+                if name:
+                    self._change(name, ALL_FACTS, where)
+                    for peer in self._peers(name):
+                        self._change(peer, ALL_FACTS, where)
+                if name and node.removeType == enums.ObjectType.OBJECT_INDEX:
+                    index_table = cast(_Guarded, self.catalog).real.index_table(name)
+                    if index_table is None:
+                        self.opaque = self.opaque or where  # its table is not known
+                    else:
+                        self._change(index_table, {"indexes"}, where)
+            if node.removeType in (enums.ObjectType.OBJECT_FUNCTION, enums.ObjectType.OBJECT_PROCEDURE):
+                self.opaque = self.opaque or where
+        elif kind == "IndexStmt":
+            self._change(_name(node.relation), {"indexes"}, where)
+            if node.idxname:
+                self._change(node.idxname, ALL_FACTS, where)
+        elif kind == "CreateStmt":
+            for parent in node.inhRelations or ():
+                self._change(_name(parent), ALL_FACTS, where)
+            for n in _walk(node):
+                if isinstance(n, ast.Constraint) and n.contype == enums.ConstrType.CONSTR_FOREIGN:
+                    self._change(_name(n.pktable), {"constraints"}, where)
+        elif kind == "CreateFunctionStmt":
+            for fact in ("function",):
+                self._change(_names(node.funcname), {fact}, where)
+        elif kind in ("ViewStmt", "CreateTableAsStmt", "RefreshMatViewStmt"):
+            self._change(_name(node.view if kind == "ViewStmt" else node.into.rel if kind == "CreateTableAsStmt"
+                               else node.relation), ALL_FACTS, where)
+        elif kind not in _NO_CATALOG_CHANGE:
+            self.opaque = self.opaque or where
+
+    def _peers(self, table: str) -> tuple[str, ...]:
+        """The tables linked to `table` by a foreign key, as the catalog has them (none known: none)."""
+        try:
+            return self.catalog.fk_peers(table) or ()
+        except Unknown:
+            return ()
 
     def _mark(self, accesses: list[Access]) -> Iterator[Access]:
         """The strongest mode per relation (the effects joined), `new` for those this run creates."""
@@ -290,6 +446,10 @@ class Analyser:
             return [Access(table, AX, "rewrite", note="writes the table anew")]
         if sub == t.AT_AddConstraint:
             return self._add_constraint(table, cmd.def_)
+        if sub == t.AT_ValidateConstraint and (_last(table), cmd.name) in self.pending:
+            target = self.pending[(_last(table), cmd.name)]  # added NOT VALID by an earlier statement of the run
+            found = [Access(table, SUE, "scan", note="VALIDATE CONSTRAINT reads every row, writes go on")]
+            return found + ([Access(target, RS, "scan")] if target else [])
         if sub == t.AT_ValidateConstraint:
             target = self._need(self.catalog.fk_target(table, cmd.name), f"constraint {cmd.name}")
             found = [Access(table, SUE, "scan", note="VALIDATE CONSTRAINT reads every row, writes go on")]
@@ -598,6 +758,14 @@ _NO_TABLE_LOCK = frozenset({
     "CreateFunctionStmt", "CreateEnumStmt", "CompositeTypeStmt", "CreateDomainStmt", "CreateRangeStmt",
     "CreateSchemaStmt", "VariableSetStmt", "GrantStmt", "GrantRoleStmt", "CreateRoleStmt", "AlterRoleStmt",
     "AlterDefaultPrivilegesStmt", "CreateSeqStmt",
+})
+# Statements whose effects change none of the facts the rules ask the catalog.
+_NO_CATALOG_CHANGE = frozenset({
+    "CommentStmt", "GrantStmt", "GrantRoleStmt", "CreateRoleStmt", "AlterRoleStmt", "AlterDefaultPrivilegesStmt",
+    "LockStmt", "VacuumStmt", "ClusterStmt", "ReindexStmt", "TruncateStmt", "InsertStmt", "UpdateStmt",
+    "DeleteStmt", "SelectStmt", "CreateTrigStmt", "CreatePolicyStmt", "AlterPolicyStmt", "CreateEnumStmt",
+    "AlterEnumStmt", "CompositeTypeStmt", "CreateDomainStmt", "CreateRangeStmt", "CreateSchemaStmt",
+    "CreateSeqStmt", "VariableShowStmt", "TransactionStmt",
 })
 _KNOWN_VOLATILITY = {"now": "s", "random": "v", "gen_random_uuid": "v", "clock_timestamp": "v",
                      "statement_timestamp": "s", "transaction_timestamp": "s", "nextval": "v", "timeofday": "v",

@@ -58,6 +58,7 @@ ANALYZE;
 class Row:
     sql: str
     unknown: bool = False  # the analysis must say "unknown" for it
+    before: str = ""  # earlier statements of the same run: pending when analysed, committed before it runs
 
 
 CORPUS = [
@@ -171,7 +172,7 @@ CORPUS = [
     Row("ALTER TYPE mood ADD VALUE 'c'"),
     Row("ALTER TYPE mood RENAME VALUE 'a' TO 'aa'"),
     Row("CREATE SEQUENCE s"),
-    Row("CREATE SCHEMA other"),
+    Row("CREATE SCHEMA other"),  # (rolled back, as every row)
     Row("CREATE EXTENSION IF NOT EXISTS pg_trgm", unknown=True),
     Row("DO $$ BEGIN PERFORM 1; END $$", unknown=True),
     # data
@@ -181,6 +182,17 @@ CORPUS = [
     Row("INSERT INTO w SELECT id, a FROM t"),
     Row("SELECT 1"),
     Row("SELECT pg_sleep(0)", unknown=True),
+    # what earlier (pending) statements of the same run change
+    Row("ALTER TABLE t ALTER COLUMN a TYPE int", unknown=True, before="ALTER TABLE t ALTER COLUMN a TYPE bigint"),
+    Row("CREATE INDEX t_old_b ON t_old (b)", unknown=True, before="ALTER TABLE t RENAME TO t_old"),
+    Row("ALTER TABLE t ADD COLUMN d int", unknown=True,
+        before="CREATE SCHEMA other; CREATE TABLE other.t (id int); SET search_path = other"),
+    Row("ALTER TABLE t ADD COLUMN d int", unknown=True,
+        before="CREATE SCHEMA other; CREATE TABLE other.t (id int); SELECT set_config('search_path', 'other', false)"),
+    Row("ALTER TABLE t VALIDATE CONSTRAINT y", before="ALTER TABLE t ADD CONSTRAINT y CHECK (a > 0) NOT VALID"),
+    Row("ALTER TABLE t VALIDATE CONSTRAINT y",
+        before="ALTER TABLE t ADD CONSTRAINT y FOREIGN KEY (p_id) REFERENCES p(id) NOT VALID"),
+    Row("CREATE INDEX t_d ON t (d)", before="SET lock_timeout = '5s'; ALTER TABLE t ADD COLUMN d int"),
 ]
 NOT_IN_TRANSACTION = ("INDEX CONCURRENTLY", "_1 CONCURRENTLY", "VACUUM")
 
@@ -213,11 +225,20 @@ def _relfilenodes(cur: psycopg2.extensions.cursor, before: dict[int, tuple[str, 
     return {before[oid][0] for oid, node in cur.fetchall() if node != before[oid][1]}
 
 
-def _analysis(conn: psycopg2.extensions.connection, sql: str) -> locks.Analysis:
+def _analysis(conn: psycopg2.extensions.connection, sql: str, before: str = "") -> locks.Analysis:
     catalog = ServerCatalog(conn)  # type: ignore[arg-type]
-    [found] = locks.Analyser(catalog.version(), catalog).statement(sql)
+    analyser = locks.Analyser(catalog.version(), catalog)
+    analyser.file([(1, before)] if before else [], "earlier.sql")
+    [found] = analyser.statement(sql, 1)
     conn.rollback()
     return found
+
+
+def _relations(conn: psycopg2.extensions.connection) -> dict[int, tuple[str, int]]:
+    with conn.cursor() as cur:
+        cur.execute("SELECT oid::int, relname, relfilenode::int FROM pg_class WHERE relnamespace ="
+                    " 'public'::regnamespace AND relkind IN ('r', 'p', 'm', 'v', 'f')")
+        return {oid: (name, node) for oid, name, node in cur.fetchall()}
 
 
 def _in_transaction(conn: psycopg2.extensions.connection, sql: str,
@@ -291,10 +312,16 @@ def test_the_predicted_locks_are_what_the_server_takes(row: Row, pg: PgServer, d
         conn.autocommit = True
         before = _setup(conn)
         conn.autocommit = False
-        found = _analysis(conn, row.sql)
+        found = _analysis(conn, row.sql, row.before)
         if row.unknown:
             assert found.unknown, f"{row.sql}: expected unknown, got {found.accesses}"
             return
+        if row.before:  # the earlier statements committed: the statement's own locks, rewrites and reads are read
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(row.before)
+            before = _relations(conn)
+            conn.autocommit = False
         assert not found.unknown, f"{row.sql}: not classified: {found.unknown}"
         existing = {name for name, _ in before.values()}
         predicted = {a.relation: a.mode for a in found.accesses if a.relation in existing}
