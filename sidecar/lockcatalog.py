@@ -73,6 +73,17 @@ class ServerCatalog:
                           " AND a.attname = %s", table, column)
         return tuple(found or ())
 
+    def not_null_proven(self, table: str, column: str) -> str | None:
+        # PostgreSQL 12 and later skip SET NOT NULL's read when the table's valid constraints imply it; only the
+        # exact CHECK (col IS NOT NULL) is taken as proof here, any other valid CHECK on the column: "other".
+        found: str | None = self._one(
+            "SELECT CASE WHEN a.attnotnull OR bool_or(pg_get_constraintdef(c.oid) = 'CHECK ((' ||"
+            " quote_ident(a.attname) || ' IS NOT NULL))') THEN 'yes' WHEN count(c.oid) > 0 THEN 'other'"
+            " ELSE 'no' END FROM pg_attribute a LEFT JOIN pg_constraint c ON c.conrelid = a.attrelid AND"
+            " c.contype = 'c' AND c.convalidated AND a.attnum = ANY(c.conkey) WHERE a.attrelid = to_regclass(%s)"
+            " AND a.attname = %s AND NOT a.attisdropped GROUP BY a.attnotnull, a.attname", table, column)
+        return found
+
     def index_table(self, index: str) -> str | None:
         found: str | None = self._one("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid ="
                                       " to_regclass(%s)", index)

@@ -72,6 +72,8 @@ class Catalog(Protocol):
     def fk_target(self, table: str, constraint: str) -> str | None: ...  # "" for a constraint that is no FK
     def fk_peers(self, table: str) -> tuple[str, ...] | None: ...  # tables linked to it by a foreign key
     def column_fk_peers(self, table: str, column: str) -> tuple[str, ...] | None: ...  # through that column
+    # "yes": NOT NULL already, or a validated CHECK (col IS NOT NULL); "other": another validated CHECK on it; "no"
+    def not_null_proven(self, table: str, column: str) -> str | None: ...
     def index_table(self, index: str) -> str | None: ...
     def children(self, table: str) -> tuple[str, ...] | None: ...  # partitions and inheritors, all levels
     def sources(self, view: str) -> tuple[str, ...] | None: ...  # relations a (materialized) view reads
@@ -95,6 +97,9 @@ class NoCatalog:
         return None
 
     def column_fk_peers(self, table: str, column: str) -> tuple[str, ...] | None:
+        return None
+
+    def not_null_proven(self, table: str, column: str) -> str | None:
         return None
 
     def index_table(self, index: str) -> str | None:
@@ -421,8 +426,19 @@ class Analyser:
             effect, note = self._column_type(table, cmd.name, cmd.def_)
             return [Access(table, AX, effect, note=note, hint=NEW_COLUMN if effect == "rewrite" else "")]
         if sub == t.AT_SetNotNull:
-            return [Access(table, AX, "scan", note="SET NOT NULL reads every row (unless a valid CHECK"
-                           " (col IS NOT NULL) proves it)", hint=NOT_NULL)]
+            if table in self.created:
+                return [Access(table, AX, "none")]
+            proven = self._need(self.catalog.not_null_proven(table, cmd.name), f"the constraints of {table}")
+            if kids := self._need(self.catalog.children(table), f"the partitions of {table}"):
+                raise Unknown(f"SET NOT NULL of a table with partitions or children ({kids[0]}): their own"
+                              " constraints decide their reads")
+            if proven == "other" or (proven == "yes" and self.version < 120000):
+                raise Unknown(f"SET NOT NULL: whether a constraint of {table} proves {cmd.name} IS NOT NULL"
+                              " (then no read) is not classified")
+            if proven == "yes":
+                return [Access(table, AX, "none", note="NOT NULL already, or a valid CHECK (col IS NOT NULL)"
+                               " proves it: no read")]
+            return [Access(table, AX, "scan", note="SET NOT NULL reads every row", hint=NOT_NULL)]
         if sub == t.AT_DropColumn:
             peers = () if table in self.created else self._fk_peers(table, cmd.name)
             return [Access(table, AX, "none")] + [Access(p, AX, "none", note="its foreign key is dropped")

@@ -39,6 +39,7 @@ CREATE INDEX t_a ON t(a);
 CREATE UNIQUE INDEX t_n ON t(n);
 ALTER TABLE t ADD CONSTRAINT t_chk CHECK (a > 0) NOT VALID;
 ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (p_id) REFERENCES p(id) NOT VALID;
+ALTER TABLE t ADD CONSTRAINT t_n_nn CHECK (n IS NOT NULL);
 CREATE TABLE w (id int, a int);
 CREATE VIEW v AS SELECT id, a FROM w;
 CREATE TABLE parted (id int, k int) PARTITION BY RANGE (k);
@@ -90,6 +91,10 @@ CORPUS = [
     Row("ALTER TABLE t ALTER COLUMN n TYPE text USING n::text"),
     Row("ALTER TABLE t ALTER COLUMN ts TYPE timestamptz", unknown=True),  # a rewrite unless TimeZone is UTC
     Row("ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
+    Row("ALTER TABLE t ALTER COLUMN n SET NOT NULL"),  # the valid CHECK (n IS NOT NULL) proves it: no read
+    Row("ALTER TABLE t ALTER COLUMN id SET NOT NULL"),  # NOT NULL already (the primary key): nothing to do
+    Row("ALTER TABLE t ALTER COLUMN a SET NOT NULL", unknown=True,  # proved, but by a statement of this run
+        before="ALTER TABLE t ADD CONSTRAINT a_nn CHECK (a IS NOT NULL)"),
     Row("ALTER TABLE t ALTER COLUMN a DROP NOT NULL"),
     Row("ALTER TABLE t ALTER COLUMN a SET DEFAULT 5"),
     Row("ALTER TABLE t ALTER COLUMN a DROP DEFAULT"),
