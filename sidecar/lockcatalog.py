@@ -84,6 +84,17 @@ class ServerCatalog:
             " AND a.attname = %s AND NOT a.attisdropped GROUP BY a.attnotnull, a.attname", table, column)
         return found
 
+    def column_dependents(self, table: str, column: str) -> str | None:
+        found: str | None = self._one(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conrelid = a.attrelid AND c.contype"
+            " = 'c' AND a.attnum = ANY(c.conkey)) THEN 'c' ELSE '' END || CASE WHEN EXISTS (SELECT 1 FROM"
+            " pg_depend d JOIN pg_index i ON i.indexrelid = d.objid WHERE d.classid = 'pg_class'::regclass AND"
+            " d.refclassid = 'pg_class'::regclass AND d.refobjid = a.attrelid AND d.refobjsubid = a.attnum)"
+            " THEN 'i' ELSE '' END || CASE WHEN a.attcollation <> t.typcollation THEN 'x' ELSE '' END"
+            " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid WHERE a.attrelid = to_regclass(%s)"
+            " AND a.attname = %s AND NOT a.attisdropped", table, column)
+        return found
+
     def index_table(self, index: str) -> str | None:
         found: str | None = self._one("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid ="
                                       " to_regclass(%s)", index)

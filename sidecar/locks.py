@@ -74,6 +74,8 @@ class Catalog(Protocol):
     def column_fk_peers(self, table: str, column: str) -> tuple[str, ...] | None: ...  # through that column
     # "yes": NOT NULL already, or a validated CHECK (col IS NOT NULL); "other": another validated CHECK on it; "no"
     def not_null_proven(self, table: str, column: str) -> str | None: ...
+    # what depends on the column: "c" a CHECK constraint, "i" an index; "x": its collation is not its type's default
+    def column_dependents(self, table: str, column: str) -> str | None: ...
     def index_table(self, index: str) -> str | None: ...
     def children(self, table: str) -> tuple[str, ...] | None: ...  # partitions and inheritors, all levels
     def sources(self, view: str) -> tuple[str, ...] | None: ...  # relations a (materialized) view reads
@@ -100,6 +102,9 @@ class NoCatalog:
         return None
 
     def not_null_proven(self, table: str, column: str) -> str | None:
+        return None
+
+    def column_dependents(self, table: str, column: str) -> str | None:
         return None
 
     def index_table(self, index: str) -> str | None:
@@ -177,7 +182,7 @@ _TEXTUAL = {"text", "character varying"}
 _FACTS = {"column_type": "columns", "fk_target": "constraints", "fk_peers": "constraints",
           "column_fk_peers": "constraints", "index_table": "indexes", "children": "children",
           "partitioned": "children", "sources": "name", "exists": "name", "volatility": "function",
-          "not_null_proven": "constraints"}
+          "not_null_proven": "constraints", "column_dependents": "constraints"}
 ALL_FACTS = frozenset({"columns", "constraints", "indexes", "children", "name"})
 _COLUMN_FACTS = frozenset({"columns", "constraints", "indexes"})
 # Settings whose change in a run changes nothing the rules ask (not how names resolve, nor a type change).
@@ -536,13 +541,22 @@ class Analyser:
     def _column_type(self, table: str, column: str, col: Any) -> tuple[str, str]:
         if table in self.created:
             return "none", ""
-        if getattr(col, "raw_default", None) is not None:  # USING (...)
-            return "rewrite", "ALTER COLUMN TYPE ... USING writes the table anew"
+        using = getattr(col, "raw_default", None)
+        if using is not None and not _plain_using(using, column, col.typeName):
+            raise Unknown("ALTER COLUMN TYPE ... USING an expression other than the column (or the column cast to"
+                          " the new type): whether PostgreSQL rewrites the table is not classified")
         old = self._need(self.catalog.column_type(table, column), f"the type of {table}.{column}")
         new = _type_text(col.typeName)
         if new is None:
             raise Unknown("ALTER COLUMN TYPE to a type the rules do not know")
         if _no_rewrite(old, new):
+            deps = self._need(self.catalog.column_dependents(table, column), f"what depends on {table}.{column}")
+            if "c" in deps:
+                raise Unknown(f"ALTER COLUMN TYPE: the CHECK constraints on {table}.{column} are added anew and may"
+                              " read every row (not classified)")
+            if "i" in deps and (getattr(col, "collClause", None) is not None or "x" in deps):
+                raise Unknown(f"ALTER COLUMN TYPE changing the collation of indexed {table}.{column}: its indexes"
+                              " are built anew under ACCESS EXCLUSIVE (not classified)")
             return "none", f"{old} to {new}: no rewrite"
         if _base(old) in _KNOWN_BASES and _base(new) in _KNOWN_BASES and {_base(old), _base(new)} != {
                 "timestamp without time zone", "timestamp with time zone"}:
@@ -813,6 +827,17 @@ def _type_text(type_name: Any) -> str | None:
             return None
         mods.append(str(value))
     return f"{base}({','.join(mods)})" if mods else base
+
+
+def _plain_using(expr: Any, column: str, type_name: Any) -> bool:
+    """USING the column itself, or the column cast to the new type: the same as no USING."""
+    if isinstance(expr, ast.TypeCast):
+        wanted = _type_text(type_name)
+        if wanted is None or _type_text(expr.typeName) != wanted:
+            return False
+        expr = expr.arg
+    fields = tuple(expr.fields or ()) if isinstance(expr, ast.ColumnRef) else ()
+    return len(fields) == 1 and getattr(fields[0], "sval", None) == column
 
 
 def _base(text: str) -> str:

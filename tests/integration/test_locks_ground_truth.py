@@ -41,6 +41,9 @@ ALTER TABLE t ADD CONSTRAINT t_chk CHECK (a > 0) NOT VALID;
 ALTER TABLE t ADD CONSTRAINT t_fk FOREIGN KEY (p_id) REFERENCES p(id) NOT VALID;
 ALTER TABLE t ADD CONSTRAINT t_n_nn CHECK (n IS NOT NULL);
 CREATE TABLE w (id int, a int);
+CREATE TABLE o (id int, code varchar(40), note varchar(50), memo varchar(50) CHECK (memo <> ''));
+INSERT INTO o SELECT g, 'x', 'y', 'z' FROM generate_series(1, 20) g;
+CREATE INDEX o_code ON o (code);
 CREATE VIEW v AS SELECT id, a FROM w;
 CREATE TABLE parted (id int, k int) PARTITION BY RANGE (k);
 CREATE TABLE parted_1 PARTITION OF parted FOR VALUES FROM (0) TO (100);
@@ -89,6 +92,13 @@ CORPUS = [
     Row("ALTER TABLE t ALTER COLUMN c TYPE numeric(12,2)"),
     Row("ALTER TABLE t ALTER COLUMN c TYPE numeric(12,4)"),
     Row("ALTER TABLE t ALTER COLUMN n TYPE text USING n::text"),
+    Row("ALTER TABLE o ALTER COLUMN code TYPE varchar(40) COLLATE \"C\"", unknown=True),  # o_code is built anew
+    Row("ALTER TABLE o ALTER COLUMN code TYPE varchar(80)"),
+    Row("ALTER TABLE o ALTER COLUMN code TYPE text"),
+    Row("ALTER TABLE o ALTER COLUMN note TYPE text USING note::text"),  # the column relabelled: no rewrite
+    Row("ALTER TABLE o ALTER COLUMN note TYPE varchar(60) USING note"),
+    Row("ALTER TABLE o ALTER COLUMN note TYPE text USING note || ''", unknown=True),  # a rewrite, not classified
+    Row("ALTER TABLE o ALTER COLUMN memo TYPE varchar(70)", unknown=True),  # its CHECK is added anew: a read
     Row("ALTER TABLE t ALTER COLUMN ts TYPE timestamptz", unknown=True),  # a rewrite unless TimeZone is UTC
     Row("ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
     Row("ALTER TABLE t ALTER COLUMN n SET NOT NULL"),  # the valid CHECK (n IS NOT NULL) proves it: no read
