@@ -237,9 +237,15 @@ def policy_stop(ctx: Context, step: Any, pending: Callable[[Any], tuple[Migratio
     stops = [line for s in found for line in stopping(s.statements, policy.stop_unknown)]
     if not stops:
         return None
+    unknown = sum(": not classified (" in line for line in stops)
+    counts = []
+    if len(stops) > unknown:
+        counts.append(f"{len(stops) - unknown} statement(s) would block writes on a table over"
+                      f" {size_text(policy.max_blocking_size)} for as long as they read or rewrite it")
+    if unknown:
+        counts.append(f"{unknown} statement(s) are not classified (unknown), and [locks] unknown = \"stop\"")
     return LockPolicyError(
-        f"[locks]: {len(stops)} statement(s) would block writes on a table over"
-        f" {size_text(policy.max_blocking_size)} for as long as they read or rewrite it: " + "; ".join(stops),
+        "[locks]: " + "; ".join(counts) + ": " + "; ".join(stops),
         hint="use the safe alternative `sidecar plan --locks` shows, or accept the outage with"
              " `-- sidecar: allow-blocking` in the file's leading comments", database=step.database)
 
