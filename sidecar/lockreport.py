@@ -92,7 +92,7 @@ class Analysis:
         self.version = self.catalog.version() if self.catalog else 0
         self.analyser = locks.Analyser(self.version or 10**6, self.catalog or locks.NoCatalog())
 
-    def files(self, files: Iterable[MigrationFile], threshold: int) -> list[StatementLocks]:
+    def files(self, files: Iterable[MigrationFile], threshold: int, fmt: str = "sidecar") -> list[StatementLocks]:
         found = []
         for m in files:
             allowed = allows_blocking(m)
@@ -102,12 +102,12 @@ class Analysis:
                 found.append(StatementLocks(m.path.name, 1, "", (), f"not split: {exc}", allowed))
                 continue
             for a in self.analyser.file(statements, m.path.name):
-                found.append(StatementLocks(m.path.name, a.line, a.text, tuple(self.relation(x, threshold)
+                found.append(StatementLocks(m.path.name, a.line, a.text, tuple(self.relation(x, threshold, fmt)
                                                                                   for x in a.accesses),
                                             a.unknown, allowed))
         return found
 
-    def relation(self, a: locks.Access, threshold: int) -> RelationLock:
+    def relation(self, a: locks.Access, threshold: int, fmt: str = "sidecar") -> RelationLock:
         size = None if a.new or self.catalog is None else self.catalog.size(a.relation)
         seconds = estimate(a.effect, size)
         big = size is not None and size.total_bytes > threshold
@@ -115,7 +115,22 @@ class Analysis:
             a.effect == "scan" and a.mode == locks.RX and big)
         return RelationLock(a.relation, a.mode, locks.BLOCKS[a.mode], a.blocks_writes, a.effect, a.new, a.note,
                             size.rows if size else None, size.total_bytes if size else None, seconds, called,
-                            a.hint if called else "")
+                            format_hint(a.hint, fmt) if called else "")
+
+
+# How each folder format's tool runs a file outside a transaction.
+_NO_TRANSACTION = {
+    "dbmate": "in a file of its own marked `-- migrate:up transaction:false`",
+    "goose": "in a file of its own marked `-- +goose NO TRANSACTION`",
+    "golang-migrate": "in a file holding only that statement (golang-migrate sends a file as one query, which"
+                      " PostgreSQL then runs outside a transaction block)",
+    "flyway": "in a script of its own (Flyway runs a script holding only such statements outside a transaction)",
+}
+
+
+def format_hint(hint: str, fmt: str) -> str:
+    """The hint in the words of the folder's tool: how it runs a file outside a transaction."""
+    return hint.replace(locks.NO_TRANSACTION_FILE, _NO_TRANSACTION.get(fmt, locks.NO_TRANSACTION_FILE))
 
 
 def stopping(statements: Sequence[StatementLocks], stop_unknown: bool) -> list[str]:
@@ -221,7 +236,7 @@ def collect(pairs: Iterable[tuple[Any, Any]], conns: Mapping[str, Connection | N
             analyses[step.database] = Analysis(conns.get(step.database))
         analysis = analyses[step.database]
         found.append(StepLocks(step.name, step.database, step.kind, True, analysis.version,
-                               tuple(analysis.files(work.pending, threshold))))
+                               tuple(analysis.files(work.pending, threshold, getattr(step, "format", "sidecar")))))
     return tuple(found)
 
 

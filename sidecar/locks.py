@@ -46,9 +46,11 @@ NOT_VALID = ("add it NOT VALID (brief lock, no read), then ALTER TABLE ... VALID
              " (SHARE UPDATE EXCLUSIVE: reads and writes go on)")
 NOT_NULL = ("add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it, then SET NOT NULL: PostgreSQL 12 and"
             " later skip the read")
-CONCURRENTLY = ("CREATE INDEX CONCURRENTLY, in a file of its own marked `-- sidecar: no-transaction`: writes go on")
-USING_INDEX = ("CREATE UNIQUE INDEX CONCURRENTLY first (a no-transaction file), then ADD CONSTRAINT ... USING INDEX:"
-               " a brief lock")
+# Where a statement that cannot run in a transaction goes (sidecar's format; lockreport says it per folder format).
+NO_TRANSACTION_FILE = "in a file of its own marked `-- sidecar: no-transaction`"
+CONCURRENTLY = f"CREATE INDEX CONCURRENTLY, {NO_TRANSACTION_FILE}: writes go on"
+USING_INDEX = (f"CREATE UNIQUE INDEX CONCURRENTLY first, {NO_TRANSACTION_FILE}, then ADD CONSTRAINT ... USING"
+               " INDEX: a brief lock")
 BACKFILL = ("add the column without the default (or with a constant one: no rewrite), then fill it in batches of"
             " UPDATE ... WHERE id BETWEEN ..., each its own transaction")
 NEW_COLUMN = ("add a column of the new type, fill it in batches, then swap the columns in a brief migration")

@@ -113,3 +113,16 @@ def test_a_dbmate_folder_is_analysed_from_its_up_section(project: Project) -> No
     assert "20240101000000_orders.sql" in out
     assert "line 3: CREATE INDEX orders_id ON orders (id)" in out and "orders: SHARE (new in this run)" in out
     assert "DROP TABLE" not in out
+
+
+@pytest.mark.parametrize(("fmt", "words"), [
+    ("sidecar", "marked `-- sidecar: no-transaction`"), ("dbmate", "marked `-- migrate:up transaction:false`"),
+    ("goose", "marked `-- +goose NO TRANSACTION`"), ("golang-migrate", "a file holding only that statement"),
+    ("flyway", "Flyway runs a script holding only such statements outside a transaction")])
+def test_the_hints_say_how_the_folders_tool_runs_a_file_outside_a_transaction(fmt: str, words: str) -> None:
+    from sidecar import lockreport, locks
+
+    for hint in (locks.CONCURRENTLY, locks.USING_INDEX):
+        said = lockreport.format_hint(hint, fmt)
+        assert words in said, said
+        assert fmt == "sidecar" or "sidecar: no-transaction" not in said, said
