@@ -325,8 +325,9 @@ class Analyser:
                 facts = _COLUMN_FACTS if node.renameType in (enums.ObjectType.OBJECT_COLUMN,
                                                              enums.ObjectType.OBJECT_TABCONSTRAINT) else ALL_FACTS
                 self._change(_name(node.relation), facts, where)
-            if node.renameType in (enums.ObjectType.OBJECT_FUNCTION, enums.ObjectType.OBJECT_PROCEDURE):
-                self.opaque = self.opaque or where
+            if node.renameType in (enums.ObjectType.OBJECT_FUNCTION, enums.ObjectType.OBJECT_PROCEDURE,
+                                   enums.ObjectType.OBJECT_SCHEMA):
+                self.opaque = self.opaque or where  # a function's or the schema's tables' names change
             elif node.newname and node.renameType not in (enums.ObjectType.OBJECT_COLUMN,
                                                           enums.ObjectType.OBJECT_TABCONSTRAINT):
                 self._change(node.newname, ALL_FACTS, where)
