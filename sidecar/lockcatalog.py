@@ -95,6 +95,16 @@ class ServerCatalog:
             " AND a.attname = %s AND NOT a.attisdropped", table, column)
         return found
 
+    def referencing(self, table: str) -> tuple[str, ...] | None:
+        # TRUNCATE ... CASCADE's closure (heap_truncate_find_FKs, repeated): every foreign key's table, partitions'
+        # own keys included
+        if not self._exists(table):
+            return None
+        found = self._one("WITH RECURSIVE r(oid) AS (SELECT to_regclass(%s)::oid UNION SELECT c.conrelid FROM"
+                          " pg_constraint c JOIN r ON c.confrelid = r.oid WHERE c.contype = 'f') SELECT"
+                          " array_agg(oid::regclass::text) FROM r WHERE oid <> to_regclass(%s)", table, table)
+        return tuple(found or ())
+
     def index_table(self, index: str) -> str | None:
         found: str | None = self._one("SELECT indrelid::regclass::text FROM pg_index WHERE indexrelid ="
                                       " to_regclass(%s)", index)

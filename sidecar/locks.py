@@ -78,6 +78,7 @@ class Catalog(Protocol):
     def not_null_proven(self, table: str, column: str) -> str | None: ...
     # what depends on the column: "c" a CHECK constraint, "i" an index; "x": its collation is not its type's default
     def column_dependents(self, table: str, column: str) -> str | None: ...
+    def referencing(self, table: str) -> tuple[str, ...] | None: ...  # tables whose foreign keys reach it, all levels
     def index_table(self, index: str) -> str | None: ...
     def children(self, table: str) -> tuple[str, ...] | None: ...  # partitions and inheritors, all levels
     def sources(self, view: str) -> tuple[str, ...] | None: ...  # relations a (materialized) view reads
@@ -107,6 +108,9 @@ class NoCatalog:
         return None
 
     def column_dependents(self, table: str, column: str) -> str | None:
+        return None
+
+    def referencing(self, table: str) -> tuple[str, ...] | None:
         return None
 
     def index_table(self, index: str) -> str | None:
@@ -184,7 +188,8 @@ _TEXTUAL = {"text", "character varying"}
 _FACTS = {"column_type": "columns", "fk_target": "constraints", "fk_peers": "constraints",
           "column_fk_peers": "constraints", "index_table": "indexes", "children": "children",
           "partitioned": "children", "sources": "name", "exists": "name", "volatility": "function",
-          "not_null_proven": "constraints", "column_dependents": "constraints"}
+          "not_null_proven": "constraints", "column_dependents": "constraints",
+          "referencing": "constraints"}
 ALL_FACTS = frozenset({"columns", "constraints", "indexes", "children", "name"})
 _COLUMN_FACTS = frozenset({"columns", "constraints", "indexes"})
 # Settings whose change in a run changes nothing the rules ask (not how names resolve, nor a type change).
@@ -688,12 +693,17 @@ class Analyser:
         raise Unknown(f"DROP {kind.name.removeprefix('OBJECT_')} is not classified")
 
     def _TruncateStmt(self, node: Any) -> list[Access]:
-        if node.behavior == enums.DropBehavior.DROP_CASCADE:
-            raise Unknown("TRUNCATE ... CASCADE: the tables referencing it (truncated too, ACCESS EXCLUSIVE) are"
-                          " not looked up")
         found = []
+        cascade = node.behavior == enums.DropBehavior.DROP_CASCADE
         for r in node.relations:
             table = _name(r)
+            if cascade:
+                if table in self.created:
+                    raise Unknown("TRUNCATE ... CASCADE of a table created in this run is not classified")
+                for other in self._need(self.catalog.referencing(table), f"the tables referencing {table}"):
+                    partitioned = self._need(self.catalog.partitioned(other), f"whether {other} is partitioned")
+                    found.append(Access(other, AX, "none" if partitioned else "truncate",
+                                        note=f"TRUNCATE ... CASCADE: it references {table}"))
             if table in self.created:
                 found.append(Access(table, AX, "truncate", note="TRUNCATE: new, empty storage"))
                 continue

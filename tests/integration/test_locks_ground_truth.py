@@ -159,7 +159,8 @@ CORPUS = [
     Row("DROP TABLE w CASCADE", unknown=True),  # what CASCADE drops is not looked up
     Row("DROP TABLE loose"),
     Row("TRUNCATE t"),
-    Row("TRUNCATE p CASCADE", unknown=True),  # also truncates c and t, which reference p
+    Row("TRUNCATE p CASCADE"),  # also truncates c and t, which reference p
+    Row("TRUNCATE parted, p CASCADE"),
     Row("TRUNCATE parted"),  # and its partitions
     Row("CLUSTER t USING t_pkey"),
     Row("VACUUM FULL t"),
