@@ -175,6 +175,14 @@ class Project:
         return bool(self.server.query("postgres", "SELECT 1 FROM pg_database WHERE datname = %s",
                                       (self.names[key],)))
 
+    def health_says(self, text: str) -> bool:
+        """The health file holds `text` now (the file can be replaced or briefly gone between two looks:
+        a failed run's file is removed before SIDECAR_FAILURE_HOLD writes `failed` again)."""
+        try:
+            return text in self.health.read_text()
+        except FileNotFoundError:
+            return False
+
     def is_healthy(self) -> bool:
         """The health file says healthy (during the run it says starting)."""
         try:

@@ -204,7 +204,7 @@ def test_a_signal_ends_the_failure_hold_early(project: Project, sig: signal.Sign
     project.one_database_plan()
     project.write("migrations/0001_broken.sql", "CREATE TABLE t (id integr);")
     process = project.start("run", SIDECAR_FAILURE_HOLD="60s")
-    wait_for(lambda: project.health.exists() and '"failed"' in project.health.read_text())
+    wait_for(lambda: project.health_says('"failed"'))
     result, elapsed = project.stop(process, sig)
     assert result.code == 4, result.out  # the run's own failure, not the signal's
     assert elapsed < 2

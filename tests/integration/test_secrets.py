@@ -90,7 +90,7 @@ def test_every_value_read_from_a_file_is_masked_everywhere(project: Project) -> 
     project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
     env = {"API_TOKEN_FILE": str(secret)}
     process = project.start("run", SIDECAR_FAILURE_HOLD="30s", **env)
-    wait_for(lambda: project.health.exists() and "failed" in project.health.read_text(), timeout=60)
+    wait_for(lambda: project.health_says("failed"), timeout=60)
     held = project.health.read_text()
     project.stop(process)
     table = project.run("status", **env)
