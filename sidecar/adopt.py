@@ -77,6 +77,8 @@ def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationF
 
 
 def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:
+    from . import flyway  # only for a Flyway step
+
     with conn.cursor() as cur:
         cur.execute(f"SELECT version, description, type, checksum, success, script FROM {table}"
                     " ORDER BY installed_rank")
@@ -100,7 +102,7 @@ def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], ta
     adopted = []
     for m in candidates:
         if m.repeatable:  # applied and unchanged since: adopt; changed or new: sidecar runs it again
-            if repeatables.get(m.name.replace("_", " ")) == _checksum(m):  # Flyway's description
+            if repeatables.get(flyway.description(m.name)) == _checksum(m):
                 adopted.append(m)
         elif m.baseline_migration:
             if m.key in baselines:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import psycopg2
@@ -82,7 +82,7 @@ class Events:
 
     def fire(self, event: str) -> None:
         """Run `event`'s callbacks, each on its own (DefaultCallbackExecutor.execute)."""
-        for script in resolved(self.conn, self.setup, tuple(self.scripts(event))):
+        for script in self.scripts(event):
             log.info("flyway.callback", database=self.database, step=self.step, callback=event, file=script.path.name)
             self._statements([(script, s) for s in script.statements()], transaction=script.transactional)
 
@@ -107,7 +107,7 @@ class Events:
 
     def _script(self, m: MigrationFile) -> Iterator[tuple[MigrationFile, Statement]]:
         def each(event: str) -> Iterator[tuple[MigrationFile, Statement]]:
-            for script in resolved(self.conn, self.setup, tuple(self.scripts(event))):
+            for script in self.scripts(event):
                 yield from ((script, s) for s in script.statements())
 
         yield from each("beforeEachMigrate")
@@ -150,7 +150,10 @@ class Events:
 def migrate(conn: Connection, step: SqlStep, pending: tuple[MigrationFile, ...]) -> Iterator[Events]:
     """Flyway's migrate around the step's work (the body): the events before, after and on failure."""
     assert step.flyway is not None
-    events = Events(conn, step.flyway, step.database, step.name)
+    # The callbacks' placeholders known once connected are read once for the whole migrate
+    files = resolved(conn, step.flyway, tuple(c.file for c in step.flyway.callbacks))
+    callbacks = tuple(replace(c, file=f) for c, f in zip(step.flyway.callbacks, files, strict=True))
+    events = Events(conn, replace(step.flyway, callbacks=callbacks), step.database, step.name)
     for event in ("afterConnect", "beforeValidate", "afterValidate"):
         events.fire(event)
     create_schemas(conn, step, events)

@@ -161,19 +161,17 @@ def _check_tool_keys(r: TableReader, table: dict[str, Any], key: str, tool: str 
             r.problem(f"{key}.tool_table", str(exc))
 
 
-# The tables sidecar writes for a tool (toolhistory.py), when the step does not name its own
-_WRITTEN = {"dbmate": "schema_migrations", "golang-migrate": "schema_migrations", "goose": "goose_db_version"}
-
-
 def _refuse_shared_tool_table(r: TableReader, key: str, database: str, tool: str, tool_table: str | None,
                               before: tuple[Any, ...]) -> None:
     """Two steps writing one tool table in different layouts (dbmate's and golang-migrate's schema_migrations),
     or both golang-migrate's single row, would overwrite each other's history."""
-    mine = tool_table or _WRITTEN.get(tool)
+    from ..toolhistory import DEFAULTS  # the tables sidecar writes for a tool that the step does not name
+
+    mine = tool_table or DEFAULTS.get(tool)
     for s in before:
         if not (isinstance(s, SqlStep) and s.database == database and s.keep_tool_table and mine):
             continue
-        theirs = s.tool_table or _WRITTEN.get(s.format)
+        theirs = s.tool_table or DEFAULTS.get(s.format)
         if theirs == mine and (s.format != tool or tool == "golang-migrate"):
             r.problem(f"{key}.tool_table", f"step {s.name!r} ({s.format}) keeps its history in {mine} on database"
                       f" {database!r} too; give each step its own table with tool_table, as each tool was configured")
