@@ -132,22 +132,18 @@ def test_several_locations_are_one_version_order(project: Project) -> None:
     assert _log(project) == ["V1", "V1.5", "V2"]
 
 
-def test_two_flyway_steps_whose_versions_interleave_are_refused_with_the_one_step_fix(project: Project) -> None:
+def _two_flyway_steps(project: Project, tables: tuple[str, str] | None = None) -> None:
+    """core (V1, V2) and extra (V1.5) on one database, each with its own tool_table when `tables` says."""
     project.write("core/V1__a.sql", "SELECT 1;\n")
     project.write("core/V2__c.sql", "SELECT 1;\n")
     project.write("extra/V1.5__b.sql", "SELECT 1;\n")
-    project.plan("""
-        [databases.default]
-        url = "${DEFAULT_DATABASE_URL}"
-        [[steps]]
-        database = "default"
-        sql = "core"
-        format = "flyway"
-        [[steps]]
-        database = "default"
-        sql = "extra"
-        format = "flyway"
-    """)
+    project.plan('[databases.default]\nurl = "${DEFAULT_DATABASE_URL}"\n' + "".join(
+        f'[[steps]]\ndatabase = "default"\nsql = "{folder}"\nformat = "flyway"\n'
+        + (f'tool_table = "{tables[i]}"\n' if tables else "") for i, folder in enumerate(("core", "extra"))))
+
+
+def test_two_flyway_steps_whose_versions_interleave_are_refused_with_the_one_step_fix(project: Project) -> None:
+    _two_flyway_steps(project)
     checked = project.run("validate")
     assert checked.code == 2, checked.out
     assert "V1.5__b.sql" in checked.out and 'sql = [\\"core\\", \\"extra\\"]' in checked.out
@@ -277,22 +273,6 @@ def test_a_baseline_migration_with_baseline_on_migrate_leaves_a_second_run_nothi
 
 def test_flyway_steps_with_their_own_tables_are_separate_projects_whose_versions_may_interleave(
         project: Project) -> None:
-    project.write("fa/V1__a.sql", "SELECT 1;\n")
-    project.write("fa/V2__c.sql", "SELECT 1;\n")
-    project.write("fb/V1.5__b.sql", "SELECT 1;\n")
-    project.plan("""
-        [databases.default]
-        url = "${DEFAULT_DATABASE_URL}"
-        [[steps]]
-        database = "default"
-        sql = "fa"
-        format = "flyway"
-        tool_table = "hist_a"
-        [[steps]]
-        database = "default"
-        sql = "fb"
-        format = "flyway"
-        tool_table = "hist_b"
-    """)
+    _two_flyway_steps(project, ("hist_a", "hist_b"))
     checked = project.run("validate")
     assert checked.code == 0, checked.out
