@@ -240,8 +240,10 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
             print(redact(preview.render_json(plan, found, args.locks) if args.json
                          else preview.render_text(plan, found, args.locks)))
             if found.stops:
-                raise StepError("; ".join(found.stops), hint="a run would stop there (exit 4) before any step;"
-                                " the preview above says what it would do once that is fixed")
+                stop = StepError("; ".join(found.stops), hint=f"a run would stop there (exit {found.stop_exit})"
+                                 " before any step; the preview above says what it would do once that is fixed")
+                stop.exit_code = found.stop_exit  # the run's own code for it: 2 for the [locks] policy
+                raise stop
             if found.failing:
                 raise VerificationError("; ".join(found.failing), hint="a run would apply nothing and fail"
                                         " verification (exit 5), as `sidecar status` says")

@@ -14,8 +14,9 @@ EXIT_CODES: tuple[tuple[str, str], ...] = (
           " while serving"),
     ("1", "not healthy (`status`, `probe`); work pending (`plan`: a run would change something)"),
     ("2", "invalid plan or settings (including an unwritable health folder, a URL through a transaction-mode"
-          " pooler, or one database under two names with SQL steps); no migration ran (at most, a database the"
-          " plan has `create = true` for was created, empty)"),
+          " pooler, or one database under two names with SQL steps), or a statement the plan's [locks] policy"
+          " stops (`plan`: a run would stop on that); no migration ran (at most, a database the plan has"
+          " `create = true` for was created, empty)"),
     ("3", "a database did not answer in time or refused the credentials, a connection was lost or ended by the"
           " server, a lock, deadlock or serialization failure stopped a statement, or the plan lock stayed taken"
           " or was lost: the same run may succeed later"),

@@ -93,19 +93,15 @@ class History:
     unclaimed: tuple[str, ...] = ()  # versions of older rows that are this plan's, not yet claimed
     renamed_from: str | None = None
     ambiguous: tuple[str, ...] = ()  # older rows with one of this plan's versions but another step and file
+    ready: bool = False  # the table exists in its current layout: `prepare` has nothing to do
 
 
-def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: tuple[str, ...],
-         *, create: bool = False) -> History:
+def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: tuple[str, ...]) -> History:
     """Plan `plan`'s history in this database, whose files are `files` from its sql steps `steps`.
 
-    Empty when there is no history table; with `create`, the table is made (or upgraded from the
-    layout without a plan column) first, under a transaction-level advisory lock.
+    Read-only: empty when there is no history table (`prepare` makes it).
     """
     exists, upgraded = _table_state(conn)
-    if create and not (exists and upgraded):
-        _set_up(conn)
-        exists = upgraded = True
     if not exists:
         return History({}, {})
     with conn.cursor() as cur:
@@ -128,7 +124,7 @@ def read(conn: Connection, plan: str, files: tuple[MigrationFile, ...], steps: t
             if older == "ambiguous":
                 ambiguous.append(f"{version}_{name}.sql (step {_ADOPTED.sub('', step)!r})")
     return History(ours, others, tuple(unclaimed), _renamed_from(rows, plan, files) if not ours else None,
-                   tuple(ambiguous))
+                   tuple(ambiguous), ready=upgraded)
 
 
 def _older_row(version: str, name: str, checksum: str, step: str, by_ident: dict[Ident, MigrationFile],
@@ -189,20 +185,24 @@ def _set_up(conn: Connection) -> None:
             raise
 
 
-def claim(conn: Connection, plan: str, found: History) -> None:
-    """Record as `plan`'s the older rows `read` found to be its own."""
+def prepare(conn: Connection, plan: str, found: History) -> None:
+    """Before a run's first change: make the history table (or upgrade it from the layout without a plan
+    column, under a transaction-level advisory lock), and record as `plan`'s the older rows `read` found
+    to be its own."""
+    if not found.ready:
+        _set_up(conn)
     if found.unclaimed:
         with conn.cursor() as cur:
             cur.execute(_CLAIM, {"plan": plan, "versions": list(found.unclaimed)})
 
 
-def for_plan(conn: Connection, plan: Plan, database: str, *, create: bool = False) -> History:
+def for_plan(conn: Connection, plan: Plan, database: str) -> History:
     """`plan`'s history in its `database`: the one reading run, status, plan, verification and serving share.
     Empty, without a query, for a database the plan has no SQL step on (its lock's, a command step's)."""
     steps = tuple(s.name for s in plan.sql_steps(database))
     if not steps:
         return History({}, {})
-    return read(conn, plan.name, plan.migrations_for(database), steps, create=create)
+    return read(conn, plan.name, plan.migrations_for(database), steps)
 
 
 def drift(plan: Plan, database: str, found: History) -> StepError | None:

@@ -9,7 +9,7 @@ Imported only by `sidecar plan --locks` and by a plan with [locks]: it imports p
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -240,15 +240,15 @@ def collect(pairs: Iterable[tuple[Any, Any]], conns: Mapping[str, Connection | N
     return tuple(found)
 
 
-def policy_stop(ctx: Context, step: Any, pending: Callable[[Any], tuple[MigrationFile, ...]]) -> StepError | None:
-    """At the plan's first sql step, before anything of the plan runs: what every sql step's pending files
-    would lock; a LockPolicyError naming file, line, table and lock of each statement over the limit."""
+def policy_stop(ctx: Context) -> StepError | None:
+    """Before anything of the plan runs: what every sql step's pending files would lock; a LockPolicyError
+    naming file, line, table and lock of each statement over the [locks] limit."""
+    from .kinds import sql
+
     policy = ctx.plan.locks
     assert policy is not None
-    steps = ctx.plan.sql_steps()
-    if not steps or steps[0] is not step:
-        return None
-    found = collect(((s, _Pending(pending(s))) for s in steps), ctx.conns, policy.max_blocking_size)
+    pairs = ((step, sql.todo(ctx, step)) for step in ctx.plan.sql_steps())
+    found = collect(pairs, ctx.conns, policy.max_blocking_size)
     stops = [line for s in found for line in stopping(s.statements, policy.stop_unknown)]
     if not stops:
         return None
@@ -262,9 +262,5 @@ def policy_stop(ctx: Context, step: Any, pending: Callable[[Any], tuple[Migratio
     return LockPolicyError(
         "[locks]: " + "; ".join(counts) + ": " + "; ".join(stops),
         hint="use the safe alternative `sidecar plan --locks` shows, or accept the outage with"
-             " `-- sidecar: allow-blocking` in the file's leading comments", database=step.database)
+             " `-- sidecar: allow-blocking` in the file's leading comments")
 
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    pending: tuple[MigrationFile, ...]

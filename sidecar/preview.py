@@ -31,9 +31,10 @@ class Preview:
     create: tuple[str, ...]  # databases a run would create
     steps: tuple[StepPreview, ...]
     verify: tuple[str, ...]  # the checks a run ends with, one line per database
-    stops: tuple[str, ...]  # what would stop the run before its steps (exit 4)
+    stops: tuple[str, ...]  # what would stop the run before its steps
     failing: tuple[str, ...] = ()  # with nothing to do: the checks a run would fail on (exit 5), as status says
     locks: tuple[StepLocks, ...] = ()  # with --locks: what each pending statement locks (lockreport.py)
+    stop_exit: int = 0  # the run's exit code at the first of `stops`: 2 for the [locks] policy, else 4
 
     @property
     def pending(self) -> bool:
@@ -81,7 +82,8 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None], locks: bool = F
     create = tuple(name for name, conn in conns.items() if conn is None)
     verify = [_describe(spec) for spec in plan.verify]
     verify += [line for step in plan.steps for line in kinds.of(step).verified(step)]
-    result = Preview(create, tuple(steps), tuple(verify), stops, locks=found_locks)
+    stop_exit = drift[0].exit_code if drift else StepError.exit_code if stops else 0
+    result = Preview(create, tuple(steps), tuple(verify), stops, locks=found_locks, stop_exit=stop_exit)
     if result.pending or result.stops:  # the work may well make the checks pass: they are the run's to judge
         return result
     failing = tuple(f"{name}: {line}" for name, conn in conns.items() if conn is not None

@@ -36,25 +36,36 @@ def sequence(plan: Plan, conns: Mapping[str, Connection | None], *, create: bool
     """Each step with its kind and context, after every database's history was read and judged.
 
     Drift anywhere stops a run before any step, not halfway through the plan: with `create` (the run)
-    the first is raised and the history table is created and claimed; without (the preview, read-only),
-    each is appended to `stops` and the steps are still shown.
+    the first is raised, then the [locks] policy is applied to every pending statement of the plan, and
+    only then are the history tables created and claimed (history.prepare), so a stop leaves every
+    database as it was; without (the preview, read-only), each stop is appended to `stops` and the
+    steps are still shown.
     """
     identity.refuse_aliases(plan, conns)
-    histories: dict[str, dict[history.Ident, history.Applied]] = {}
+    found: dict[str, history.History] = {}
     for db in plan.databases:
         conn = conns[db.name]
         if not plan.sql_steps(db.name) or conn is None:
-            histories[db.name] = {}
             continue
-        found = history.for_plan(conn, plan, db.name, create=create)
-        drift = history.drift(plan, db.name, found)
+        found[db.name] = history.for_plan(conn, plan, db.name)
+        drift = history.drift(plan, db.name, found[db.name])
         if drift is not None and create:
             raise drift
         stops += [drift] if drift is not None else []
-        if create:
-            history.claim(conn, plan.name, found)
-        histories[db.name] = dict(found.applied)
+    histories = {db.name: dict(found[db.name].applied) if db.name in found else {} for db in plan.databases}
     context = Context(plan, conns, histories, progress, children or {})
+    if plan.locks is not None and not stops:  # only then is the parser imported
+        from .lockreport import policy_stop
+
+        if (stop := policy_stop(context)) is not None:
+            if create:
+                raise stop
+            stops.append(stop)
+    if create:
+        for name, history_found in found.items():
+            conn = conns[name]
+            assert conn is not None
+            history.prepare(conn, plan.name, history_found)
     for step in plan.steps:
         yield step, kinds.of(step), context
 

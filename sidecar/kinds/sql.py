@@ -11,7 +11,7 @@ import functools
 import os
 from collections.abc import Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -80,15 +80,7 @@ def todo(ctx: Context, step: SqlStep) -> Todo:
                      " migrations, or restore the database", database=step.database)
     done = adopted | {m.ident for m in baseline}
     pending = tuple(m for m in history.pending(step.migrations, applied) if m.ident not in done)
-    if stop is None and ctx.plan.locks is not None:  # [locks]: only then is the parser imported
-        from ..lockreport import policy_stop
-
-        stop = policy_stop(ctx, step, lambda s: pending if s is step else todo_without_policy(ctx, s).pending)
     return Todo(adoption, tuple(baseline), pending, sum(m.ident in applied for m in step.migrations), stop)
-
-
-def todo_without_policy(ctx: Context, step: SqlStep) -> Todo:
-    return todo(replace(ctx, plan=replace(ctx.plan, locks=None)), step)
 
 
 def baseline_files(step: SqlStep, applied: dict[history.Ident, history.Applied],

@@ -47,8 +47,10 @@ def test_plan_locks_shows_each_statement_its_locks_sizes_and_the_safe_alternativ
     assert "! orders: SHARE (" in out and "instead: CREATE INDEX CONCURRENTLY" in out
     assert "line 5: DO $$ BEGIN PERFORM 1; END $$" in out and "unknown: DoStmt is not classified" in out
     assert "step 'after' on database 'default' (command): not analysed" in out
-    # the policy of the plan: `plan` says the run would stop, naming file, line, table and lock
-    assert done.code == 4 and "0002_check.sql, line 3: ACCESS EXCLUSIVE on orders" in out
+    # the policy of the plan: `plan` says the run would stop, with the run's exit code, naming file, line,
+    # table and lock
+    assert done.code == 2 and "0002_check.sql, line 3: ACCESS EXCLUSIVE on orders" in out
+    assert "a run would stop there (exit 2)" in out
 
 
 def test_plan_locks_json(project: Project) -> None:
@@ -78,6 +80,22 @@ def test_the_policy_stops_the_run_before_any_change_naming_file_line_table_and_l
     assert project.query("default", "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders'"
                          " AND column_name = 'status'") == [(0,)]
     assert [v for v, *_ in project.history("default")] == ["0001"]
+
+
+def test_the_policy_stops_before_an_earlier_step_and_before_the_history_table_is_made(project: Project) -> None:
+    """A database the application made, never migrated: a command step comes first in the plan; the stop
+    leaves every database as it was, without even sidecar's history schema."""
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", SETUP)
+    project.write("migrations/0001_check.sql", PENDING)
+    project.plan(f"""[databases.default]\nurl = "${{DEFAULT_DATABASE_URL}}"\n
+[[steps]]\nname = "first"\ndatabase = "default"\ncommand = ["touch", "{project.root / 'ran'}"]\n
+[[steps]]\nname = "core"\ndatabase = "default"\nsql = "migrations"\n
+[locks]\nmax_blocking_size = "64kB"\n""")
+    done = project.run("run", "--once")
+    assert done.code == 2 and "0001_check.sql, line 3: ACCESS EXCLUSIVE on orders" in done.out
+    assert not (project.root / "ran").exists()
+    assert project.query("default", "SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecar'") == [(0,)]
 
 
 def test_a_file_that_allows_blocking_runs(project: Project) -> None:
