@@ -51,8 +51,7 @@ class Child:
         self.argv, self.step, self.database = argv, step, database
         self.timed_out = False
         self.started = time.monotonic()
-        self.announce = log.debug if quiet else log.info
-        self.announce("command.started", step=step, database=database, argv=list(argv))
+        self.quiet = quiet
         events_read, events_write = os.pipe() if on_event else (-1, -1)
         env = {**env, "SIDECAR_EVENTS_FD": str(events_write)} if on_event else dict(env)
         try:
@@ -68,6 +67,9 @@ class Child:
         finally:
             if on_event:
                 os.close(events_write)  # the child's copy is the only writer: its exit ends our reading
+        # Said once it runs, before a line of its output: a framework's child loads its framework meanwhile,
+        # while the first log line loads structlog (log.py)
+        self.announce("command.started", step=step, database=database, argv=list(argv))
         self.readers = [threading.Thread(target=_stream, args=(self.process, step), daemon=True)]
         if on_event:
             self.readers.append(threading.Thread(target=_events, args=(events_read, on_event), daemon=True))
@@ -77,6 +79,9 @@ class Child:
         except BaseException:
             self.stop()
             raise
+
+    def announce(self, event: str, **fields: Any) -> None:
+        (log.debug if self.quiet else log.info)(event, **fields)
 
     def send(self, data: bytes, *, last: bool = False) -> None:
         """Write to its stdin (`last`: and close it); a program that has exited is not an error here."""
