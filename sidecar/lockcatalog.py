@@ -1,13 +1,29 @@
 """What the lock rules (locks.py) ask the server, read-only: function volatility, column types, foreign
 keys, partitions, what a view reads, and each relation's size. Names resolve through the session's
-search_path, as the migration's own statements would."""
+search_path, as the migration's own statements would.
+
+Nothing here takes a lock: every answer comes from the catalog tables, never from opening a relation
+(pg_relation_size does, and would wait behind the very ACCESS EXCLUSIVE lock a preview is asked about).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg2.errors
+
 from .db import Connection
+
+# The sizes from pg_class (relpages, as VACUUM and ANALYZE last saw them), with the table's indexes and TOAST;
+# a table never vacuumed nor analysed (reltuples -1) has no estimate: its heap is measured, if it is not locked.
+_SIZE = """SELECT ARRAY[CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END,
+  c.relpages::bigint * current_setting('block_size')::bigint,
+  (c.relpages + coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                          WHERE x.indrelid = c.oid), 0)
+   + coalesce((SELECT t.relpages FROM pg_class t WHERE t.oid = c.reltoastrelid), 0))::bigint
+  * current_setting('block_size')::bigint]
+FROM pg_class c WHERE c.oid = to_regclass(%s)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,10 +53,13 @@ class ServerCatalog:
         return int(self._one("SELECT current_setting('server_version_num')"))
 
     def volatility(self, function: str) -> str | None:
-        # A function in SQL may be inlined into a plain expression, which then is no longer volatile: not known.
-        found = self._one("SELECT array_agg(DISTINCT CASE WHEN l.lanname = 'sql' THEN '?' ELSE"
-                          " provolatile::text END) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
-                          " WHERE proname = %s AND pg_function_is_visible(p.oid)", function.rsplit(".", 1)[-1])
+        # A volatile function in SQL may be inlined into an expression that is not (inline_function keeps an
+        # immutable or stable one at most as volatile as declared): not known.
+        schema, _, name = function.rpartition(".")
+        found = self._one("SELECT array_agg(DISTINCT CASE WHEN l.lanname = 'sql' AND provolatile = 'v' THEN '?'"
+                          " ELSE provolatile::text END) FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang"
+                          " WHERE proname = %s AND CASE WHEN %s = '' THEN pg_function_is_visible(p.oid)"
+                          " ELSE pronamespace = to_regnamespace(%s) END", name, schema, schema or "public")
         return found[0] if found and len(found) == 1 and found[0] != "?" else None
 
     def column_type(self, table: str, column: str) -> str | None:
@@ -139,9 +158,24 @@ class ServerCatalog:
         return bool(self._one("SELECT to_regclass(%s) IS NOT NULL", relation))
 
     def size(self, relation: str) -> Size | None:
-        found = self._one("SELECT ARRAY[CASE WHEN reltuples < 0 THEN NULL ELSE reltuples::bigint END,"
-                          " pg_relation_size(oid), pg_total_relation_size(oid)] FROM pg_class"
-                          " WHERE oid = to_regclass(%s)", relation)
+        found = self._one(_SIZE, relation)
         if not found:
             return None
-        return Size(None if found[0] is None else int(found[0]), int(found[1]), int(found[2]))
+        rows, table_bytes, total_bytes = found
+        if rows is None and table_bytes == 0:
+            table_bytes = total_bytes = self._measured(relation) or 0
+        return Size(None if rows is None else int(rows), int(table_bytes), int(total_bytes))
+
+    def _measured(self, relation: str) -> int | None:
+        """The heap's size by pg_relation_size, unless the table is locked (then None, at once)."""
+        with self.conn.cursor() as cur:
+            cur.execute("BEGIN")
+            try:
+                cur.execute("SET LOCAL lock_timeout = '50ms'")
+                cur.execute("SELECT pg_relation_size(to_regclass(%s))", (relation,))
+                row = cur.fetchone()
+            except psycopg2.errors.LockNotAvailable:
+                row = None
+            finally:
+                cur.execute("ROLLBACK")
+        return int(row[0]) if row and row[0] is not None else None

@@ -14,12 +14,15 @@ pglast is imported here, and this module only on the `sidecar plan --locks` path
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from pglast import ast, enums, parse_sql
+from pglast.keywords import COL_NAME_KEYWORDS
 from pglast.parser import ParseError
+from pglast.stream import maybe_double_quote_name
 
 # PostgreSQL's table lock modes, weakest first: a mode's index orders them by strength.
 MODES = ("ACCESS SHARE", "ROW SHARE", "ROW EXCLUSIVE", "SHARE UPDATE EXCLUSIVE", "SHARE",
@@ -158,12 +161,25 @@ class Unknown(Exception):
     """Raised inside the rules: this statement (or part) is not classified."""
 
 
+def _ident(part: str) -> str:
+    """`part` as SQL writes it, quoted where needed: as the server's regclass output and to_regclass take it
+    (quote_ident quotes every keyword that is not unreserved)."""
+    return f'"{part}"' if part in COL_NAME_KEYWORDS else str(maybe_double_quote_name(part))
+
+
 def _name(rv: Any) -> str:
-    return f"{rv.schemaname}.{rv.relname}" if getattr(rv, "schemaname", None) else str(rv.relname)
+    """A RangeVar's relation as SQL names it: `s."Big T"`."""
+    schema = getattr(rv, "schemaname", None)
+    return f"{_ident(schema)}.{_ident(rv.relname)}" if schema else _ident(rv.relname)
 
 
 def _names(items: Iterable[Any] | None) -> str:
-    """A dotted name from a list of String nodes."""
+    """A dotted relation name from a list of String nodes, quoted where needed."""
+    return ".".join(_ident(str(item.sval)) for item in items or ())
+
+
+def _function(items: Iterable[Any] | None) -> str:
+    """A dotted function name from a list of String nodes, as pg_proc.proname has its last part."""
     return ".".join(str(item.sval) for item in items or ())
 
 
@@ -199,7 +215,9 @@ _HARMLESS_SETTINGS = {"lock_timeout", "statement_timeout", "idle_in_transaction_
 
 
 def _last(name: str) -> str:
-    return name.rsplit(".", 1)[-1]
+    """The last part of a dotted name, a quoted part whole: `"a.b"` of `s."a.b"`."""
+    parts = re.findall(r'"(?:[^"]|"")*"|[^."]+', name)
+    return parts[-1] if parts else name
 
 
 class _Guarded:
@@ -295,7 +313,7 @@ class Analyser:
         t = enums.AlterTableType
         kind = type(node).__name__
         for n in _walk(node):
-            if isinstance(n, ast.FuncCall) and _last(_names(n.funcname)) == "set_config":
+            if isinstance(n, ast.FuncCall) and _last(_function(n.funcname)) == "set_config":
                 self.path_changed = self.path_changed or where
         if kind == "VariableSetStmt":
             if (node.name or "").lower() not in _HARMLESS_SETTINGS:
@@ -335,7 +353,7 @@ class Analyser:
                 self.opaque = self.opaque or where  # a function's or the schema's tables' names change
             elif node.newname and node.renameType not in (enums.ObjectType.OBJECT_COLUMN,
                                                           enums.ObjectType.OBJECT_TABCONSTRAINT):
-                self._change(node.newname, ALL_FACTS, where)
+                self._change(_ident(node.newname), ALL_FACTS, where)
         elif kind == "DropStmt":
             for item in node.objects or ():
                 name = _names(item) if isinstance(item, (list, tuple)) else ""
@@ -354,7 +372,7 @@ class Analyser:
         elif kind == "IndexStmt":
             self._change(_name(node.relation), {"indexes"}, where)
             if node.idxname:
-                self._change(node.idxname, ALL_FACTS, where)
+                self._change(_ident(node.idxname), ALL_FACTS, where)
         elif kind == "CreateStmt":
             for parent in node.inhRelations or ():
                 self._change(_name(parent), ALL_FACTS, where)
@@ -363,7 +381,7 @@ class Analyser:
                     self._change(_name(n.pktable), {"constraints"}, where)
         elif kind == "CreateFunctionStmt":
             for fact in ("function",):
-                self._change(_names(node.funcname), {fact}, where)
+                self._change(_function(node.funcname), {fact}, where)
         elif kind in ("ViewStmt", "CreateTableAsStmt", "RefreshMatViewStmt"):
             self._change(_name(node.view if kind == "ViewStmt" else node.into.rel if kind == "CreateTableAsStmt"
                                else node.relation), ALL_FACTS, where)
@@ -536,7 +554,7 @@ class Analyser:
         """Whether the default expression holds a volatile function (then every row gets its own value)."""
         for node in _walk(expr):
             if isinstance(node, ast.FuncCall):
-                name = _names(node.funcname)
+                name = _function(node.funcname)
                 volatility = _KNOWN_VOLATILITY.get(name.removeprefix("pg_catalog."))
                 if volatility is None:
                     volatility = self._need(self.catalog.volatility(name), f"function {name}")
@@ -737,7 +755,7 @@ class Analyser:
                                o.OBJECT_MATVIEW, o.OBJECT_FOREIGN_TABLE, o.OBJECT_TRIGGER, o.OBJECT_POLICY):
             table = _name(node.relation)
             if node.renameType in (o.OBJECT_TABLE, o.OBJECT_VIEW, o.OBJECT_MATVIEW) and table in self.created:
-                self.created.add(node.newname)
+                self.created.add(_ident(node.newname))
             return [Access(table, AX, "none")]
         if node.renameType in (o.OBJECT_INDEX, o.OBJECT_FUNCTION, o.OBJECT_TYPE, o.OBJECT_SCHEMA, o.OBJECT_SEQUENCE,
                                o.OBJECT_DOMAIN, o.OBJECT_PROCEDURE):
@@ -889,13 +907,13 @@ def _walk(node: Any) -> Iterator[Any]:
 
 def _relations(node: Any) -> list[str]:
     """The relations a query reads, CTE names left out."""
-    ctes = {cte.ctename for n in _walk(node) if isinstance(n, ast.WithClause) for cte in n.ctes or ()}
+    ctes = {_ident(cte.ctename) for n in _walk(node) if isinstance(n, ast.WithClause) for cte in n.ctes or ()}
     return list(dict.fromkeys(_name(n) for n in _walk(node) if isinstance(n, ast.RangeVar)
                               and _name(n) not in ctes))
 
 
 def _calls(node: Any) -> bool:
     """Whether the statement calls a function that is not a plain built-in of a known volatility."""
-    return any(isinstance(n, ast.FuncCall) and _names(n.funcname).removeprefix("pg_catalog.") not in
-               _KNOWN_VOLATILITY and _names(n.funcname) not in ("count", "sum", "min", "max", "coalesce")
+    return any(isinstance(n, ast.FuncCall) and _function(n.funcname).removeprefix("pg_catalog.") not in
+               _KNOWN_VOLATILITY and _function(n.funcname) not in ("count", "sum", "min", "max", "coalesce")
                for n in _walk(node))

@@ -29,6 +29,12 @@ pytestmark = pytest.mark.integration
 
 SETUP = """
 DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public;
+DROP SCHEMA IF EXISTS s CASCADE; CREATE SCHEMA s;
+CREATE TABLE s."Big T" (id int, v int);
+INSERT INTO s."Big T" SELECT g, g FROM generate_series(1, 20) g;
+CREATE TABLE "Mixed" (id int, v int);
+CREATE TABLE mixed (id bigint, v int);
+INSERT INTO "Mixed" SELECT g, g FROM generate_series(1, 20) g;
 CREATE TABLE p (id int PRIMARY KEY, name text);
 CREATE TABLE t (id int PRIMARY KEY, a int, b varchar(10), c numeric(10,2), p_id int, ts timestamp, n int);
 CREATE TABLE c (id int PRIMARY KEY, p_id int REFERENCES p(id));
@@ -57,6 +63,10 @@ CREATE FUNCTION inlined() RETURNS int LANGUAGE sql AS 'SELECT 1';
 ANALYZE;
 """
 
+# The fixture's relations, named as SQL names them (regclass: quoted where needed, schema s qualified).
+RELATIONS = ("SELECT oid::int, oid::regclass::text, relfilenode::int FROM pg_class WHERE relnamespace IN"
+             " ('public'::regnamespace, 's'::regnamespace) AND relkind IN ('r', 'p', 'm', 'v', 'f')")
+
 
 @dataclass(frozen=True)
 class Row:
@@ -68,6 +78,9 @@ class Row:
 CORPUS = [
     # ALTER TABLE: columns
     Row("ALTER TABLE t ADD COLUMN d int"),
+    Row('ALTER TABLE s."Big T" ADD COLUMN z float8 DEFAULT random()'),  # quoted names: as the server has them
+    Row('CREATE INDEX ON s."Big T" (v)'),
+    Row('ALTER TABLE "Mixed" ALTER COLUMN id TYPE bigint'),  # "Mixed"'s int column, not mixed's bigint one
     Row("ALTER TABLE t ADD COLUMN d int DEFAULT 0"),
     Row("ALTER TABLE t ADD COLUMN d int NOT NULL DEFAULT 0"),
     Row("ALTER TABLE t ADD COLUMN d timestamptz DEFAULT now()"),
@@ -231,8 +244,7 @@ def _setup(conn: psycopg2.extensions.connection) -> dict[int, tuple[str, int]]:
     """The fixture schema; the relations that exist before the statement: oid -> (name, relfilenode)."""
     with conn.cursor() as cur:
         cur.execute(SETUP)
-        cur.execute("SELECT oid::int, relname, relfilenode::int FROM pg_class WHERE relnamespace ="
-                    " 'public'::regnamespace AND relkind IN ('r', 'p', 'm', 'v', 'f')")
+        cur.execute(RELATIONS)
         return {oid: (name, node) for oid, name, node in cur.fetchall()}
 
 
@@ -252,8 +264,7 @@ def _analysis(conn: psycopg2.extensions.connection, sql: str, before: str = "") 
 
 def _relations(conn: psycopg2.extensions.connection) -> dict[int, tuple[str, int]]:
     with conn.cursor() as cur:
-        cur.execute("SELECT oid::int, relname, relfilenode::int FROM pg_class WHERE relnamespace ="
-                    " 'public'::regnamespace AND relkind IN ('r', 'p', 'm', 'v', 'f')")
+        cur.execute(RELATIONS)
         return {oid: (name, node) for oid, name, node in cur.fetchall()}
 
 

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import psycopg2
 import pytest
 
 from tests.integration.conftest import Project
@@ -51,6 +52,20 @@ def test_plan_locks_shows_each_statement_its_locks_sizes_and_the_safe_alternativ
     # table and lock
     assert done.code == 2 and "0002_check.sql, line 3: ACCESS EXCLUSIVE on orders" in out
     assert "a run would stop there (exit 2)" in out
+
+
+def test_plan_locks_answers_while_the_table_is_locked(project: Project) -> None:
+    """The sizes come from the catalog, not by opening the table: a session holding ACCESS EXCLUSIVE on it
+    (a run under way, a long ALTER) does not make the preview wait."""
+    _prepared(project)
+    holder = psycopg2.connect(project.server.url(project.names["default"]))
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+        done = project.run("plan", "--locks", LOG_LEVEL="warning", timeout=30)
+    finally:
+        holder.close()
+    assert done.code == 1 and "orders: ACCESS EXCLUSIVE (~20,000 rows" in done.out
 
 
 def test_plan_locks_json(project: Project) -> None:
