@@ -61,13 +61,26 @@ def _drop(url: str, name: str) -> None:
     _admin_sql(url, f"DROP DATABASE IF EXISTS {name}")
 
 
-def throughput(url: str, rows: int, runs: int) -> dict[str, float]:
+# The work timed under lock; DML that touches every row is timed as an UPDATE of each row.
+WORKS = {"scan": "ALTER TABLE accounts ADD CONSTRAINT c CHECK (balance >= 0)",
+         "index": "CREATE INDEX accounts_balance ON accounts (balance)",
+         "rewrite": "ALTER TABLE accounts ALTER COLUMN balance TYPE bigint",
+         "write": "UPDATE accounts SET balance = balance + 1"}
+# A wide table gives the bytes per second, a narrow one the rows per second: an estimate takes the slower
+# of the two, since a table of narrow rows is slow per byte.
+TABLES = {"wide": "id bigint PRIMARY KEY, balance int NOT NULL, filler char(84)",
+          "narrow": "id bigint PRIMARY KEY, balance int NOT NULL"}
+
+
+def throughput(url: str, rows: int, runs: int, table: str) -> dict[str, float]:
+    """{"rows", "heap_bytes", "total_bytes", and per work of WORKS its best time in seconds}."""
     _recreate(url, DB)
     conn = psycopg2.connect(url.rsplit("/", 1)[0] + f"/{DB}")
     try:
         with conn.cursor() as cur:
-            cur.execute("CREATE TABLE accounts (id bigint PRIMARY KEY, balance int NOT NULL, filler char(84))")
-            cur.execute("INSERT INTO accounts SELECT g, g %% 1000, '' FROM generate_series(1, %s) g", (rows,))
+            cur.execute(f"CREATE TABLE accounts ({TABLES[table]})")
+            fill = ", ''" if table == "wide" else ""
+            cur.execute(f"INSERT INTO accounts SELECT g, g %% 1000{fill} FROM generate_series(1, %s) g", (rows,))
             conn.commit()
             conn.autocommit = True
             cur.execute("VACUUM ANALYZE accounts")
@@ -85,9 +98,7 @@ def throughput(url: str, rows: int, runs: int) -> dict[str, float]:
                 return min(times)
 
             return {"rows": rows, "heap_bytes": heap, "total_bytes": total,
-                    "scan": heap / best("ALTER TABLE accounts ADD CONSTRAINT c CHECK (balance >= 0)"),
-                    "index": heap / best("CREATE INDEX accounts_balance ON accounts (balance)"),
-                    "rewrite": total / best("ALTER TABLE accounts ALTER COLUMN balance TYPE bigint")}
+                    **{work: best(sql) for work, sql in WORKS.items()}}
     finally:
         conn.close()
         _drop(url, DB)
@@ -142,20 +153,26 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "LOCKS.md")
     args = parser.parse_args()
     version = _admin_sql(args.url, "SELECT current_setting('server_version')")
-    speed = throughput(args.url, args.rows, args.runs)
+    wide = throughput(args.url, args.rows, args.runs, "wide")
+    narrow = throughput(args.url, args.rows, args.runs, "narrow")
     plans = plan_times(args.url, args.runs)
     cli, parser_cost = import_cost(args.runs)
     mb = 1e6
+    bytes_of = {"scan": "heap_bytes", "index": "heap_bytes", "rewrite": "total_bytes", "write": "total_bytes"}
+    words = {"scan": "full read (ADD CONSTRAINT ... CHECK)", "index": "index build (CREATE INDEX)",
+             "rewrite": "rewrite (ALTER COLUMN TYPE bigint)", "write": "every row written (UPDATE, no WHERE)"}
     lines = [f"# `sidecar plan --locks`: throughput, time, import cost ({date.today()})", "",
              f"PostgreSQL {version}; `python -m bench.locks --rows {args.rows} --runs {args.runs}`; best of"
-             f" {args.runs}. sidecar/lockreport.py's constants come from section 1.", "",
+             f" {args.runs}, pages cached. sidecar/lockreport.py's constants come from section 1: an estimate is"
+             " the slower of bytes over the wide table's MB/s and rows over the narrow table's rows/s.", "",
              "## 1. Throughput under lock", "",
-             f"A table of {speed['rows']:,.0f} rows, heap {speed['heap_bytes'] / mb:.0f} MB,"
-             f" with its index {speed['total_bytes'] / mb:.0f} MB.", "",
-             "| work | MB/s |", "|---|---|",
-             f"| full read (ADD CONSTRAINT ... CHECK), heap | {speed['scan'] / mb:.0f} |",
-             f"| index build (CREATE INDEX), heap | {speed['index'] / mb:.0f} |",
-             f"| rewrite (ALTER COLUMN TYPE bigint), table and indexes | {speed['rewrite'] / mb:.0f} |", "",
+             f"Wide: {wide['rows']:,.0f} rows of (bigint, int, char(84)), heap {wide['heap_bytes'] / mb:.0f} MB,"
+             f" with its index {wide['total_bytes'] / mb:.0f} MB. Narrow: {narrow['rows']:,.0f} rows of"
+             f" (bigint, int), heap {narrow['heap_bytes'] / mb:.0f} MB, with its index"
+             f" {narrow['total_bytes'] / mb:.0f} MB.", "",
+             "| work | bytes counted | wide: MB/s | narrow: rows/s |", "|---|---|---|---|",
+             *[f"| {words[w]} | {'heap' if bytes_of[w] == 'heap_bytes' else 'table and indexes'} |"
+               f" {wide[bytes_of[w]] / wide[w] / mb:.0f} | {narrow['rows'] / narrow[w]:,.0f} |" for w in WORKS], "",
              "## 2. `sidecar plan` and `sidecar plan --locks`, every file pending", "",
              "| folder | plan (s) | plan --locks (s) |", "|---|---|---|",
              *[f"| {label} | {plain:.2f} | {with_locks:.2f} |" for label, plain, with_locks in plans], "",

@@ -21,13 +21,13 @@ from .migrations import MigrationFile, _leading_comments
 from .sqltext import SqlSyntaxError
 
 # Throughput on the kind of server sidecar runs against, measured by bench/locks.py (make bench-locks) on
-# PostgreSQL 15.18, 2 cores, 2026-11-30 (bench/LOCKS.md, a 1,000,000-row table, its pages cached): bytes per
-# second of the table's heap for a full read under lock (a CHECK or FOREIGN KEY validated as it is added, SET
-# NOT NULL), of heap for an index build, and of the table with its indexes and TOAST for a rewrite. A table read
-# from disk takes longer: durations are estimates from these, and the output says so.
-SCAN_BYTES_PER_S = 2480e6
-INDEX_BYTES_PER_S = 390e6
-REWRITE_BYTES_PER_S = 160e6
+# PostgreSQL 15.18, 2 cores, 2026-11-30 (bench/LOCKS.md, 1,000,000-row tables, their pages cached), per effect:
+# bytes per second on a wide table (of the heap for a full read or an index build, of the table with its indexes
+# and TOAST for a rewrite or every row written) and rows per second on a narrow one. An estimate takes the slower
+# of the two; a table read from disk, text keys to sort or a busy server take longer, so the output calls
+# durations estimates.
+BYTES_PER_S = {"scan": 700e6, "index": 124e6, "rewrite": 45e6, "write": 12e6}
+ROWS_PER_S = {"scan": 7.4e6, "index": 1.35e6, "rewrite": 600e3, "write": 110e3}
 DEFAULT_THRESHOLD = 100 * 1024 * 1024  # bytes: a write-blocking statement on a larger table is called out
 ALLOW_BLOCKING = re.compile(r"^[ \t]*--[ \t]*sidecar:[ \t]*allow-blocking[ \t\r]*$", re.M | re.I)
 LONG_EFFECTS = ("scan", "index", "rewrite")
@@ -68,20 +68,35 @@ class StepLocks:
     database: str
     kind: str
     analysed: bool  # False: a command, Django or Alembic step: not analysed
-    server_version: int  # server_version_num; 0 for a database not created yet
+    server_version: int  # server_version_num; 0 for a database not created yet (or a step not analysed)
+    database_created: bool  # False: a run would create it; its tables are all new then
     statements: tuple[StatementLocks, ...] = ()
 
 
 def allows_blocking(m: MigrationFile) -> bool:
-    return "ALLOW-BLOCKING" in m.sql.upper() and bool(ALLOW_BLOCKING.search(_leading_comments(m.sql)))
+    """The directive in the leading comments of what runs, or of the file (a dbmate or goose file's comments
+    before its `-- migrate:up` or `-- +goose Up` line)."""
+    for text in (m.sql, _file_text(m)):
+        if "ALLOW-BLOCKING" in text.upper() and ALLOW_BLOCKING.search(_leading_comments(text)):
+            return True
+    return False
 
 
-def estimate(effect: str, size: Size | None) -> float | None:
+def _file_text(m: MigrationFile) -> str:
+    try:
+        return m.path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def estimate(effect: str, mode: str, size: Size | None) -> float | None:
+    """Seconds the effect holds `mode` on a relation of `size`; None for an effect that takes no time of its
+    own. A full read under ROW EXCLUSIVE is an UPDATE or DELETE of every row: it writes them."""
     if size is None or effect not in LONG_EFFECTS:
         return None
-    if effect == "rewrite":
-        return size.total_bytes / REWRITE_BYTES_PER_S
-    return size.table_bytes / (INDEX_BYTES_PER_S if effect == "index" else SCAN_BYTES_PER_S)
+    work = "write" if effect == "scan" and mode == locks.RX else effect
+    counted = size.total_bytes if work in ("rewrite", "write") else size.table_bytes
+    return max(counted / BYTES_PER_S[work], (size.rows or 0) / ROWS_PER_S[work])
 
 
 class Analysis:
@@ -109,13 +124,15 @@ class Analysis:
 
     def relation(self, a: locks.Access, threshold: int, fmt: str = "sidecar") -> RelationLock:
         size = None if a.new or self.catalog is None else self.catalog.size(a.relation)
-        seconds = estimate(a.effect, size)
+        seconds = estimate(a.effect, a.mode, size)
         big = size is not None and size.total_bytes > threshold
-        called = (a.blocks_writes and big and a.effect in (*LONG_EFFECTS, "unknown")) or (
-            a.effect == "scan" and a.mode == locks.RX and big)
+        # `!` is the policy's rule; an UPDATE or DELETE of every row of a large table blocks no writes but
+        # still gets its safe alternative (batches)
+        called = a.blocks_writes and big and a.effect in (*LONG_EFFECTS, "unknown")
+        long_write = a.effect == "scan" and a.mode == locks.RX and big
         return RelationLock(a.relation, a.mode, locks.BLOCKS[a.mode], a.blocks_writes, a.effect, a.new, a.note,
                             size.rows if size else None, size.total_bytes if size else None, seconds, called,
-                            format_hint(a.hint, fmt) if called else "")
+                            format_hint(a.hint, fmt) if called or long_write else "")
 
 
 # How each folder format's tool runs a file outside a transaction.
@@ -183,10 +200,9 @@ def _duration(seconds: float) -> str:
 
 
 def render_text(found: Sequence[StepLocks], threshold: int) -> list[str]:
-    lines = [f"locks: what each pending statement takes; sizes are the catalog's estimates, durations estimates at"
-             f" {SCAN_BYTES_PER_S / 1e6:.0f} MB/s read, {INDEX_BYTES_PER_S / 1e6:.0f} MB/s index build,"
-             f" {REWRITE_BYTES_PER_S / 1e6:.0f} MB/s rewrite (bench/locks.py); called out (!): writes blocked"
-             f" on a table over {size_text(threshold)}"]
+    lines = [f"locks: what each pending statement takes; sizes are the catalog's estimates, durations estimates"
+             f" from this kind of server's throughput with the table cached (bench/locks.py); called out (!):"
+             f" writes blocked on a table over {size_text(threshold)} while it is read or written anew"]
     for step in found:
         head = f"  step {step.step!r} on database {step.database!r}"
         if not step.analysed:
@@ -230,14 +246,46 @@ def collect(pairs: Iterable[tuple[Any, Any]], conns: Mapping[str, Connection | N
     found = []
     for step, work in pairs:
         if step.kind != "sql":
-            found.append(StepLocks(step.name, step.database, step.kind, False, 0))
+            found.append(StepLocks(step.name, step.database, step.kind, False, 0,
+                                   conns.get(step.database) is not None))
             continue
         if step.database not in analyses:
             analyses[step.database] = Analysis(conns.get(step.database))
         analysis = analyses[step.database]
+        files = work.pending
+        if getattr(step, "flyway", None) is not None:
+            files = flyway_order(step, work, conns.get(step.database))
+        statements = analysis.files(files, threshold, getattr(step, "format", "sidecar"))
         found.append(StepLocks(step.name, step.database, step.kind, True, analysis.version,
-                               tuple(analysis.files(work.pending, threshold, getattr(step, "format", "sidecar")))))
+                               conns.get(step.database) is not None, tuple(statements)))
     return tuple(found)
+
+
+# The callback events of Flyway's migrate (flyway_run.migrate), grouped as they come around the migrations;
+# the *Error events run only on a failure. Per-migration and per-statement callbacks are analysed once.
+_BEFORE = ("afterConnect", "beforeValidate", "afterValidate", "beforeCreateSchema", "createSchema", "beforeMigrate")
+_BASELINE = ("beforeBaseline", "afterBaseline")
+_EACH = ("beforeEachMigrate", "beforeEachMigrateStatement", "afterEachMigrateStatement", "afterEachMigrate")
+_AFTER = ("afterVersioned", "afterMigrate", "afterMigrateOperationFinish")
+_AFTER_WORK = ("beforeRepeatables", "afterMigrateApplied")
+
+
+def flyway_order(step: Any, work: Any, conn: Connection | None) -> tuple[MigrationFile, ...]:
+    """A Flyway step's pending files with the SQL callbacks a run fires around them, in Flyway's order;
+    their placeholders known once connected are read from `conn` (none: left as written)."""
+    from . import flyway_run
+
+    callbacks = step.flyway.callbacks
+    scripts = tuple(c.file for c in callbacks)
+    if conn is not None:
+        scripts = flyway_run.resolved(conn, step.flyway, scripts)
+    fired = (*_BEFORE, *(_BASELINE if work.baseline else ()), *(_EACH + _AFTER_WORK if work.pending else ()),
+             *_AFTER)
+
+    def at(events: tuple[str, ...]) -> list[MigrationFile]:
+        return [script for c, script in zip(callbacks, scripts, strict=True) if c.event in events and c.event in fired]
+
+    return (*at(_BEFORE + _BASELINE), *at(_EACH), *work.pending, *at(_AFTER_WORK + _AFTER))
 
 
 def policy_stop(ctx: Context) -> StepError | None:
@@ -249,7 +297,8 @@ def policy_stop(ctx: Context) -> StepError | None:
     assert policy is not None
     pairs = ((step, sql.todo(ctx, step)) for step in ctx.plan.sql_steps())
     found = collect(pairs, ctx.conns, policy.max_blocking_size)
-    stops = [line for s in found for line in stopping(s.statements, policy.stop_unknown)]
+    stops = [f"step {s.step!r} on database {s.database!r}: {line}"
+             for s in found for line in stopping(s.statements, policy.stop_unknown)]
     if not stops:
         return None
     unknown = sum(": not classified (" in line for line in stops)

@@ -74,7 +74,7 @@ def test_plan_locks_json(project: Project) -> None:
     document = json.loads(done.out)
     sql, command = document["locks"]
     assert command == {"step": "after", "database": "default", "kind": "command", "analysed": False,
-                       "server_version": 0, "statements": []}
+                       "server_version": 0, "database_created": True, "statements": []}
     assert sql["analysed"] and sql["server_version"] >= 110000
     check = next(s for s in sql["statements"] if s["line"] == 3)
     [orders] = check["relations"]
@@ -113,6 +113,20 @@ def test_the_policy_stops_before_an_earlier_step_and_before_the_history_table_is
     assert project.query("default", "SELECT count(*) FROM pg_namespace WHERE nspname = 'sidecar'") == [(0,)]
 
 
+def test_flyway_callbacks_are_analysed_and_held_to_the_policy(project: Project) -> None:
+    """afterMigrate.sql runs at every migrate, pending files or not: its locks are the run's."""
+    project.write("migrations/V1__placeholder.sql", "CREATE TABLE placeholder (id int);\n")
+    project.one_database_plan('format = "flyway"', '[locks]\nmax_blocking_size = "64kB"\n')
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", SETUP)
+    project.write("migrations/afterMigrate.sql", "CREATE INDEX orders_total ON orders (total);\n")
+    done = project.run("plan", "--locks", LOG_LEVEL="warning")
+    assert "afterMigrate.sql" in done.out and "! orders: SHARE (" in done.out
+    assert done.code == 2 and "afterMigrate.sql, line 1: SHARE on orders" in done.out
+    assert project.run("run", "--once").code == 2
+    assert project.query("default", "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_total'") == [(0,)]
+
+
 def test_a_file_that_allows_blocking_runs(project: Project) -> None:
     _prepared(project, '[locks]\nmax_blocking_size = "64kB"\n', directive="-- sidecar: allow-blocking\n")
     assert project.run("run", "--once").code == 0
@@ -146,6 +160,18 @@ def test_a_dbmate_folder_is_analysed_from_its_up_section(project: Project) -> No
     assert "20240101000000_orders.sql" in out
     assert "line 3: CREATE INDEX orders_id ON orders (id)" in out and "orders: SHARE (new in this run)" in out
     assert "DROP TABLE" not in out
+
+
+def test_a_dbmate_file_allows_blocking_in_its_comments_before_the_up_line(project: Project) -> None:
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", SETUP)
+    project.one_database_plan("", '[locks]\nmax_blocking_size = "64kB"\n')
+    project.write("db/migrations/20240101000000_index.sql", "-- sidecar: allow-blocking\n-- migrate:up\n"
+                  "CREATE INDEX orders_total ON orders (total);\n\n-- migrate:down\nDROP INDEX orders_total;\n")
+    plan = project.root / "sidecar.toml"
+    plan.write_text(plan.read_text().replace('sql = "migrations"', 'sql = "db/migrations"\nformat = "dbmate"'))
+    out = project.run("plan", "--locks", LOG_LEVEL="warning")
+    assert "20240101000000_index.sql (-- sidecar: allow-blocking)" in out.out and out.code == 1
 
 
 @pytest.mark.parametrize(("fmt", "words"), [
