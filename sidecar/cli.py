@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_plan(status)
     status.add_argument("--json", action="store_true", help="machine-readable output")
     preview = commands.add_parser("plan", help="show what a run would do, in order; read-only, takes no lock"
-                                  f" (exit 0: nothing to do, {WORK_PENDING}: work pending)")
+                                  f" (exit 0: nothing to do, {WORK_PENDING}: work pending; 2, 4, 5: a run would"
+                                  " stop there, as the exit codes below say)")
     add_plan(preview)
     preview.add_argument("--json", action="store_true", help="machine-readable output")
     preview.add_argument("--locks", action="store_true", help="also show what every pending SQL statement will"
