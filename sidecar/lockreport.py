@@ -60,6 +60,7 @@ class StatementLocks:
     relations: tuple[RelationLock, ...]
     unknown: str  # why not classified; "" when classified
     allowed: bool  # the file says `-- sidecar: allow-blocking`
+    refused: str = ""  # why PostgreSQL will refuse it as the file runs it (in a transaction block); "" if not
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +118,12 @@ class Analysis:
                 found.append(StatementLocks(m.path.name, 1, "", (), f"not split: {exc}", allowed))
                 continue
             for a in self.analyser.file(statements, m.path.name):
+                refused = "" if a.transactional or not m.transactional else (
+                    "PostgreSQL refuses it inside a transaction block, and this file runs in one: a run stops"
+                    f" here (exit 4); run it {format_hint(locks.NO_TRANSACTION_FILE, fmt)}")
                 found.append(StatementLocks(m.path.name, a.line, a.text, tuple(self.relation(x, threshold, fmt)
                                                                                   for x in a.accesses),
-                                            a.unknown, allowed))
+                                            a.unknown, allowed, refused))
         return found
 
     def relation(self, a: locks.Access, threshold: int, fmt: str = "sidecar") -> RelationLock:
@@ -218,6 +222,8 @@ def render_text(found: Sequence[StepLocks], threshold: int) -> list[str]:
                 file = s.file
                 lines.append(f"    {file}{' (-- sidecar: allow-blocking)' if s.allowed else ''}")
             lines.append(f"      line {s.line}: {s.statement}")
+            if s.refused:
+                lines.append(f"        refused: {s.refused}")
             if s.unknown:
                 lines.append(f"        unknown: {s.unknown}")
             elif not s.relations:

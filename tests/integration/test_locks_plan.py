@@ -68,6 +68,14 @@ def test_plan_locks_answers_while_the_table_is_locked(project: Project) -> None:
     assert done.code == 1 and "orders: ACCESS EXCLUSIVE (~20,000 rows" in done.out
 
 
+def test_a_statement_postgresql_refuses_in_the_files_transaction_is_said_to_stop_the_run(project: Project) -> None:
+    _prepared(project)
+    project.write("migrations/0002_check.sql", "CREATE INDEX CONCURRENTLY orders_t ON orders (total);\n")
+    out = project.run("plan", "--locks", LOG_LEVEL="warning").out
+    assert "refused: PostgreSQL refuses it inside a transaction block, and this file runs in one" in out
+    assert "marked `-- sidecar: no-transaction`" in out
+
+
 def test_plan_locks_json(project: Project) -> None:
     _prepared(project)
     done = project.run("plan", "--locks", "--json", LOG_LEVEL="warning")
