@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import psycopg2
 import pytest
@@ -193,3 +195,61 @@ def test_the_hints_say_how_the_folders_tool_runs_a_file_outside_a_transaction(fm
         said = lockreport.format_hint(hint, fmt)
         assert words in said, said
         assert fmt == "sidecar" or "sidecar: no-transaction" not in said, said
+
+
+# docs/locks.md's example: its file, its plan, its tables (there two million orders; here a few, the sizes
+# and durations are left out of the comparison, and so are `!` and `instead:`, which follow from the sizes).
+DOC_FILE = """-- orders get a status, a customer key and an index
+ALTER TABLE orders ADD COLUMN status text NOT NULL DEFAULT 'new';
+ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);
+CREATE INDEX orders_customer ON orders (customer_id);
+ALTER TABLE orders ALTER COLUMN note TYPE varchar(80);
+ALTER TABLE orders ALTER COLUMN total TYPE numeric(12,4);
+CREATE TABLE refunds (id bigint PRIMARY KEY, order_id bigint REFERENCES orders (id));
+CREATE INDEX refunds_order ON refunds (order_id);
+UPDATE orders SET status = 'paid' WHERE total > 500;
+"""
+DOC_TABLES = """
+CREATE TABLE customers (id bigint PRIMARY KEY, name text);
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, total numeric(10,2), note varchar(40));
+INSERT INTO customers SELECT g, 'c' FROM generate_series(1, {customers}) g;
+INSERT INTO orders SELECT g, g % {customers} + 1, g % 1000, 'n' FROM generate_series(1, {orders}) g;
+ANALYZE customers, orders;
+"""
+DOC_PLAN = """[databases.app]
+url = "${DEFAULT_DATABASE_URL}"
+
+[[steps]]
+name = "app"
+database = "app"
+sql = "migrations"
+
+[[steps]]
+name = "warm cache"
+database = "app"
+command = ["true"]
+"""
+
+
+def _shape(text: str) -> list[str]:
+    """The locks' lines without what depends on the tables' sizes: sizes, durations, `!`, `instead:`."""
+    lines = []
+    for line in text.splitlines():
+        line = line.rstrip()
+        if not line.startswith(" ") or line.strip().startswith("instead:"):  # the header, what follows
+            continue
+        line = re.sub(r"^(\s*)! ", r"\1  ", line)
+        line = re.sub(r" \((~[\d,]+ rows|rows unknown), [^)]*\)", " (size)", line)
+        lines.append(re.sub(r", ~[\d.]+ (ms|s|min) \(estimate\)", "", line))
+    return lines
+
+
+def test_the_docs_example_is_what_plan_locks_says(project: Project) -> None:
+    doc = Path(__file__).resolve().parents[2].joinpath("docs", "locks.md").read_text()
+    shown = doc.split("## Reading the output", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", DOC_TABLES.format(customers=100, orders=2000))
+    project.write("migrations/0001_orders_status.sql", DOC_FILE)
+    project.plan(DOC_PLAN)
+    done = project.run("plan", "--locks", LOG_LEVEL="warning")
+    assert _shape(done.out.split("\nlocks:", 1)[1].split("\n", 1)[1]) == _shape(shown)
