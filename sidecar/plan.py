@@ -205,17 +205,17 @@ class _PlanReader(TableReader):
         return tuple(steps)
 
     def step(self, table: dict[str, Any], key: str, declared: Declared) -> Step | None:
-        found = [kind for kind in kinds.KINDS if kind.key in table]
+        found = [shape for shape in kinds.TABLES if shape.selector in table]
         if len(found) > 1:
-            self.problem(key, f"has {' and '.join(kind.key for kind in found)}: a step is of one kind; keep one, or"
-                         " make a step of each")
+            self.problem(key, f"has {' and '.join(shape.selector for shape in found)}: a step is of one kind; keep"
+                         " one, or make a step of each")
             return None
         if not found:  # a misspelt kind's key is named, with the key it resembles
-            self.check_keys(table, frozenset().union(*(kind.shape.names for kind in kinds.KINDS)), key)
-            choices = [f"{kind.key} = {kind.shape.key(kind.key).example}" for kind in kinds.KINDS]
+            self.check_keys(table, frozenset().union(*(shape.names for shape in kinds.TABLES)), key)
+            choices = [f"{shape.selector} = {shape.key(shape.selector).example}" for shape in kinds.TABLES]
             self.problem(key, f"give one of {', '.join(choices[:-1])} or {choices[-1]}")
             return None
-        kind = found[0]
+        kind = kinds.by_key(found[0].selector)
         self.check_keys(table, kind.shape.names, key)
         step: Step | None = kind.read(self, table, key, declared)
         return step

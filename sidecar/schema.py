@@ -48,9 +48,9 @@ def json_schema() -> dict[str, Any]:
 
 def plan_table() -> Table:
     """The whole plan's table: shape.PLAN with each registered step kind's table under `steps`."""
-    from . import kinds  # the kinds import the run's modules: only `sidecar schema` and the docs need them
+    from . import kinds
 
-    return with_steps(PLAN, tuple(kind.shape for kind in kinds.KINDS))
+    return with_steps(PLAN, kinds.TABLES)
 
 
 def key_schema(key: Key) -> dict[str, Any]:

@@ -102,7 +102,7 @@ def _database_json(d: DatabaseStatus) -> dict[str, object]:
         found = {"applied": d.state.applied, "stop": d.state.stop, "other_plans": d.state.other_plans,
                  "checks": [asdict(c) for c in d.state.checks]}
         found |= {kind.status_key: [asdict(e) for e in d.state.steps if e.kind == kind.key]  # type: ignore[call-overload]
-                  for kind in kinds.KINDS if kind.status_key}
+                  for kind in kinds.every() if kind.status_key}
     return {"database": d.database, "target": d.target, "reachable": d.reachable, "error": d.error,
             "tables": d.tables, **found, "healthy": d.healthy,
             "problems": d.state.problems() if d.state else [f"unreachable ({d.error})"]}
@@ -122,7 +122,7 @@ def render_table(plan: Plan, report: Report) -> str:
     lines = [f"plan {plan.name} (digest {plan.digest})", ""]
     lines += ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
     found = [d.state for d in report.databases if d.state]
-    for kind in (k for k in kinds.KINDS if k.status_heading):
+    for kind in (k for k in kinds.every() if k.status_heading):
         rows_ = [f"  {e.row(s.database)}" for s in found for e in s.steps if e.kind == kind.key]
         lines += ["", kind.status_heading, *rows_] if rows_ else []
     others = [f"  {s.database}: plan {name!r}, {rows} row{'s' if rows != 1 else ''}" if name else

@@ -30,26 +30,16 @@ from ..log import get_logger
 from ..model import Guard, Plan
 from ..progress import Work
 from ..session import Session
-from ..shape import DERIVED, EMPTY, REQUIRED, STEP_DATABASE, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key, python_key
 from ..sqlstate import BY_WORDS, LIBPQ, TABLE
 from ..tablereader import TableReader
 from ..verify import CheckResult
+from . import tables
 from .base import Context, Declared, Kind, Outcome, StepPreview
 
 log = get_logger()
 CHILD = Path(__file__).parents[1] / "alembic_child.py"
 INSPECT_TIMEOUT = 300.0
-SHAPE = Table("steps (alembic)", "`alembic upgrade head` on one database, in one child with the project's"
-              " Python (see [Alembic](alembic.md)).", (
-    Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: alembic`"),
-    STEP_DATABASE,
-    Key("alembic", "text", "the project's `alembic.ini` or `pyproject.toml`, relative to the plan's folder; the"
-        " child runs in its folder", REQUIRED, example='"app/alembic.ini"'),
-    python_key("Alembic"),
-    Key("env", "environment", "extra environment for the child", EMPTY),
-    STEP_TIMEOUT,
-    guard_key("Alembic"),
-), selector="alembic")
+SHAPE = tables.ALEMBIC
 FOLLOW_HINT = ("an alembic step runs `alembic upgrade head` on its own database, where env.py must connect"
                " (sidecar gives it DATABASE_URL and PG*) and open one migration context; for anything else use a"
                " command step that runs Alembic")

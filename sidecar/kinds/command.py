@@ -17,26 +17,12 @@ from ..history import History
 from ..log import get_logger
 from ..model import Guard
 from ..progress import Work
-from ..shape import DERIVED, EMPTY, REQUIRED, STEP_DATABASE, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key
 from ..tablereader import TableReader
+from . import tables
 from .base import Context, Declared, Entry, Kind, Outcome, StepPreview
 
 log = get_logger()
-SHAPE = Table("steps (command)", "A program run on every run, without a shell, in the plan's folder, with the"
-              " step's database in `DATABASE_URL` and `PG*`.", (
-    Key("name", "string", STEP_NAME, DERIVED, default_text="the command, its arguments joined by spaces"),
-    STEP_DATABASE,
-    Key("command", "argv", "the program and its arguments, run without a shell", REQUIRED,
-        example='["python", "manage.py", "migrate"]'),
-    STEP_TIMEOUT,
-    Key("cwd", "string", "the working folder, relative to the plan's folder", ".",
-        default_text="the plan's folder"),
-    Key("env", "environment", "extra environment for the command", EMPTY,
-        example='{ DJANGO_SETTINGS_MODULE = "app.settings" }'),
-    Key("skip_if", "string", "SQL on the step's database: the step is skipped when it returns `true` (a table it"
-        " reads that does not exist yet counts as `false`)", None, default_text="none"),
-    guard_key("the command"),
-), selector="command")
+SHAPE = tables.COMMAND
 
 
 @dataclass(frozen=True, slots=True)

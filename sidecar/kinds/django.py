@@ -27,45 +27,17 @@ from ..log import get_logger
 from ..model import Guard, Plan
 from ..progress import Work
 from ..session import Session
-from ..shape import DERIVED, EMPTY, REQUIRED, STEP_NAME, STEP_TIMEOUT, Key, Table, guard_key, python_key
 from ..tablereader import TableReader
 from ..verify import CheckResult
-from . import django_session
+from . import django_session, tables
 from .base import Context, Declared, Kind, Outcome, StepPreview
 
 log = get_logger()
 INSPECT_TIMEOUT = 300.0
 POSTGRESQL_ENGINES = ("django.db.backends.postgresql", "django.contrib.gis.db.backends.postgis")
 PYTHON_MODULE = re.compile(shape.PYTHON_MODULE)
-FAKE = Table("steps.fake", "Record an app's migrations up to one as applied on an alias without running"
-             " them, while that one is not applied (what `migrate APP 0003 --fake` did, once).", (
-    Key("alias", "text", "the alias in the project's `DATABASES`", REQUIRED, example='"results_db"'),
-    Key("app", "text", "the Django app", REQUIRED, example='"simulation"'),
-    Key("to", "text", "the last migration to record: its name, or a prefix only it has", REQUIRED,
-        example='"0003"'),
-    Key("if_tables_exist", "boolean", "record them only when every table those migrations create on the alias"
-        " exists; when none exists apply them, when only some, stop (exit 4)", False),
-))
-SHAPE = Table("steps (django)", "A Django project's migrations on every alias of its `DATABASES`, with Django"
-              " loaded once, in one child (see [Django](django.md)).", (
-    Key("name", "string", STEP_NAME, DERIVED, default_text="`django SETTINGS`"),
-    Key("django", "string", "the settings module (`DJANGO_SETTINGS_MODULE`), imported from `cwd`", REQUIRED,
-        pattern=shape.PYTHON_MODULE, example='"mysite.settings"'),
-    python_key("Django"),
-    Key("cwd", "string", "the child's folder (on `sys.path`), relative to the plan's folder", ".",
-        default_text="the plan's folder"),
-    Key("env", "environment", "extra environment for the child", EMPTY),
-    STEP_TIMEOUT,
-    Key("aliases", "environment", "alias = plan database, for aliases whose plan database has another name; an"
-        " alias named like a plan database is that database", EMPTY,
-        example='{ materials_db = "materials", results_db = "results" }'),
-    Key("exclude", "strings", "aliases of `DATABASES` that this plan leaves alone on purpose", (),
-        example='["legacy"]'),
-    Key("fake", "array of tables", "migrations to record as applied without running them (see"
-        " [Fakes](django.md#fakes))", (),
-        tables=(FAKE,)),
-    guard_key("Django"),
-), selector="django")
+FAKE = tables.DJANGO_FAKE
+SHAPE = tables.DJANGO
 
 
 @dataclass(frozen=True, slots=True)

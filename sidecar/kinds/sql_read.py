@@ -1,4 +1,4 @@
-"""The sql step's table in the plan: its keys (SHAPE), the step (SqlStep), and reading one from the plan,
+"""The sql step in the plan: the step (SqlStep, its keys in tables.SQL) and reading one from the plan,
 its folders in the step's format (sidecar's own, dbmate's, Flyway's, golang-migrate's, goose's).
 """
 
@@ -12,45 +12,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .. import history, shape
 from ..migrations import MigrationFile, discover, order
 from ..model import Guard
-from ..shape import DERIVED, FORMATS, REQUIRED, STEP_DATABASE, STEP_NAME, Key, Table, duration
+from ..shape import FORMATS
 from ..tablereader import TABLE_NAMES, TableReader
+from . import tables
 from .base import Declared
 
 if TYPE_CHECKING:  # each tool's reader is imported when a step of its format is read
     from .. import flyway, flyway_config
 
 VERSION = re.compile(shape.VERSION)
-SHAPE = Table("steps (sql)", "A folder of SQL migrations applied to one database, each file in one transaction"
-              " with its history row.", (
-    Key("name", "string", STEP_NAME, DERIVED, default_text="`DATABASE: FOLDER`"),
-    STEP_DATABASE,
-    Key("sql", "folders", "a folder of migration files (`<version>_<name>.sql` in sidecar's format), relative to"
-        " the plan's folder; or a list of folders, read as one folder (Flyway's `locations`: one version order);"
-        " for a Flyway folder, also the project's `flyway.conf` or `flyway.toml`, whose locations, table, schemas,"
-        " placeholders, baseline and naming settings then apply", REQUIRED, example='"migrations/default"'),
-    Key("format", "string", "the folder's tool: its file names, what part of a file runs, and whose history is"
-        " adopted (see [Coming from dbmate, Flyway, golang-migrate or goose](other-tools.md))", "sidecar",
-        values=FORMATS),
-    Key("baseline", "string", "record versions up to this one as applied without running them", None,
-        default_text="none", pattern=shape.VERSION, example='"0003"'),
-    Key("baseline_requires", "table names", "tables that must exist before the baseline is recorded; only with"
-        " `baseline`", (), pattern=shape.TABLE_NAME, example='["users"]'),
-    Key("group", "boolean", "apply all pending files of the step in one transaction: all or none", False),
-    Key("tool_table", "string", "the folder's tool's history table, `name` or `schema.name`, as that tool was"
-        " configured (dbmate's `--migrations-table`, golang-migrate's `x-migrations-table`, Flyway's `table` and"
-        " `defaultSchema`, goose's `-table`)", None, default_text="the tool's own: `schema_migrations`,"
-        " `flyway_schema_history`, `goose_db_version`",
-        pattern=shape.TABLE_NAME, example='"ops.schema_migrations"'),
-    Key("placeholders", "environment", "a Flyway folder: values of its `${placeholders}`, over the configuration's",
-        shape.EMPTY, default_text="none", example='{ schema = "app" }'),
-    Key("keep_tool_table", "boolean", "in a `dbmate`, `golang-migrate` or `goose` folder, keep that tool's"
-        " history table as the tool keeps it (made if missing, a row for each file applied), so the tool can"
-        " take over again", True),
-    duration("lock_timeout", "`guard.lock_timeout`, for this step's migrations", DERIVED,
-             default_text="`guard.lock_timeout`"),
-    duration("statement_timeout", "`guard.statement_timeout`, for this step's migrations", DERIVED,
-             default_text="`guard.statement_timeout`"),
-), selector="sql")
+SHAPE = tables.SQL
 
 
 @dataclass(frozen=True, slots=True)

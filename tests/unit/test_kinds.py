@@ -2,7 +2,7 @@
 
 Shown two ways: no module outside sidecar/kinds/ names a framework or command step's type (the
 run, the preview, status, verification and serving go through the interface); and a new kind,
-written here as one module's worth of code and added with one registry line, is read from a plan,
+written here as one module's worth of code and registered (its table listed), is read from a plan,
 validated, shown by the preview and declared in the JSON Schema and the docs' key tables, with no
 other change.
 """
@@ -28,7 +28,7 @@ SQL_HELPERS = {"model.py", "adopt.py", "toolhistory.py", "flyway_run.py", "lint.
 
 
 def test_only_the_kinds_name_a_step_type() -> None:
-    step_types = {kind.step_type.__name__ for kind in kinds.KINDS}
+    step_types = {kind.step_type.__name__ for kind in kinds.every()}
     for path in sorted(SIDECAR.rglob("*.py")):
         if path.parent.name == "kinds":
             continue
@@ -40,14 +40,14 @@ def test_only_the_kinds_name_a_step_type() -> None:
 
 
 def test_each_kind_is_registered_once_under_its_own_key() -> None:
-    keys = [kind.key for kind in kinds.KINDS]
+    keys = [kind.key for kind in kinds.every()]
     assert len(set(keys)) == len(keys)
-    for kind in kinds.KINDS:
+    for kind in kinds.every():
         assert kind.step_type.kind == kind.key
         assert kind.shape.key(kind.key).required, f"{kind.key}: its table is picked by its own key"
 
 
-# -- a new kind: one module (below) and one registry line --------------------------------------------
+# -- a new kind: one module (below) and its table listed -----------------------------------------------
 
 ECHO = shape.Table("steps (echo)", "Say something on a database.", (
     shape.Key("name", "string", shape.STEP_NAME, shape.DERIVED, default_text="`echo WORDS`"),
@@ -93,8 +93,8 @@ ECHO_KIND: Kind[EchoStep, str, Entry] = Kind(ECHO, EchoStep, _read, _todo, _run,
 
 @pytest.fixture
 def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(kinds, "KINDS", (*kinds.KINDS, ECHO_KIND))  # the registry line
-    monkeypatch.setattr(kinds, "_BY_TYPE", {**kinds._BY_TYPE, EchoStep: ECHO_KIND})
+    monkeypatch.setattr(kinds, "TABLES", (*kinds.TABLES, ECHO))  # its table in tables.TABLES
+    monkeypatch.setitem(kinds._loaded, "echo", ECHO_KIND)  # as by_key imports it from sidecar/kinds/echo.py
 
 
 PLAN = """

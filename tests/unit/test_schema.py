@@ -24,7 +24,7 @@ from jsonschema import Draft7Validator
 
 from sidecar import formats, plan, shape, tablereader
 from sidecar.errors import PlanError
-from sidecar.kinds import KINDS
+from sidecar.kinds import TABLES
 from sidecar.kinds import django as django_kind
 from sidecar.kinds import sql_read as sql_kind
 from sidecar.kinds.alembic import AlembicStep
@@ -64,7 +64,7 @@ from sidecar.values import parse_duration
 from tests.conftest import require
 
 # Each step kind declares its own [[steps]] table (sidecar/kinds/), since a kind is one module.
-SQL_STEP, COMMAND_STEP, DJANGO_STEP, ALEMBIC_STEP = (kind.shape for kind in KINDS)
+SQL_STEP, COMMAND_STEP, DJANGO_STEP, ALEMBIC_STEP = TABLES
 DJANGO_FAKE = django_kind.FAKE
 STEP_TABLES = (SQL_STEP, COMMAND_STEP, DJANGO_STEP, ALEMBIC_STEP)
 TABLES = (*TABLES_BEFORE_STEPS, SQL_STEP, COMMAND_STEP, DJANGO_STEP, DJANGO_FAKE, ALEMBIC_STEP, *TABLES_AFTER_STEPS)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sidecar import kinds
 from sidecar.errors import PlanError
-from sidecar.kinds import KINDS
 from sidecar.model import Plan
 from sidecar.plan import load_plan
 from sidecar.shape import TABLES_AFTER_STEPS, TABLES_BEFORE_STEPS
@@ -92,7 +92,7 @@ def every_duration(tmp_path: Path, value: str, only: str | None = None) -> Path:
 
 def test_the_table_of_keys_is_every_duration_the_plan_reader_accepts() -> None:
     # The reader reads each key as shape.py declares it (the step kinds declare their own tables).
-    tables = [*TABLES_BEFORE_STEPS, *(kind.shape for kind in KINDS), *TABLES_AFTER_STEPS]
+    tables = [*TABLES_BEFORE_STEPS, *(kind.shape for kind in kinds.every()), *TABLES_AFTER_STEPS]
     declared = [f"{table.path}.{key.name}" for table in tables for key in table.keys if key.type == "duration"]
     # One per key: wait, lock, serve; 3 in [guard]; 2 in a SQL step; 3 step kinds' timeout; verify.
     assert len(declared) == len(DURATIONS) == EVERY_DURATION.count("= @") == 12
