@@ -15,7 +15,7 @@ pglast is imported here, and this module only on the `sidecar plan --locks` path
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -58,6 +58,8 @@ BACKFILL = ("add the column without the default (or with a constant one: no rewr
             " UPDATE ... WHERE id BETWEEN ..., each its own transaction")
 NEW_COLUMN = ("add a column of the new type, fill it in batches, then swap the columns in a brief migration")
 BATCHES = "update in batches (UPDATE ... WHERE id BETWEEN ...), each its own transaction, to keep row locks short"
+# ADD COLUMN IF NOT EXISTS of a column the table has: nothing is done, nor recursed to its partitions.
+EXISTS_ALREADY = "ADD COLUMN IF NOT EXISTS: the column is there already, nothing is done"
 OLDEST = 110000  # the rules are PostgreSQL 11's and later (ADD COLUMN with a constant default: no rewrite)
 
 
@@ -87,6 +89,14 @@ class Catalog(Protocol):
     def sources(self, view: str) -> tuple[str, ...] | None: ...  # relations a (materialized) view reads
     def partitioned(self, table: str) -> bool | None: ...  # a partitioned table: no storage of its own
     def exists(self, relation: str) -> bool | None: ...
+
+
+class PartitionCatalog(Protocol):
+    """Lookups ServerCatalog (lockcatalog.py) does not have yet: until it has them, the rules that ask them say
+    unknown (the guarded catalog answers None for a lookup its catalog lacks)."""
+
+    def default_partition(self, table: str) -> str | None: ...  # its DEFAULT partition; "" for none
+    def checks(self, table: str) -> int | None: ...  # its CHECK constraints, valid or not (pg_class.relchecks)
 
 
 class NoCatalog:
@@ -129,6 +139,12 @@ class NoCatalog:
         return None
 
     def exists(self, relation: str) -> bool | None:
+        return None
+
+    def default_partition(self, table: str) -> str | None:
+        return None
+
+    def checks(self, table: str) -> int | None:
         return None
 
 
@@ -200,14 +216,42 @@ _SERIAL = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2"
 _TEXTUAL = {"text", "character varying"}
 
 
-# The catalog facts the rules ask (per relation), and the catalog lookups that read them.
-_FACTS = {"column_type": "columns", "fk_target": "constraints", "fk_peers": "constraints",
-          "column_fk_peers": "constraints", "index_table": "indexes", "children": "children",
-          "partitioned": "children", "sources": "name", "exists": "name", "volatility": "function",
-          "not_null_proven": "constraints", "column_dependents": "constraints",
-          "referencing": "constraints"}
-ALL_FACTS = frozenset({"columns", "constraints", "indexes", "children", "name"})
-_COLUMN_FACTS = frozenset({"columns", "constraints", "indexes"})
+# The catalog facts the rules ask about a relation, each per column (or per constraint name, for "constraint"), or
+# for the whole relation: a column's type and collation ("columns"), its NOT NULL, the CHECK constraints, foreign
+# keys and indexes on it, a constraint by name, the relation's partitions and children, its name. Each lookup asks
+# some of them: of the column (or constraint) its argument `key` names, or (None) of every column.
+_FACTS: dict[str, tuple[tuple[str, int | None], ...]] = {
+    "column_type": (("columns", 1),),
+    "column_dependents": (("columns", 1), ("checks", 1), ("indexes", 1)),
+    "not_null_proven": (("columns", 1), ("not null", 1), ("checks", 1)),
+    "column_fk_peers": (("columns", 1), ("foreign keys", 1)),
+    "fk_target": (("constraint", 1),),
+    "fk_peers": (("foreign keys", None),),
+    "referencing": (("foreign keys", None),),
+    "checks": (("checks", None),),
+    "index_table": (("name", None),),
+    "children": (("children", None),),
+    "partitioned": (("children", None),),
+    "default_partition": (("children", None),),
+    "sources": (("name", None),),
+    "exists": (("name", None),),
+    "volatility": (("function", None),),
+}
+_COLUMN_FACTS = ("columns", "not null", "checks", "foreign keys", "indexes")
+_FACT_WORDS = {"columns": "the columns", "not null": "the NOT NULL constraints", "checks": "the CHECK constraints",
+               "foreign keys": "the foreign keys", "indexes": "the indexes", "constraint": "the constraints",
+               "children": "the partitions and children"}
+# Every fact of the relation: a statement whose changes are not followed finer.
+ALL_FACTS: dict[str, Iterable[str] | None] = {fact: None for fact in (*_COLUMN_FACTS, "constraint", "children",
+                                                                       "name")}
+_AT = enums.AlterTableType
+# ALTER TABLE commands that change none of the facts the rules ask.
+_NO_FACT_CHANGE = frozenset({
+    _AT.AT_ColumnDefault, _AT.AT_SetStatistics, _AT.AT_SetStorage, _AT.AT_SetCompression, _AT.AT_SetOptions,
+    _AT.AT_ResetOptions, _AT.AT_SetRelOptions, _AT.AT_ResetRelOptions, _AT.AT_ChangeOwner, _AT.AT_ClusterOn,
+    _AT.AT_DropCluster, _AT.AT_ReplicaIdentity, _AT.AT_EnableRowSecurity, _AT.AT_DisableRowSecurity,
+    _AT.AT_ForceRowSecurity, _AT.AT_NoForceRowSecurity, _AT.AT_GenericOptions,
+})
 # Settings whose change in a run changes nothing the rules ask (not how names resolve, nor a type change).
 _HARMLESS_SETTINGS = {"lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout",
                       "client_min_messages", "application_name", "maintenance_work_mem", "work_mem",
@@ -222,19 +266,19 @@ def _last(name: str) -> str:
 
 class _Guarded:
     """The catalog as the rules see it in a run: a lookup of a fact an earlier pending statement of the run
-    changes (the catalog still has it as it was) raises Unknown."""
+    changes (the catalog still has it as it was) raises Unknown. A lookup the catalog lacks answers None (not
+    known)."""
 
     def __init__(self, analyser: Analyser, real: Catalog) -> None:
         self.analyser = analyser
         self.real = real
 
     def __getattr__(self, method: str) -> Any:
-        found = getattr(self.real, method)
-        fact = _FACTS.get(method)
+        found = getattr(self.real, method, lambda *args: None)
 
         def guarded(*args: str) -> Any:
-            if fact is not None and args:
-                self.analyser.check(args[0], fact)
+            for fact, key in _FACTS.get(method, ()) if args else ():
+                self.analyser.check(args[0], fact, None if key is None else args[key])
             return found(*args)
         return guarded
 
@@ -250,10 +294,13 @@ class Analyser:
     created: set[str] = field(default_factory=set)
     outside_transaction: bool = False  # set by a rule: the statement cannot run in a transaction block
     source: str = ""  # the file being analysed, for the reasons
-    changed: dict[str, dict[str, str]] = field(default_factory=dict)  # last name part -> fact -> where
+    # (last name part, fact) -> the column or constraint changed (None: any) -> where
+    changed: dict[tuple[str, str], dict[str | None, str]] = field(default_factory=dict)
     path_changed: str = ""  # where an earlier statement changed search_path (or a setting not known harmless)
     opaque: str = ""  # where an earlier statement may have changed anything (a DO block, a function call)
     pending: dict[tuple[str, str], str] = field(default_factory=dict)  # NOT VALID (table, name) -> FK target
+    relkinds: dict[str, str] = field(default_factory=dict)  # created: "v" a view, "p" partitioned, "m", "r"
+    written: dict[str, str] = field(default_factory=dict)  # last name part -> where an earlier statement wrote rows
 
     def __post_init__(self) -> None:
         self.catalog = cast(Catalog, _Guarded(self, self.catalog))
@@ -262,20 +309,27 @@ class Analyser:
         self.source = source
         return [a for line, text in statements for a in self.statement(text, line)]
 
-    def check(self, name: str, fact: str) -> None:
-        """Raises Unknown when `fact` about `name` may be changed by an earlier statement of the run."""
+    def check(self, name: str, fact: str, key: str | None = None) -> None:
+        """Raises Unknown when `fact` about `name` (of its column or constraint `key`; None: of any) may be
+        changed by an earlier statement of the run."""
         if self.path_changed and "." not in name:
             raise Unknown(f"search_path is changed by an earlier statement of this run ({self.path_changed}):"
                           f" {name} is not looked up")
         if self.opaque:
             raise Unknown(f"{name}: an earlier statement of this run may change anything ({self.opaque})")
-        where = self.changed.get(_last(name), {})
-        if fact in where:
-            raise Unknown(f"{name} is changed by an earlier statement of this run ({where[fact]})")
+        where = self.changed.get((_last(name), fact), {})
+        found = where.get(None) or (next(iter(where.values()), "") if key is None else where.get(key))
+        if found:
+            what = (f"constraint {key} of {name} is" if fact == "constraint" else f"{name}.{key} is" if key else
+                    f"{_FACT_WORDS[fact]} of {name} are" if fact in _FACT_WORDS else f"{name} is")
+            raise Unknown(f"{what} changed by an earlier statement of this run ({found})")
 
-    def _change(self, name: str, facts: Iterable[str], where: str) -> None:
-        for fact in facts:
-            self.changed.setdefault(_last(name), {}).setdefault(fact, where)
+    def _change(self, name: str, facts: Mapping[str, Iterable[str] | None], where: str) -> None:
+        """Records that the statement at `where` changes each fact of `name`, of those columns (None: of any)."""
+        for fact, keys in facts.items():
+            changed = self.changed.setdefault((_last(name), fact), {})
+            for key in (None,) if keys is None else keys:
+                changed.setdefault(key, where)
 
     def statement(self, text: str, line: int = 1) -> list[Analysis]:
         if self.version < OLDEST:
@@ -301,58 +355,53 @@ class Analyser:
                                   f" ({self.path_changed}): which tables its names are is not known")
                 found.append(Analysis(here, short(piece), tuple(self._mark(accesses)),
                                       transactional=transactional))
+                rewritten = [a.relation for a in accesses if a.effect == "rewrite"]
             except Unknown as exc:
                 found.append(Analysis(here, short(piece), unknown=str(exc) or type(raw.stmt).__name__))
                 if type(raw.stmt).__name__ in ("DoStmt", "CallStmt") or _calls(raw.stmt):
                     self.opaque = self.opaque or where
+                rewritten = self._recursed(raw.stmt.relation) if isinstance(raw.stmt, ast.AlterTableStmt) else []
+            for table in rewritten:  # (or may be): its rows are then this transaction's
+                self.written.setdefault(_last(table), where)
             self._record(raw.stmt, where)
         return found
 
     def _record(self, node: Any, where: str) -> None:
         """What the statement changes that later statements' rules may ask the catalog about."""
-        t = enums.AlterTableType
+        o = enums.ObjectType
         kind = type(node).__name__
         for n in _walk(node):
             if isinstance(n, ast.FuncCall) and _last(_function(n.funcname)) == "set_config":
                 self.path_changed = self.path_changed or where
+            if isinstance(n, (ast.InsertStmt, ast.UpdateStmt)):  # rows of this transaction now
+                self.written.setdefault(_last(_name(n.relation)), where)
         if kind == "VariableSetStmt":
             if (node.name or "").lower() not in _HARMLESS_SETTINGS:
                 self.path_changed = self.path_changed or where
         elif kind == "AlterTableStmt":
-            table = _name(node.relation)
+            names = self._recursed(node.relation)
             for cmd in node.cmds:
-                if cmd.subtype == t.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
-                    con = cmd.def_
-                    if con.contype == enums.ConstrType.CONSTR_FOREIGN:
-                        self._change(_name(con.pktable), {"constraints"}, where)
-                    if con.skip_validation and con.conname and con.contype in (
-                            enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK):
-                        target = _name(con.pktable) if con.contype == enums.ConstrType.CONSTR_FOREIGN else ""
-                        self.pending[(_last(table), con.conname)] = target
-                    self._change(table, _COLUMN_FACTS, where)
-                elif cmd.subtype in (t.AT_AddColumn, t.AT_AlterColumnType, t.AT_SetNotNull, t.AT_DropNotNull,
-                                     t.AT_ColumnDefault, t.AT_ValidateConstraint, t.AT_AlterConstraint,
-                                     t.AT_SetStatistics, t.AT_SetStorage):
-                    self._change(table, _COLUMN_FACTS, where)
-                elif cmd.subtype in (t.AT_DropColumn, t.AT_DropConstraint):
-                    self._change(table, _COLUMN_FACTS, where)
-                    for peer in self._peers(table):
-                        self._change(peer, {"constraints"}, where)
-                elif cmd.subtype in (t.AT_AttachPartition, t.AT_DetachPartition):
-                    self._change(table, ALL_FACTS, where)
-                    self._change(_name(cmd.def_.name), ALL_FACTS, where)
-                else:
-                    self._change(table, ALL_FACTS, where)
+                partition = cmd.subtype in (enums.AlterTableType.AT_AttachPartition,
+                                            enums.AlterTableType.AT_DetachPartition)  # not recursed
+                for name in names[:1] if partition else names:
+                    self._record_alter(name, cmd, where)
         elif kind == "RenameStmt":
             if node.relation is not None:
-                facts = _COLUMN_FACTS if node.renameType in (enums.ObjectType.OBJECT_COLUMN,
-                                                             enums.ObjectType.OBJECT_TABCONSTRAINT) else ALL_FACTS
-                self._change(_name(node.relation), facts, where)
-            if node.renameType in (enums.ObjectType.OBJECT_FUNCTION, enums.ObjectType.OBJECT_PROCEDURE,
-                                   enums.ObjectType.OBJECT_SCHEMA):
+                table = _name(node.relation)
+                if node.renameType == o.OBJECT_COLUMN:
+                    for name in self._recursed(node.relation):
+                        self._change(name, {fact: {node.subname, node.newname} for fact in _COLUMN_FACTS}, where)
+                elif node.renameType == o.OBJECT_TABCONSTRAINT:
+                    self._change(table, {"constraint": {node.subname, node.newname}}, where)
+                    for index in (node.subname, node.newname):  # a key's index is renamed with it
+                        self._change(_ident(index), ALL_FACTS, where)
+                else:
+                    self._change(table, ALL_FACTS, where)
+                    if table in self.relkinds and node.newname:
+                        self.relkinds[_ident(node.newname)] = self.relkinds[table]
+            if node.renameType in (o.OBJECT_FUNCTION, o.OBJECT_PROCEDURE, o.OBJECT_SCHEMA):
                 self.opaque = self.opaque or where  # a function's or the schema's tables' names change
-            elif node.newname and node.renameType not in (enums.ObjectType.OBJECT_COLUMN,
-                                                          enums.ObjectType.OBJECT_TABCONSTRAINT):
+            elif node.newname and node.renameType not in (o.OBJECT_COLUMN, o.OBJECT_TABCONSTRAINT):
                 self._change(_ident(node.newname), ALL_FACTS, where)
         elif kind == "DropStmt":
             for item in node.objects or ():
@@ -360,33 +409,136 @@ class Analyser:
                 if name:
                     self._change(name, ALL_FACTS, where)
                     for peer in self._peers(name):
-                        self._change(peer, ALL_FACTS, where)
-                if name and node.removeType == enums.ObjectType.OBJECT_INDEX:
+                        self._change(peer, {"foreign keys": None}, where)
+                if name and node.removeType == o.OBJECT_INDEX:
                     index_table = cast(_Guarded, self.catalog).real.index_table(name)
                     if index_table is None:
                         self.opaque = self.opaque or where  # its table is not known
                     else:
-                        self._change(index_table, {"indexes"}, where)
-            if node.removeType in (enums.ObjectType.OBJECT_FUNCTION, enums.ObjectType.OBJECT_PROCEDURE):
+                        self._change(index_table, {"indexes": None}, where)
+            if node.removeType in (o.OBJECT_FUNCTION, o.OBJECT_PROCEDURE):
                 self.opaque = self.opaque or where
         elif kind == "IndexStmt":
-            self._change(_name(node.relation), {"indexes"}, where)
+            for name in self._recursed(node.relation):
+                self._change(name, {"indexes": _index_columns(node)}, where)
             if node.idxname:
                 self._change(_ident(node.idxname), ALL_FACTS, where)
         elif kind == "CreateStmt":
+            table = _name(node.relation)
             for parent in node.inhRelations or ():
-                self._change(_name(parent), ALL_FACTS, where)
-            for n in _walk(node):
-                if isinstance(n, ast.Constraint) and n.contype == enums.ConstrType.CONSTR_FOREIGN:
-                    self._change(_name(n.pktable), {"constraints"}, where)
+                self._change(_name(parent), {"children": None}, where)
+                if node.partbound is not None:  # the parent's foreign keys are cloned to the partition
+                    for peer in self._peers(_name(parent)):
+                        self._change(peer, {"foreign keys": None}, where)
+            for element in [*(node.tableElts or ()), *(node.constraints or ())]:
+                if isinstance(element, ast.ColumnDef):
+                    for con in element.constraints or ():
+                        self._record_constraint(table, con, where, element.colname)
+                elif isinstance(element, ast.Constraint):
+                    self._record_constraint(table, element, where)
+                elif isinstance(element, ast.TableLikeClause):  # may copy its CHECK and NOT NULL, and indexes
+                    self._change(table, {"not null": None, "checks": None, "indexes": None}, where)
         elif kind == "CreateFunctionStmt":
-            for fact in ("function",):
-                self._change(_function(node.funcname), {fact}, where)
+            self._change(_function(node.funcname), {"function": None}, where)
         elif kind in ("ViewStmt", "CreateTableAsStmt", "RefreshMatViewStmt"):
             self._change(_name(node.view if kind == "ViewStmt" else node.into.rel if kind == "CreateTableAsStmt"
                                else node.relation), ALL_FACTS, where)
         elif kind not in _NO_CATALOG_CHANGE:
             self.opaque = self.opaque or where
+
+    def _record_alter(self, table: str, cmd: Any, where: str) -> None:
+        """What one ALTER TABLE command changes: of the columns and constraints it names where it is known."""
+        t = enums.AlterTableType
+        sub = cmd.subtype
+        column = {cmd.name} if cmd.name else None
+        if sub == t.AT_AddConstraint and isinstance(cmd.def_, ast.Constraint):
+            con = cmd.def_
+            self._record_constraint(table, con, where)
+            if con.skip_validation and con.conname and con.contype in (
+                    enums.ConstrType.CONSTR_FOREIGN, enums.ConstrType.CONSTR_CHECK):
+                target = _name(con.pktable) if con.contype == enums.ConstrType.CONSTR_FOREIGN else ""
+                self.pending[(_last(table), con.conname)] = target
+        elif sub in (t.AT_AddColumn, t.AT_AddColumnToView):
+            name = cmd.def_.colname  # each lookup of a column asks "columns" too: the rest is its constraints'
+            self._change(table, {"columns": {name}}, where)
+            for con in cmd.def_.constraints or ():
+                self._record_constraint(table, con, where, name)
+        elif sub == t.AT_AlterColumnType:  # its CHECK constraints, foreign keys and indexes are made anew
+            self._change(table, {"columns": column, "checks": column, "foreign keys": column, "indexes": column},
+                         where)
+        elif sub in (t.AT_SetNotNull, t.AT_DropNotNull):
+            self._change(table, {"not null": column}, where)
+        elif sub == t.AT_ValidateConstraint:
+            if not self.pending.get((_last(table), cmd.name)):  # a CHECK (or not known) now proves what it says
+                self._change(table, {"checks": None}, where)
+        elif sub == t.AT_AlterConstraint:
+            name = getattr(cmd.def_, "conname", None)
+            self._change(table, {"constraint": {name} if name else None}, where)
+        elif sub == t.AT_DropColumn:
+            spans = self._spans(table, cmd.name)  # its constraints or indexes may cover other columns too
+            self._change(table, {"columns": column, "not null": column, "checks": None if spans else column,
+                                 "foreign keys": None if spans else column, "indexes": None if spans else column,
+                                 **({"constraint": None} if spans else {})}, where)
+            for peer in self._peers(table) if spans else ():
+                self._change(peer, {"foreign keys": None}, where)
+        elif sub == t.AT_DropConstraint:
+            self._change(table, {"constraint": column, "checks": None, "foreign keys": None, "indexes": None},
+                         where)
+            for peer in self._peers(table):
+                self._change(peer, {"foreign keys": None}, where)
+        elif sub in (t.AT_AttachPartition, t.AT_DetachPartition):
+            self._change(table, ALL_FACTS, where)
+            self._change(_name(cmd.def_.name), ALL_FACTS, where)
+        elif sub in (t.AT_AddInherit, t.AT_DropInherit):
+            self._change(table, ALL_FACTS, where)
+            self._change(_name(cmd.def_), {"children": None}, where)
+        elif sub not in _NO_FACT_CHANGE:
+            self._change(table, ALL_FACTS, where)
+
+    def _record_constraint(self, table: str, con: Any, where: str, column: str | None = None) -> None:
+        """A constraint added to the table (on `column`, written in its definition): the facts of its columns."""
+        c = enums.ConstrType
+        if con.contype in (c.CONSTR_NULL, c.CONSTR_DEFAULT, c.CONSTR_IDENTITY, c.CONSTR_GENERATED,
+                           c.CONSTR_ATTR_DEFERRABLE, c.CONSTR_ATTR_NOT_DEFERRABLE, c.CONSTR_ATTR_DEFERRED,
+                           c.CONSTR_ATTR_IMMEDIATE):
+            return
+        columns = _constraint_columns(con, column)
+        facts: dict[str, Iterable[str] | None] = {"constraint": {con.conname} if con.conname else None}
+        if con.contype == c.CONSTR_NOTNULL:
+            facts = {"not null": columns}
+        elif con.contype == c.CONSTR_CHECK:
+            facts["checks"] = columns
+        elif con.contype == c.CONSTR_FOREIGN:
+            facts["foreign keys"] = columns
+            self._change(_name(con.pktable), {"foreign keys": {str(a.sval) for a in con.pk_attrs or ()} or None},
+                         where)
+        elif con.contype == c.CONSTR_PRIMARY:
+            facts.update({"indexes": columns, "not null": columns})
+        elif con.contype in (c.CONSTR_UNIQUE, c.CONSTR_EXCLUSION):
+            facts["indexes"] = columns
+        else:
+            facts = dict(ALL_FACTS)
+        self._change(table, facts, where)
+
+    def _recursed(self, relation: Any) -> list[str]:
+        """The relation, and its partitions and children when the statement recurses to them (as the catalog has
+        them; not known: none)."""
+        table = _name(relation)
+        if not relation.inh or table in self.created:
+            return [table]
+        try:
+            return [table, *(self.catalog.children(table) or ())]
+        except Unknown:
+            return [table]
+
+    def _spans(self, table: str, column: str) -> bool:
+        """Whether dropping the column may drop constraints or indexes of other columns too (not known: may)."""
+        try:
+            dependents = self.catalog.column_dependents(table, column)
+            peers = self.catalog.column_fk_peers(table, column)
+        except Unknown:
+            return True
+        return dependents is None or peers is None or bool(peers) or "c" in dependents or "i" in dependents
 
     def _peers(self, table: str) -> tuple[str, ...]:
         """The tables linked to `table` by a foreign key, as the catalog has them (none known: none)."""
@@ -433,7 +585,7 @@ class Analyser:
         found: list[Access] = []
         for cmd in node.cmds:
             found += self._alter(table, cmd)
-        recursing = [a for a in found if a.relation == table and a.note != "partition"]
+        recursing = [a for a in found if a.relation == table and a.note not in ("partition", EXISTS_ALREADY)]
         if node.relation.inh and recursing and table not in self.created:
             kids = self.catalog.children(table)
             if kids is None and self.catalog.exists(table) is not False:
@@ -448,6 +600,10 @@ class Analyser:
         t = enums.AlterTableType
         sub = cmd.subtype
         if sub in (t.AT_AddColumn, t.AT_AddColumnToView):
+            if cmd.missing_ok and table not in self.created and self._need(
+                    self.catalog.exists(table), f"whether {table} exists") and self.catalog.column_type(
+                    table, cmd.def_.colname) is not None:
+                return [Access(table, AX, "none", note=EXISTS_ALREADY)]
             effect, note = self._add_column(table, cmd.def_)
             return [Access(table, AX, effect, note=note, hint=BACKFILL if effect == "rewrite" else "")]
         if sub == t.AT_AlterColumnType:
@@ -470,6 +626,9 @@ class Analyser:
                 return [Access(table, AX, "none", note="NOT NULL already, or a valid CHECK (col IS NOT NULL)"
                                " proves it: no read")]
             return [Access(table, AX, "scan", note="SET NOT NULL reads every row", hint=NOT_NULL)]
+        if sub in (t.AT_DropColumn, t.AT_DropConstraint) and cmd.behavior == enums.DropBehavior.DROP_CASCADE:
+            raise Unknown(f"DROP {'COLUMN' if sub == t.AT_DropColumn else 'CONSTRAINT'} ... CASCADE: what it drops"
+                          " with it (views, other tables' foreign keys) is not looked up")
         if sub == t.AT_DropColumn:
             peers = () if table in self.created else self._fk_peers(table, cmd.name)
             return [Access(table, AX, "none")] + [Access(p, AX, "none", note="its foreign key is dropped")
@@ -505,17 +664,85 @@ class Analyser:
             target = self._need(self.catalog.fk_target(table, cmd.name), f"constraint {cmd.name}")
             return [Access(table, AX, "none")] + ([Access(target, AX, "none")] if target else [])
         if sub == t.AT_AttachPartition:
-            part = _name(cmd.def_.name)
-            return [Access(table, SUE if self.version >= 120000 else AX, "none", note="partition"),
-                    Access(part, AX, "scan", note="ATTACH PARTITION reads the partition to check its bound (unless"
-                           " a valid CHECK constraint proves it)")]
+            return self._attach(table, _name(cmd.def_.name), cmd.def_.bound)
         if sub == t.AT_DetachPartition:
-            part = _name(cmd.def_.name)
-            mode = SUE if cmd.def_.concurrent else AX
-            if cmd.def_.concurrent:
-                self.outside_transaction = True
-            return [Access(table, mode, "none", note="partition"), Access(part, mode, "none", note="partition")]
+            return self._detach(table, _name(cmd.def_.name), cmd.def_.concurrent)
         raise Unknown(f"ALTER TABLE {sub.name.removeprefix('AT_')} is not classified")
+
+    def _attach(self, table: str, part: str, bound: Any) -> list[Access]:
+        """ATTACH PARTITION: the partition is read to check its bound, and so is the DEFAULT partition, to check
+        that none of its rows belongs to the new bound; a valid CHECK constraint (or NOT NULL, for a bound of
+        MINVALUE to MAXVALUE) that proves it spares the read, which the rules do not follow."""
+        self._partition_keys(table)
+        if bound.is_default:
+            raise Unknown("ATTACH PARTITION ... DEFAULT: whether it reads the partition is not classified")
+        first = [(bound.lowerdatums or (None,))[0], (bound.upperdatums or (None,))[0]]
+        if [_column_refs(d) for d in first] == [{"minvalue"}, {"maxvalue"}]:
+            raise Unknown("ATTACH PARTITION ... FROM (MINVALUE) TO (MAXVALUE): the partition's NOT NULL may prove"
+                          " its bound (then no read), not classified")
+        found = [Access(table, SUE if self.version >= 120000 else AX, "none", note="partition")]
+        for scanned, why in ((part, "its bound"), (self._default_partition(table), "that its rows keep out of the"
+                                                                                      " new bound")):
+            if not scanned:
+                continue
+            if self._kids(scanned):
+                raise Unknown(f"ATTACH PARTITION: {scanned} has partitions of its own, locked and read in turn"
+                              " (not classified)")
+            if scanned in self.created:
+                self.check(scanned, "checks")  # CHECK constraints of the run's own
+            elif self._need(cast(PartitionCatalog, self.catalog).checks(scanned),
+                            f"the CHECK constraints of {scanned}"):
+                raise Unknown(f"ATTACH PARTITION: whether a CHECK constraint of {scanned} proves {why} (then no"
+                              " read) is not classified")
+            found.append(Access(scanned, AX, "scan", note=f"ATTACH PARTITION reads every row to check {why}"))
+        return found
+
+    def _detach(self, table: str, part: str, concurrent: bool) -> list[Access]:
+        """DETACH PARTITION: ACCESS EXCLUSIVE on the partition's own partitions and on the DEFAULT partition too,
+        whose bound grows; CONCURRENTLY, its second transaction waits for ACCESS EXCLUSIVE on the partition (and
+        PostgreSQL refuses it when there is a DEFAULT partition)."""
+        self._partition_keys(table)
+        default = self._default_partition(table)
+        kids = self._kids(part)
+        if concurrent:
+            if default:
+                raise Unknown(f"PostgreSQL refuses DETACH PARTITION ... CONCURRENTLY: {table} has a DEFAULT"
+                              f" partition ({default})")
+            if kids:
+                raise Unknown(f"DETACH PARTITION ... CONCURRENTLY of {part}, which has partitions of its own: their"
+                              " locks are not classified")
+            self.outside_transaction = True
+            return [Access(table, SUE, "none", note="partition"),
+                    Access(part, AX, "none", note="DETACH ... CONCURRENTLY: its second transaction")]
+        found = [Access(table, AX, "none", note="partition"), Access(part, AX, "none", note="partition")]
+        found += [Access(kid, AX, "none", note="a partition of the partition") for kid in kids]
+        return found + ([Access(default, AX, "none", note="the DEFAULT partition")] if default else [])
+
+    def _partition_keys(self, table: str) -> None:
+        """Raises Unknown for a partitioned table with foreign keys: attaching or detaching a partition clones or
+        detaches them (locks on the other table, a check of its rows)."""
+        if table in self.created:
+            self.check(table, "foreign keys")
+        elif peers := self._need(self.catalog.fk_peers(table), f"the foreign keys of {table}"):
+            raise Unknown(f"ATTACH or DETACH PARTITION of {table}, which has foreign keys ({peers[0]}): their"
+                          " cloning or detaching locks the other table (not classified)")
+
+    def _default_partition(self, table: str) -> str:
+        """The table's DEFAULT partition; "" for none."""
+        if table in self.created:
+            self.check(table, "children")  # partitions of the run's own
+            return ""
+        found: str = self._need(cast(PartitionCatalog, self.catalog).default_partition(table),
+                                f"the DEFAULT partition of {table}")
+        return found
+
+    def _kids(self, table: str) -> tuple[str, ...]:
+        """The table's partitions and children, all levels."""
+        if table in self.created:
+            self.check(table, "children")  # partitions or children of the run's own
+            return ()
+        found: tuple[str, ...] = self._need(self.catalog.children(table), f"the partitions of {table}")
+        return found
 
     def _fk_peers(self, table: str, column: str) -> tuple[str, ...]:
         """The tables a foreign key through table.column links it to (either side)."""
@@ -612,6 +839,11 @@ class Analyser:
     def _IndexStmt(self, node: Any) -> tuple[list[Access], bool]:
         table = _name(node.relation)
         mode = SUE if node.concurrent else SH
+        if node.concurrent and (self.relkinds.get(table) == "p" if table in self.created else self._need(
+                self.catalog.partitioned(table), f"whether {table} is partitioned")):
+            raise Unknown(f"PostgreSQL refuses CREATE INDEX CONCURRENTLY on a partitioned table ({table}): build it"
+                          f" CONCURRENTLY on each partition, then CREATE INDEX ON ONLY {table} and ALTER INDEX ..."
+                          " ATTACH PARTITION each")
         if table in self.created:
             return [Access(table, mode, "none")], not node.concurrent
         partitioned = self.catalog.partitioned(table)
@@ -652,6 +884,7 @@ class Analyser:
             if con.contype == enums.ConstrType.CONSTR_FOREIGN:
                 found.append(Access(_name(con.pktable), SRX, "none"))
         self.created.add(table)
+        self.relkinds[table] = "p" if node.partspec else "r"
         return [a for a in found if a.relation != table]
 
     def _ViewStmt(self, node: Any) -> list[Access]:
@@ -662,11 +895,14 @@ class Analyser:
             if exists:
                 return [*found, Access(view, AX, "none", note="CREATE OR REPLACE VIEW")]
         self.created.add(view)
+        self.relkinds[view] = "v"
         return found
 
     def _CreateTableAsStmt(self, node: Any) -> list[Access]:
+        found = [self._read(_name(rv), rv.inh, AS) for rv in _read_range_vars(node.query)]
         self.created.add(_name(node.into.rel))
-        return [Access(r, AS, "read") for r in _relations(node.query)]
+        self.relkinds[_name(node.into.rel)] = "m" if node.objtype == enums.ObjectType.OBJECT_MATVIEW else "r"
+        return found
 
     def _RefreshMatViewStmt(self, node: Any) -> list[Access]:
         view = _name(node.relation)
@@ -676,7 +912,7 @@ class Analyser:
         else:
             found = [Access(view, AX, "rewrite", note="REFRESH MATERIALIZED VIEW: reads wait",
                             hint="REFRESH MATERIALIZED VIEW CONCURRENTLY (needs a unique index): reads go on")]
-        return found + [Access(r, AS, "read") for r in sources]
+        return found + [self._read(r, True, AS) for r in sources]
 
     def _DropStmt(self, node: Any) -> tuple[list[Access], bool]:
         o = enums.ObjectType
@@ -787,38 +1023,116 @@ class Analyser:
         return []
 
     def _LockStmt(self, node: Any) -> list[Access]:
-        return [Access(_name(r), _mode_for_number(node.mode), "none") for r in node.relations]
+        mode = _mode_for_number(node.mode)
+        found = []
+        for rv in node.relations:
+            name = _name(rv)
+            if self._view(name):
+                raise Unknown(f"LOCK TABLE {name}, a view: the relations its query reads are locked too (not"
+                              " classified)")
+            found.append(Access(name, mode, "none"))
+            if rv.inh:  # not ONLY: its partitions and children too, in the same mode
+                found += [Access(kid, mode, "none", note="a partition or child") for kid in self._kids(name)]
+        return found
 
     def _InsertStmt(self, node: Any) -> list[Access]:
-        return self._dml(node, node.relation, node.selectStmt, "read")
+        return self._dml(node, node.relation, "read")
 
     def _UpdateStmt(self, node: Any) -> list[Access]:
-        return self._dml(node, node.relation, node.fromClause, "unknown" if node.whereClause else "scan")
+        return self._dml(node, node.relation, "unknown" if node.whereClause else "scan")
 
     def _DeleteStmt(self, node: Any) -> list[Access]:
-        return self._dml(node, node.relation, node.usingClause, "unknown" if node.whereClause else "scan")
+        return self._dml(node, node.relation, "unknown" if node.whereClause else "scan")
 
-    def _dml(self, node: Any, target: Any, sources: Any, effect: str) -> list[Access]:
+    def _dml(self, node: Any, target: Any, effect: str) -> list[Access]:
         if _calls(node):
             raise Unknown("a function call in a data change is not classified")
         note = "every row written stays locked against other writers until commit" if effect == "scan" else ""
-        target_name = _name(target)
-        return ([Access(target_name, RX, effect if target_name not in self.created else "none", note=note,
+        table = _name(target)
+        if self._view(table):
+            raise Unknown(f"a data change through {table}, a view: the ROW EXCLUSIVE on its table (or what an"
+                          " INSTEAD OF trigger or rule does) is not classified")
+        if isinstance(node, ast.InsertStmt):  # into the table itself, unless it routes its rows to partitions
+            if self.relkinds.get(table) == "p" if table in self.created else self._need(
+                    self.catalog.partitioned(table), f"whether {table} is partitioned"):
+                raise Unknown(f"an INSERT into {table}, a partitioned table: which partitions it locks (those its"
+                              " rows go to) is not classified")
+        elif target.inh and self._kids(table):
+            raise Unknown(f"a data change of {table}, which has partitions or children: which of them it locks"
+                          " (those its plan keeps) is not classified")
+        self._foreign_keys(node, table)
+        found = [Access(table, RX, effect if table not in self.created else "none", note=note,
                         hint=BATCHES if effect == "scan" else "")]
-                + [Access(r, AS, "read") for r in _relations(sources)])
+        changes = _data_changes(node)
+        found += [a for change in changes for a in self._classify(change)[0]]
+        return found + [self._read(_name(rv), rv.inh, AS) for rv in _read_range_vars(node, [target, *changes])]
+
+    def _foreign_keys(self, node: Any, table: str) -> None:
+        """Raises Unknown where foreign keys' triggers lock another table: a row written with a key checks the
+        referenced table (ROW SHARE), a referenced row deleted, or its key changed, checks or changes the
+        referencing ones (ROW SHARE; ROW EXCLUSIVE for ON DELETE CASCADE or SET NULL). Whether a row does is the
+        data's; only a statement that provably fires none is classified."""
+        if table in self.created:
+            self.check(table, "foreign keys")  # the foreign keys of a table of the run's own: not followed
+            return
+        if not self._need(self.catalog.fk_peers(table), f"the foreign keys of {table}"):
+            return
+        if isinstance(node, ast.DeleteStmt):
+            if referencing := self._need(self.catalog.referencing(table), f"the tables referencing {table}"):
+                raise Unknown(f"DELETE from {table}, which {referencing[0]} references: its foreign key's trigger"
+                              " locks that table for each referenced row deleted (not classified)")
+            return
+        conflict = getattr(node, "onConflictClause", None)
+        updated = (node.targetList if isinstance(node, ast.UpdateStmt) else conflict.targetList
+                   if conflict is not None and conflict.action == enums.OnConflictAction.ONCONFLICT_UPDATE else ())
+        for column in {r.name for r in updated or ()}:
+            if self._fk_peers(table, column):
+                raise Unknown(f"UPDATE of {table}.{column}, part of a foreign key: a row whose key changes has its"
+                              " trigger lock the other table (not classified)")
+        written = self.written.get(_last(table), "")
+        if isinstance(node, ast.InsertStmt) or written:
+            for peer in self.catalog.fk_peers(table) or ():
+                reaching = self._need(self.catalog.referencing(peer), f"the tables referencing {peer}")
+                if _last(table) in {_last(r) for r in reaching}:
+                    rows = ("written whose key is not null" if isinstance(node, ast.InsertStmt) else
+                            f"updated that an earlier statement of this run wrote ({written})")
+                    raise Unknown(f"{table} references {peer}: its foreign key's trigger locks {peer} (ROW SHARE)"
+                                  f" for each row {rows} (not classified)")
 
     def _SelectStmt(self, node: Any) -> list[Access]:
         if _calls(node):
             raise Unknown("SELECT calling functions is not classified: a function may lock or change anything")
+        if node.intoClause is not None:
+            raise Unknown("SELECT ... INTO is not classified")
         mode = RS if node.lockingClause else AS
-        return [Access(r, mode, "read") for r in _relations(node)]
+        changes = _data_changes(node)
+        found = [a for change in changes for a in self._classify(change)[0]]
+        return found + [self._read(_name(rv), rv.inh, mode) for rv in _read_range_vars(node, changes)]
+
+    def _read(self, name: str, inh: bool, mode: str) -> Access:
+        """A relation a planned query reads (`inh`: with its children, not ONLY). Through a view, the query reads
+        (and locks) the view's relations too; of a parent, the partitions and children its plan keeps: neither
+        is classified."""
+        if self._view(name):
+            raise Unknown(f"a query reading {name}, a view (or a materialized view): what it locks through it is"
+                          " not classified")
+        if inh and self._kids(name):
+            raise Unknown(f"a query reading {name}, which has partitions or children: which of them it locks"
+                          " (those its plan keeps) is not classified")
+        return Access(name, mode, "read")
+
+    def _view(self, name: str) -> bool:
+        """Whether the relation is a view (or, as the catalog tells them apart, a materialized view)."""
+        if name in self.created:
+            return self.relkinds.get(name) == "v"
+        return bool(self._need(self.catalog.sources(name), f"whether {name} is a view"))
 
 
 # Statements that lock no table, classified as such (their objects are not relations).
 _NO_TABLE_LOCK = frozenset({
     "CreateFunctionStmt", "CreateEnumStmt", "CompositeTypeStmt", "CreateDomainStmt", "CreateRangeStmt",
     "CreateSchemaStmt", "VariableSetStmt", "GrantStmt", "GrantRoleStmt", "CreateRoleStmt", "AlterRoleStmt",
-    "AlterDefaultPrivilegesStmt", "CreateSeqStmt",
+    "AlterDefaultPrivilegesStmt", "CreateSeqStmt", "TransactionStmt",
 })
 # Statements whose effects change none of the facts the rules ask the catalog.
 _NO_CATALOG_CHANGE = frozenset({
@@ -910,6 +1224,65 @@ def _relations(node: Any) -> list[str]:
     ctes = {_ident(cte.ctename) for n in _walk(node) if isinstance(n, ast.WithClause) for cte in n.ctes or ()}
     return list(dict.fromkeys(_name(n) for n in _walk(node) if isinstance(n, ast.RangeVar)
                               and _name(n) not in ctes))
+
+
+def _column_refs(node: Any) -> set[str] | None:
+    """The columns an expression names; None for a whole-row reference (every column)."""
+    found = set()
+    for n in _walk(node):
+        if isinstance(n, ast.ColumnRef):
+            last = (n.fields or (None,))[-1]
+            if not isinstance(last, ast.String):
+                return None
+            found.add(str(last.sval))
+    return found
+
+
+def _constraint_columns(con: Any, column: str | None = None) -> set[str] | None:
+    """The columns of the table a constraint covers (`column`: the one it is written on); None: not known."""
+    c = enums.ConstrType
+    if con.contype == c.CONSTR_CHECK:
+        found = _column_refs(con.raw_expr)
+    elif con.contype == c.CONSTR_FOREIGN:
+        found = {str(a.sval) for a in con.fk_attrs or ()}
+    elif con.contype in (c.CONSTR_PRIMARY, c.CONSTR_UNIQUE, c.CONSTR_NOTNULL) and not con.indexname:
+        found = {str(a.sval) for a in (*(con.keys or ()), *(con.including or ()))}
+    else:
+        found = None
+    return None if found is None else found | ({column} if column else set())
+
+
+def _index_columns(node: Any) -> set[str] | None:
+    """The columns an index covers, in its keys, expressions, INCLUDE and WHERE; None: not known."""
+    found: set[str] = set()
+    for elem in (*(node.indexParams or ()), *(node.indexIncludingParams or ())):
+        names = {elem.name} if elem.name else _column_refs(elem.expr)
+        if names is None:
+            return None
+        found |= names
+    where = _column_refs(node.whereClause) if node.whereClause is not None else set()
+    return None if where is None else found | where
+
+
+def _read_range_vars(node: Any, skip: Iterable[Any] = ()) -> list[Any]:
+    """The RangeVars of the relations a statement reads: CTE names, and the subtrees in `skip` (the target of a data
+    change, the data changes in its WITH), left out."""
+    skipped = {id(n) for subtree in skip for n in _walk(subtree)}
+    ctes = {_ident(cte.ctename) for n in _walk(node) if isinstance(n, ast.WithClause) for cte in n.ctes or ()}
+    found: dict[str, Any] = {}
+    for n in _walk(node):
+        # read with its children unless each mention says ONLY
+        if isinstance(n, ast.RangeVar) and id(n) not in skipped and _name(n) not in ctes and (
+                n.inh or _name(n) not in found):
+            found[_name(n)] = n
+    return list(found.values())
+
+
+def _data_changes(node: Any) -> list[Any]:
+    """The INSERT, UPDATE, DELETE (and MERGE) statements in a statement's WITH: each runs, and locks its target."""
+    with_clause = getattr(node, "withClause", None)
+    return [cte.ctequery for cte in (with_clause.ctes if with_clause else None) or ()
+            if not isinstance(cte.ctequery, ast.SelectStmt)]
 
 
 def _calls(node: Any) -> bool:
