@@ -147,6 +147,15 @@ class ServerCatalog:
                           view)
         return tuple(found or ())
 
+    def default_partition(self, table: str) -> str | None:
+        found: str | None = self._one("SELECT CASE WHEN partdefid = 0 THEN '' ELSE partdefid::regclass::text END"
+                                      " FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)", table)
+        return found
+
+    def checks(self, table: str) -> int | None:
+        found: int | None = self._one("SELECT relchecks::int FROM pg_class WHERE oid = to_regclass(%s)", table)
+        return found
+
     def partitioned(self, table: str) -> bool | None:
         kind = self._one("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%s)", table)
         return None if kind is None else kind == "p"

@@ -57,7 +57,8 @@ USING_INDEX = (f"CREATE UNIQUE INDEX CONCURRENTLY first, {NO_TRANSACTION_FILE}, 
 BACKFILL = ("add the column without the default (or with a constant one: no rewrite), then fill it in batches of"
             " UPDATE ... WHERE id BETWEEN ..., each its own transaction")
 NEW_COLUMN = ("add a column of the new type, fill it in batches, then swap the columns in a brief migration")
-BATCHES = "update in batches (UPDATE ... WHERE id BETWEEN ...), each its own transaction, to keep row locks short"
+BATCHES = ("change the rows in batches ({} ... WHERE id BETWEEN ...), each its own transaction, to keep row locks"
+           " short")
 # ADD COLUMN IF NOT EXISTS of a column the table has: nothing is done, nor recursed to its partitions.
 EXISTS_ALREADY = "ADD COLUMN IF NOT EXISTS: the column is there already, nothing is done"
 OLDEST = 110000  # the rules are PostgreSQL 11's and later (ADD COLUMN with a constant default: no rewrite)
@@ -89,12 +90,6 @@ class Catalog(Protocol):
     def sources(self, view: str) -> tuple[str, ...] | None: ...  # relations a (materialized) view reads
     def partitioned(self, table: str) -> bool | None: ...  # a partitioned table: no storage of its own
     def exists(self, relation: str) -> bool | None: ...
-
-
-class PartitionCatalog(Protocol):
-    """Lookups ServerCatalog (lockcatalog.py) does not have yet: until it has them, the rules that ask them say
-    unknown (the guarded catalog answers None for a lookup its catalog lacks)."""
-
     def default_partition(self, table: str) -> str | None: ...  # its DEFAULT partition; "" for none
     def checks(self, table: str) -> int | None: ...  # its CHECK constraints, valid or not (pg_class.relchecks)
 
@@ -266,15 +261,14 @@ def _last(name: str) -> str:
 
 class _Guarded:
     """The catalog as the rules see it in a run: a lookup of a fact an earlier pending statement of the run
-    changes (the catalog still has it as it was) raises Unknown. A lookup the catalog lacks answers None (not
-    known)."""
+    changes (the catalog still has it as it was) raises Unknown."""
 
     def __init__(self, analyser: Analyser, real: Catalog) -> None:
         self.analyser = analyser
         self.real = real
 
     def __getattr__(self, method: str) -> Any:
-        found = getattr(self.real, method, lambda *args: None)
+        found = getattr(self.real, method)
 
         def guarded(*args: str) -> Any:
             for fact, key in _FACTS.get(method, ()) if args else ():
@@ -690,7 +684,7 @@ class Analyser:
                               " (not classified)")
             if scanned in self.created:
                 self.check(scanned, "checks")  # CHECK constraints of the run's own
-            elif self._need(cast(PartitionCatalog, self.catalog).checks(scanned),
+            elif self._need(self.catalog.checks(scanned),
                             f"the CHECK constraints of {scanned}"):
                 raise Unknown(f"ATTACH PARTITION: whether a CHECK constraint of {scanned} proves {why} (then no"
                               " read) is not classified")
@@ -732,7 +726,7 @@ class Analyser:
         if table in self.created:
             self.check(table, "children")  # partitions of the run's own
             return ""
-        found: str = self._need(cast(PartitionCatalog, self.catalog).default_partition(table),
+        found: str = self._need(self.catalog.default_partition(table),
                                 f"the DEFAULT partition of {table}")
         return found
 
@@ -1062,7 +1056,8 @@ class Analyser:
                           " (those its plan keeps) is not classified")
         self._foreign_keys(node, table)
         found = [Access(table, RX, effect if table not in self.created else "none", note=note,
-                        hint=BATCHES if effect == "scan" else "")]
+                        hint=BATCHES.format(type(node).__name__.removesuffix("Stmt").upper()) if effect == "scan"
+                        else "")]
         changes = _data_changes(node)
         found += [a for change in changes for a in self._classify(change)[0]]
         return found + [self._read(_name(rv), rv.inh, AS) for rv in _read_range_vars(node, [target, *changes])]

@@ -12,9 +12,6 @@ pg_locks is the one predicted, and once they are let go, the relfilenode says wh
 table; run again behind the strongest mode that lets the predicted one by, they wait for no lock on it
 (so they take nothing stronger, in any of their transactions). A row the analysis does not classify must
 say "unknown", and the corpus says which rows those are.
-
-The catalog is lockcatalog.py's, with the lookups locks.PartitionCatalog names that it does not have yet
-in the SQL proposed for it (_Catalog), so that the rules asking them are held to the server too.
 """
 
 from __future__ import annotations
@@ -101,38 +98,6 @@ CONFLICTING = {locks.AS: locks.AX, locks.RS: locks.EX, locks.RX: locks.SH, locks
                locks.SRX: locks.RX, locks.EX: locks.RS, locks.AX: locks.AS}
 LETS_BY = {locks.AS: locks.EX, locks.RS: locks.SRX, locks.RX: locks.SUE, locks.SUE: locks.RX, locks.SH: locks.SH,
            locks.SRX: locks.RS, locks.EX: locks.AS, locks.AX: None}
-
-
-class _Catalog(ServerCatalog):
-    """ServerCatalog with the lookups of locks.PartitionCatalog, in the SQL proposed for lockcatalog.py; one
-    lockcatalog.py has is its own (removed here)."""
-
-    def default_partition(self, table: str) -> str | None:
-        found: str | None = self._one("SELECT CASE WHEN partdefid = 0 THEN '' ELSE partdefid::regclass::text END"
-                                      " FROM pg_partitioned_table WHERE partrelid = to_regclass(%s)", table)
-        return found
-
-    def checks(self, table: str) -> int | None:
-        found: int | None = self._one("SELECT relchecks::int FROM pg_class WHERE oid = to_regclass(%s)", table)
-        return found
-
-
-PROPOSED = ("default_partition", "checks")
-for _lookup in PROPOSED:
-    if hasattr(ServerCatalog, _lookup):
-        delattr(_Catalog, _lookup)
-
-
-class _Lacking:
-    """lockcatalog.py's catalog as it is before it has the proposed lookups."""
-
-    def __init__(self, real: ServerCatalog) -> None:
-        self.real = real
-
-    def __getattr__(self, name: str) -> object:
-        if name in PROPOSED:
-            raise AttributeError(name)
-        return getattr(self.real, name)
 
 
 # The fixture's relations, named as SQL names them (regclass: quoted where needed, schema s qualified).
@@ -383,10 +348,9 @@ def _relfilenodes(cur: psycopg2.extensions.cursor, before: dict[int, tuple[str, 
     return {before[oid][0] for oid, node in cur.fetchall() if node != before[oid][1]}
 
 
-def _analysis(conn: psycopg2.extensions.connection, sql: str, before: str = "",
-              catalog: object = None) -> locks.Analysis:
-    server = _Catalog(conn)  # type: ignore[arg-type]
-    analyser = locks.Analyser(server.version(), catalog or server)  # type: ignore[arg-type]
+def _analysis(conn: psycopg2.extensions.connection, sql: str, before: str = "") -> locks.Analysis:
+    server = ServerCatalog(conn)
+    analyser = locks.Analyser(server.version(), server)
     analyser.file([(1, before)] if before else [], "earlier.sql")
     [found] = analyser.statement(sql, 1)
     conn.rollback()
@@ -503,21 +467,6 @@ def test_the_predicted_locks_are_what_the_server_takes(row: Row, pg: PgServer, d
         full = {a.relation for a in found.accesses if a.effect in ("scan", "index", "rewrite")}
         judged = {a.relation for a in found.accesses if a.effect in ("read", "unknown", "truncate")}
         assert scanned - judged == full, f"{row.sql}: predicted full reads of {full}, the server read {scanned}"
-    finally:
-        conn.close()
-
-
-@pytest.mark.parametrize("sql", [
-    "ALTER TABLE parted ATTACH PARTITION loose FOR VALUES FROM (100) TO (200)",
-    "ALTER TABLE parted DETACH PARTITION parted_1", "ALTER TABLE parted DETACH PARTITION parted_1 CONCURRENTLY"])
-def test_without_the_proposed_lookups_partitions_are_unknown(sql: str, pg: PgServer, database: str) -> None:
-    """lockcatalog.py without default_partition and checks: the statements that need them say unknown."""
-    conn = pg.connect(database)
-    try:
-        _setup(conn)
-        conn.autocommit = False
-        found = _analysis(conn, sql, catalog=_Lacking(ServerCatalog(conn)))  # type: ignore[arg-type]
-        assert "needs the catalog: the DEFAULT partition of parted" in found.unknown
     finally:
         conn.close()
 
