@@ -65,7 +65,8 @@ def _drop(url: str, name: str) -> None:
 WORKS = {"scan": "ALTER TABLE accounts ADD CONSTRAINT c CHECK (balance >= 0)",
          "index": "CREATE INDEX accounts_balance ON accounts (balance)",
          "rewrite": "ALTER TABLE accounts ALTER COLUMN balance TYPE bigint",
-         "write": "UPDATE accounts SET balance = balance + 1"}
+         "write": "UPDATE accounts SET balance = balance + 1",
+         "foreign key": "ALTER TABLE accounts ADD CONSTRAINT f FOREIGN KEY (balance) REFERENCES ref (id)"}
 # A wide table gives the bytes per second, a narrow one the rows per second: an estimate takes the slower
 # of the two, since a table of narrow rows is slow per byte.
 TABLES = {"wide": "id bigint PRIMARY KEY, balance int NOT NULL, filler char(84)",
@@ -81,6 +82,7 @@ def throughput(url: str, rows: int, runs: int, table: str) -> dict[str, float]:
             cur.execute(f"CREATE TABLE accounts ({TABLES[table]})")
             fill = ", ''" if table == "wide" else ""
             cur.execute(f"INSERT INTO accounts SELECT g, g %% 1000{fill} FROM generate_series(1, %s) g", (rows,))
+            cur.execute("CREATE TABLE ref (id int PRIMARY KEY); INSERT INTO ref SELECT generate_series(0, 999)")
             conn.commit()
             conn.autocommit = True
             cur.execute("VACUUM ANALYZE accounts")
@@ -158,9 +160,11 @@ def main() -> int:
     plans = plan_times(args.url, args.runs)
     cli, parser_cost = import_cost(args.runs)
     mb = 1e6
-    bytes_of = {"scan": "heap_bytes", "index": "heap_bytes", "rewrite": "total_bytes", "write": "total_bytes"}
+    bytes_of = {"scan": "heap_bytes", "index": "heap_bytes", "rewrite": "total_bytes", "write": "total_bytes",
+                "foreign key": "heap_bytes"}
     words = {"scan": "full read (ADD CONSTRAINT ... CHECK)", "index": "index build (CREATE INDEX)",
-             "rewrite": "rewrite (ALTER COLUMN TYPE bigint)", "write": "every row written (UPDATE, no WHERE)"}
+             "rewrite": "rewrite (ALTER COLUMN TYPE bigint)", "write": "every row written (UPDATE, no WHERE)",
+             "foreign key": "foreign key checked (ADD CONSTRAINT ... FOREIGN KEY, 1,000 keys)"}
     lines = [f"# `sidecar plan --locks`: throughput, time, import cost ({date.today()})", "",
              f"PostgreSQL {version}; `python -m bench.locks --rows {args.rows} --runs {args.runs}`; best of"
              f" {args.runs}, pages cached. sidecar/lockreport.py's constants come from section 1: an estimate is"

@@ -22,12 +22,13 @@ from .sqltext import SqlSyntaxError
 
 # Throughput on the kind of server sidecar runs against, measured by bench/locks.py (make bench-locks) on
 # PostgreSQL 15.18, 2 cores, 2026-11-30 (bench/LOCKS.md, 1,000,000-row tables, their pages cached), per effect:
-# bytes per second on a wide table (of the heap for a full read or an index build, of the table with its indexes
-# and TOAST for a rewrite or every row written) and rows per second on a narrow one. An estimate takes the slower
-# of the two; a table read from disk, text keys to sort or a busy server take longer, so the output calls
-# durations estimates.
-BYTES_PER_S = {"scan": 700e6, "index": 124e6, "rewrite": 45e6, "write": 12e6}
-ROWS_PER_S = {"scan": 7.4e6, "index": 1.35e6, "rewrite": 600e3, "write": 110e3}
+# bytes per second on a wide table (of the heap for a full read, an index build or a foreign key's check, of the
+# table with its indexes and TOAST for a rewrite or every row written) and rows per second on a narrow one. An
+# estimate takes the slower of the two; a table read from disk, text keys to sort or a busy server take longer,
+# so the output calls durations estimates. Checked on the docs' example (docs/locks.md, 2,000,000 orders):
+# estimated 1.2 s, 1.8 s, 4.2 s for the foreign key, the index and the rewrite; 1.3 s, 1.7 s, 4.9 s measured.
+BYTES_PER_S = {"scan": 670e6, "index": 128e6, "rewrite": 45e6, "write": 12e6, "foreign key": 188e6}
+ROWS_PER_S = {"scan": 8.55e6, "index": 1.09e6, "rewrite": 474e3, "write": 118e3, "foreign key": 1.66e6}
 DEFAULT_THRESHOLD = 100 * 1024 * 1024  # bytes: a write-blocking statement on a larger table is called out
 ALLOW_BLOCKING = re.compile(r"^[ \t]*--[ \t]*sidecar:[ \t]*allow-blocking[ \t\r]*$", re.M | re.I)
 LONG_EFFECTS = ("scan", "index", "rewrite")
@@ -90,12 +91,15 @@ def _file_text(m: MigrationFile) -> str:
         return ""
 
 
-def estimate(effect: str, mode: str, size: Size | None) -> float | None:
-    """Seconds the effect holds `mode` on a relation of `size`; None for an effect that takes no time of its
-    own. A full read under ROW EXCLUSIVE is an UPDATE or DELETE of every row: it writes them."""
+def estimate(a: locks.Access, size: Size | None) -> float | None:
+    """Seconds the access's effect holds its mode on a relation of `size`; None for an effect that takes no
+    time of its own. A full read under ROW EXCLUSIVE is an UPDATE or DELETE of every row: it writes them; a
+    foreign key's check looks each row's key up in the other table."""
+    effect = a.effect
     if size is None or effect not in LONG_EFFECTS:
         return None
-    work = "write" if effect == "scan" and mode == locks.RX else effect
+    work = ("write" if effect == "scan" and a.mode == locks.RX
+            else "foreign key" if a.note == locks.FOREIGN_KEY_CHECK else effect)
     counted = size.total_bytes if work in ("rewrite", "write") else size.table_bytes
     return max(counted / BYTES_PER_S[work], (size.rows or 0) / ROWS_PER_S[work])
 
@@ -128,7 +132,7 @@ class Analysis:
 
     def relation(self, a: locks.Access, threshold: int, fmt: str = "sidecar") -> RelationLock:
         size = None if a.new or self.catalog is None else self.catalog.size(a.relation)
-        seconds = estimate(a.effect, a.mode, size)
+        seconds = estimate(a, size)
         big = size is not None and size.total_bytes > threshold
         # `!` is the policy's rule; an UPDATE or DELETE of every row of a large table blocks no writes but
         # still gets its safe alternative (batches)

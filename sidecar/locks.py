@@ -57,6 +57,7 @@ USING_INDEX = (f"CREATE UNIQUE INDEX CONCURRENTLY first, {NO_TRANSACTION_FILE}, 
 BACKFILL = ("add the column without the default (or with a constant one: no rewrite), then fill it in batches of"
             " UPDATE ... WHERE id BETWEEN ..., each its own transaction")
 NEW_COLUMN = ("add a column of the new type, fill it in batches, then swap the columns in a brief migration")
+FOREIGN_KEY_CHECK = "FOREIGN KEY checks every row"  # its own rate in lockreport's estimates: a join, not a read
 BATCHES = ("change the rows in batches ({} ... WHERE id BETWEEN ...), each its own transaction, to keep row locks"
            " short")
 # ADD COLUMN IF NOT EXISTS of a column the table has: nothing is done, nor recursed to its partitions.
@@ -816,7 +817,7 @@ class Analyser:
         if con.contype == c.CONSTR_FOREIGN:
             target = _name(con.pktable)
             effect = "scan" if valid and table not in self.created else "none"
-            return [Access(table, SRX, effect, note="FOREIGN KEY checks every row" if effect == "scan" else "",
+            return [Access(table, SRX, effect, note=FOREIGN_KEY_CHECK if effect == "scan" else "",
                            hint=NOT_VALID), Access(target, SRX, effect, hint=NOT_VALID)]
         if con.contype == c.CONSTR_CHECK:
             effect = "scan" if valid and table not in self.created else "none"
