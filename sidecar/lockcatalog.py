@@ -156,6 +156,11 @@ class ServerCatalog:
         found: int | None = self._one("SELECT relchecks::int FROM pg_class WHERE oid = to_regclass(%s)", table)
         return found
 
+    def triggers(self, table: str) -> int | None:
+        found: int | None = self._one("SELECT count(*)::int FROM pg_trigger WHERE tgrelid = to_regclass(%s) AND NOT"
+                                      " tgisinternal HAVING to_regclass(%s) IS NOT NULL", table, table)
+        return found
+
     def partitioned(self, table: str) -> bool | None:
         kind = self._one("SELECT relkind::text FROM pg_class WHERE oid = to_regclass(%s)", table)
         return None if kind is None else kind == "p"

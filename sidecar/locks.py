@@ -93,6 +93,7 @@ class Catalog(Protocol):
     def exists(self, relation: str) -> bool | None: ...
     def default_partition(self, table: str) -> str | None: ...  # its DEFAULT partition; "" for none
     def checks(self, table: str) -> int | None: ...  # its CHECK constraints, valid or not (pg_class.relchecks)
+    def triggers(self, table: str) -> int | None: ...  # its user triggers (not a foreign key's own), enabled or not
 
 
 class NoCatalog:
@@ -141,6 +142,9 @@ class NoCatalog:
         return None
 
     def checks(self, table: str) -> int | None:
+        return None
+
+    def triggers(self, table: str) -> int | None:
         return None
 
 
@@ -225,6 +229,7 @@ _FACTS: dict[str, tuple[tuple[str, int | None], ...]] = {
     "fk_peers": (("foreign keys", None),),
     "referencing": (("foreign keys", None),),
     "checks": (("checks", None),),
+    "triggers": (("triggers", None),),
     "index_table": (("name", None),),
     "children": (("children", None),),
     "partitioned": (("children", None),),
@@ -236,7 +241,7 @@ _FACTS: dict[str, tuple[tuple[str, int | None], ...]] = {
 _COLUMN_FACTS = ("columns", "not null", "checks", "foreign keys", "indexes")
 _FACT_WORDS = {"columns": "the columns", "not null": "the NOT NULL constraints", "checks": "the CHECK constraints",
                "foreign keys": "the foreign keys", "indexes": "the indexes", "constraint": "the constraints",
-               "children": "the partitions and children"}
+               "children": "the partitions and children", "triggers": "the triggers"}
 # Every fact of the relation: a statement whose changes are not followed finer.
 ALL_FACTS: dict[str, Iterable[str] | None] = {fact: None for fact in (*_COLUMN_FACTS, "constraint", "children",
                                                                        "name")}
@@ -433,6 +438,8 @@ class Analyser:
                     self._record_constraint(table, element, where)
                 elif isinstance(element, ast.TableLikeClause):  # may copy its CHECK and NOT NULL, and indexes
                     self._change(table, {"not null": None, "checks": None, "indexes": None}, where)
+        elif kind == "CreateTrigStmt":
+            self._change(_name(node.relation), {"triggers": None}, where)
         elif kind == "CreateFunctionStmt":
             self._change(_function(node.funcname), {"function": None}, where)
         elif kind in ("ViewStmt", "CreateTableAsStmt", "RefreshMatViewStmt"):
@@ -1047,6 +1054,11 @@ class Analyser:
         if self._view(table):
             raise Unknown(f"a data change through {table}, a view: the ROW EXCLUSIVE on its table (or what an"
                           " INSTEAD OF trigger or rule does) is not classified")
+        if table in self.created:
+            self.check(table, "triggers")  # one the run creates
+        elif self._need(self.catalog.triggers(table), f"the triggers of {table}"):
+            raise Unknown(f"a data change of {table}, which has triggers: what their functions lock is not"
+                          " classified")
         if isinstance(node, ast.InsertStmt):  # into the table itself, unless it routes its rows to partitions
             if self.relkinds.get(table) == "p" if table in self.created else self._need(
                     self.catalog.partitioned(table), f"whether {table} is partitioned"):
@@ -1134,7 +1146,7 @@ _NO_TABLE_LOCK = frozenset({
 _NO_CATALOG_CHANGE = frozenset({
     "CommentStmt", "GrantStmt", "GrantRoleStmt", "CreateRoleStmt", "AlterRoleStmt", "AlterDefaultPrivilegesStmt",
     "LockStmt", "VacuumStmt", "ClusterStmt", "ReindexStmt", "TruncateStmt", "InsertStmt", "UpdateStmt",
-    "DeleteStmt", "SelectStmt", "CreateTrigStmt", "CreatePolicyStmt", "AlterPolicyStmt", "CreateEnumStmt",
+    "DeleteStmt", "SelectStmt", "CreatePolicyStmt", "AlterPolicyStmt", "CreateEnumStmt",
     "AlterEnumStmt", "CompositeTypeStmt", "CreateDomainStmt", "CreateRangeStmt", "CreateSchemaStmt",
     "CreateSeqStmt", "VariableShowStmt", "TransactionStmt",
 })

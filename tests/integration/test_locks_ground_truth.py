@@ -61,6 +61,11 @@ CREATE MATERIALIZED VIEW mv AS SELECT id FROM w;
 CREATE UNIQUE INDEX mv_id ON mv(id);
 CREATE TYPE mood AS ENUM ('a', 'b');
 CREATE FUNCTION f() RETURNS int LANGUAGE plpgsql AS 'BEGIN RETURN 1; END';
+CREATE TABLE trg (id int);
+CREATE TABLE trg_log (id int);
+CREATE FUNCTION trg_f() RETURNS trigger LANGUAGE plpgsql
+  AS 'BEGIN INSERT INTO trg_log VALUES (NEW.id); RETURN NEW; END';
+CREATE TRIGGER trg_t AFTER INSERT ON trg FOR EACH ROW EXECUTE FUNCTION trg_f();
 CREATE FUNCTION inlined() RETURNS int LANGUAGE sql AS 'SELECT 1';
 CREATE TABLE cust (id int PRIMARY KEY, name text);
 CREATE TABLE ord (id int PRIMARY KEY, cust_id int REFERENCES cust, note text);
@@ -266,6 +271,9 @@ CORPUS = [
     Row("UPDATE t SET a = a + 1"),  # t's foreign key is not on a: its trigger does not fire
     Row("UPDATE t SET a = 1 WHERE id = 1", unknown=False),
     Row("DELETE FROM w"),
+    Row("INSERT INTO trg VALUES (1)", unknown=True),  # its trigger's function writes trg_log
+    Row("INSERT INTO w VALUES (1, 1)", unknown=True,  # a trigger the run adds
+        before="CREATE TRIGGER w_t AFTER INSERT ON w FOR EACH ROW EXECUTE FUNCTION trg_f()"),
     Row("DELETE FROM w WHERE a IN (SELECT id FROM t)"),  # t is read too
     Row("INSERT INTO w SELECT id, a FROM t"),
     Row("SELECT 1"),
