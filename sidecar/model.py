@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from .conninfo import ConnInfo
-from .migrations import MigrationFile, order
 
 if TYPE_CHECKING:
     from .kinds.sql import SqlStep
+    from .migrations import MigrationFile
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +101,8 @@ class Plan:
 
     def migrations_for(self, database: str) -> tuple[MigrationFile, ...]:
         """Every migration the plan keeps in `database`, across its sql steps, in order."""
+        from .migrations import order  # a plan without sql steps does not load the SQL reader
+
         files = [m for s in self.sql_steps(database) for m in s.migrations]
         return tuple(sorted(files, key=order))
 

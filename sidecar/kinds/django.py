@@ -15,22 +15,24 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .. import django_state, shape
 from ..commands import application_name
 from ..db import Connection, conninfo
 from ..django_state import AppMigrations, DjangoMigration, Where
 from ..errors import VerificationError
-from ..history import History
 from ..log import get_logger
 from ..model import Guard, Plan
 from ..progress import Work
 from ..session import Session
 from ..tablereader import TableReader
-from ..verify import CheckResult
 from . import django_session, tables
 from .base import Context, Declared, Kind, Outcome, StepPreview
+
+if TYPE_CHECKING:  # the SQL history and verification load with the paths that need them, after the child starts
+    from ..history import History
+    from ..verify import CheckResult
 
 log = get_logger()
 INSPECT_TIMEOUT = 300.0
@@ -240,6 +242,8 @@ def state(conn: Connection, step: DjangoStep, database: str, found: History) -> 
 
 def checks(step: DjangoStep, database: str, entries: tuple[AppMigrations, ...]) -> list[CheckResult]:
     """One check per alias that is `database`: all its migrations applied."""
+    from ..verify import CheckResult
+
     results = []
     for alias in (a for a in step.project if a.database == database):
         mine = [e for e in entries if e.alias == alias.alias]
