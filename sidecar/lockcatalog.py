@@ -17,20 +17,21 @@ from .db import Connection
 
 # The sizes from pg_class (relpages, as VACUUM and ANALYZE last saw them), with the table's indexes and TOAST;
 # a table never vacuumed nor analysed (reltuples -1) has no estimate: its heap is measured, if it is not locked.
+# (A partitioned table and its indexes have no storage: relpages -1, counted as 0.)
 _SIZE = """SELECT ARRAY[CASE WHEN c.reltuples < 0 THEN NULL ELSE c.reltuples::bigint END,
-  c.relpages::bigint * current_setting('block_size')::bigint,
-  (c.relpages + coalesce((SELECT sum(i.relpages) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-                          WHERE x.indrelid = c.oid), 0)
+  greatest(c.relpages, 0)::bigint * current_setting('block_size')::bigint,
+  (greatest(c.relpages, 0) + coalesce((SELECT sum(greatest(i.relpages, 0)) FROM pg_index x JOIN pg_class i
+                                       ON i.oid = x.indexrelid WHERE x.indrelid = c.oid), 0)
    + coalesce((SELECT t.relpages FROM pg_class t WHERE t.oid = c.reltoastrelid), 0))::bigint
-  * current_setting('block_size')::bigint]
+  * current_setting('block_size')::bigint, (c.relkind = 'p')::int]
 FROM pg_class c WHERE c.oid = to_regclass(%s)"""
 
 
 @dataclass(frozen=True, slots=True)
 class Size:
     rows: int | None  # pg_class.reltuples, the planner's estimate; None: never analysed or vacuumed
-    table_bytes: int  # the heap (pg_relation_size)
-    total_bytes: int  # with indexes and TOAST (pg_total_relation_size)
+    table_bytes: int  # the heap (relpages, as VACUUM and ANALYZE last saw them)
+    total_bytes: int  # with indexes and TOAST
 
 
 class ServerCatalog:
@@ -172,12 +173,15 @@ class ServerCatalog:
         return bool(self._one("SELECT to_regclass(%s) IS NOT NULL", relation))
 
     def size(self, relation: str) -> Size | None:
+        """None: not found, or never analysed and locked by another session now (not measured)."""
         found = self._one(_SIZE, relation)
         if not found:
             return None
-        rows, table_bytes, total_bytes = found
-        if rows is None and table_bytes == 0:
-            table_bytes = total_bytes = self._measured(relation) or 0
+        rows, table_bytes, total_bytes, partitioned = found
+        if rows is None and table_bytes == 0 and not partitioned:  # never analysed: measured, unless locked
+            table_bytes = total_bytes = self._measured(relation)
+            if table_bytes is None:
+                return None
         return Size(None if rows is None else int(rows), int(table_bytes), int(total_bytes))
 
     def _measured(self, relation: str) -> int | None:

@@ -167,6 +167,9 @@ def stopping(statements: Sequence[StatementLocks], stop_unknown: bool) -> list[s
         if s.unknown and stop_unknown:
             found.append(f"{s.file}, line {s.line}: not classified ({s.unknown}): {s.statement}")
         for r in s.relations:
+            if r.bytes is None and not r.new and r.blocks_writes and r.effect in LONG_EFFECTS and stop_unknown:
+                found.append(f"{s.file}, line {s.line}: not classified (the size of {r.relation} is not known: never"
+                             f" analysed, and locked by another session now): {s.statement}")
             if r.called_out and r.blocks_writes:
                 found.append(f"{s.file}, line {s.line}: {r.mode} on {r.relation} ({size_text(r.bytes)}) for"
                              f" {_effect_words(r)}: {s.statement}")

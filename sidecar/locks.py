@@ -685,19 +685,22 @@ class Analyser:
         found = [Access(table, SUE if self.version >= 120000 else AX, "none", note="partition")]
         for scanned, why in ((part, "its bound"), (self._default_partition(table), "that its rows keep out of the"
                                                                                       " new bound")):
-            if not scanned:
-                continue
-            if self._kids(scanned):
-                raise Unknown(f"ATTACH PARTITION: {scanned} has partitions of its own, locked and read in turn"
-                              " (not classified)")
-            if scanned in self.created:
-                self.check(scanned, "checks")  # CHECK constraints of the run's own
-            elif self._need(self.catalog.checks(scanned),
-                            f"the CHECK constraints of {scanned}"):
-                raise Unknown(f"ATTACH PARTITION: whether a CHECK constraint of {scanned} proves {why} (then no"
-                              " read) is not classified")
-            found.append(Access(scanned, AX, "scan", note=f"ATTACH PARTITION reads every row to check {why}"))
+            if scanned:
+                found.append(self._bound_read("ATTACH PARTITION", scanned, why))
         return found
+
+    def _bound_read(self, statement: str, scanned: str, why: str) -> Access:
+        """A partition read in full under ACCESS EXCLUSIVE to check a bound, unless (not followed) a valid CHECK
+        constraint proves it: then Unknown, as for a partition with partitions of its own."""
+        if self._kids(scanned):
+            raise Unknown(f"{statement}: {scanned} has partitions of its own, locked and read in turn (not"
+                          " classified)")
+        if scanned in self.created:
+            self.check(scanned, "checks")  # CHECK constraints of the run's own
+        elif self._need(self.catalog.checks(scanned), f"the CHECK constraints of {scanned}"):
+            raise Unknown(f"{statement}: whether a CHECK constraint of {scanned} proves {why} (then no read) is not"
+                          " classified")
+        return Access(scanned, AX, "scan", note=f"{statement} reads every row to check {why}")
 
     def _detach(self, table: str, part: str, concurrent: bool) -> list[Access]:
         """DETACH PARTITION: ACCESS EXCLUSIVE on the partition's own partitions and on the DEFAULT partition too,
@@ -848,6 +851,13 @@ class Analyser:
                           " ATTACH PARTITION each")
         if table in self.created:
             return [Access(table, mode, "none")], not node.concurrent
+        if node.if_not_exists and node.idxname:  # an index of that name there already: nothing is built
+            schema = node.relation.schemaname
+            index = f"{_ident(schema)}.{_ident(node.idxname)}" if schema else _ident(node.idxname)
+            self.check(index, "name")
+            if self._need(self.catalog.exists(index), f"whether {index} exists"):
+                return [Access(table, mode, "none", note="IF NOT EXISTS: the index is there, nothing is built")], \
+                    not node.concurrent
         partitioned = self.catalog.partitioned(table)
         effect = "none" if partitioned else "index"  # a partitioned table has no rows of its own: its partitions do
         found = [Access(table, mode, effect, note="" if node.concurrent else "CREATE INDEX: writes wait",
@@ -875,6 +885,12 @@ class Analyser:
         found = []
         for parent in node.inhRelations or ():
             found.append(Access(_name(parent), AX if node.partbound else SUE, "none", note="partition"))
+        if node.partbound is not None and node.inhRelations:  # PARTITION OF: as ATTACH PARTITION of a new table
+            parent = _name(node.inhRelations[0])
+            self._partition_keys(parent)
+            if not node.partbound.is_default and (default := self._default_partition(parent)):
+                found.append(self._bound_read("CREATE TABLE ... PARTITION OF", default,
+                                              "that its rows keep out of the new bound"))
         for element in node.tableElts or ():
             if isinstance(element, ast.TableLikeClause):
                 found.append(Access(_name(element.relation), AS, "none"))

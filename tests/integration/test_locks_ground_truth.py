@@ -204,6 +204,10 @@ CORPUS = [
     Row("ALTER TABLE pm ATTACH PARTITION pm_all FOR VALUES FROM (MINVALUE) TO (MAXVALUE)", unknown=True),
     Row("ALTER TABLE parted DETACH PARTITION parted_1"),
     Row("ALTER TABLE pd DETACH PARTITION pd_1"),  # ACCESS EXCLUSIVE on pd_default too
+    Row("CREATE TABLE pd_new PARTITION OF pd FOR VALUES FROM (200) TO (300)"),  # pd_default is read, as by ATTACH
+    Row("CREATE TABLE parted_new PARTITION OF parted FOR VALUES FROM (100) TO (200)"),  # no DEFAULT: nothing read
+    Row("CREATE INDEX IF NOT EXISTS t_a ON t (a)"),  # t_a is there: nothing is built
+    Row("CREATE INDEX IF NOT EXISTS t_new ON t (a)"),
     Row("ALTER TABLE pd DETACH PARTITION pd_default"),
     Row("ALTER TABLE sp DETACH PARTITION sp_1"),  # and on sp_1's own partition
     Row("ALTER TABLE fkp DETACH PARTITION fkp_1", unknown=True),  # its foreign key: SHARE ROW EXCLUSIVE on cust

@@ -78,6 +78,23 @@ def test_a_statement_postgresql_refuses_in_the_files_transaction_is_said_to_stop
     assert "marked `-- sidecar: no-transaction`" in out
 
 
+def test_a_never_analysed_table_locked_now_has_no_size_and_stops_a_strict_policy(project: Project) -> None:
+    """Its size is not measured while it is locked: `size unknown`, never a confident 0 B."""
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", "CREATE TABLE fresh AS SELECT g AS id FROM generate_series(1, 50000) g")
+    project.write("migrations/0001_fresh.sql", "ALTER TABLE fresh ADD COLUMN z float8 DEFAULT random();\n")
+    project.one_database_plan("", '[locks]\nmax_blocking_size = "64kB"\nunknown = "stop"\n')
+    holder = psycopg2.connect(project.server.url(project.names["default"]))
+    try:
+        with holder.cursor() as cur:
+            cur.execute("LOCK TABLE fresh IN ACCESS EXCLUSIVE MODE")
+        done = project.run("plan", "--locks", LOG_LEVEL="warning", timeout=30)
+    finally:
+        holder.close()
+    assert "fresh: ACCESS EXCLUSIVE (rows unknown, size unknown)" in done.out
+    assert done.code == 2 and "the size of fresh is not known" in done.out
+
+
 def test_plan_locks_json(project: Project) -> None:
     _prepared(project)
     done = project.run("plan", "--locks", "--json", LOG_LEVEL="warning")
