@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 
-from tests.integration.conftest import Project
+from tests.integration.conftest import Project, Result
 
 pytestmark = pytest.mark.integration
 
@@ -56,17 +56,22 @@ def test_plan_locks_shows_each_statement_its_locks_sizes_and_the_safe_alternativ
     assert "a run would stop there (exit 2)" in out
 
 
+def _plan_locks_while_locked(project: Project, table: str) -> Result:
+    """`plan --locks` while another session holds ACCESS EXCLUSIVE on `table` (30 s: it must not wait)."""
+    holder = psycopg2.connect(project.server.url(project.names["default"]))
+    try:
+        with holder.cursor() as cur:
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+        return project.run("plan", "--locks", LOG_LEVEL="warning", timeout=30)
+    finally:
+        holder.close()
+
+
 def test_plan_locks_answers_while_the_table_is_locked(project: Project) -> None:
     """The sizes come from the catalog, not by opening the table: a session holding ACCESS EXCLUSIVE on it
     (a run under way, a long ALTER) does not make the preview wait."""
     _prepared(project)
-    holder = psycopg2.connect(project.server.url(project.names["default"]))
-    try:
-        with holder.cursor() as cur:
-            cur.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
-        done = project.run("plan", "--locks", LOG_LEVEL="warning", timeout=30)
-    finally:
-        holder.close()
+    done = _plan_locks_while_locked(project, "orders")
     assert done.code == 1 and "orders: ACCESS EXCLUSIVE (~20,000 rows" in done.out
 
 
@@ -84,13 +89,7 @@ def test_a_never_analysed_table_locked_now_has_no_size_and_stops_a_strict_policy
     project.query("default", "CREATE TABLE fresh AS SELECT g AS id FROM generate_series(1, 50000) g")
     project.write("migrations/0001_fresh.sql", "ALTER TABLE fresh ADD COLUMN z float8 DEFAULT random();\n")
     project.one_database_plan("", '[locks]\nmax_blocking_size = "64kB"\nunknown = "stop"\n')
-    holder = psycopg2.connect(project.server.url(project.names["default"]))
-    try:
-        with holder.cursor() as cur:
-            cur.execute("LOCK TABLE fresh IN ACCESS EXCLUSIVE MODE")
-        done = project.run("plan", "--locks", LOG_LEVEL="warning", timeout=30)
-    finally:
-        holder.close()
+    done = _plan_locks_while_locked(project, "fresh")
     assert "fresh: ACCESS EXCLUSIVE (rows unknown, size unknown)" in done.out
     assert done.code == 2 and "the size of fresh is not known" in done.out
 
