@@ -320,7 +320,7 @@ def main() -> int:
             raw["django_serve"] = django_serving(bench, args.serve_seconds)
             sections.append(table(title, raw["django_serve"], "value", {}))
         if not args.only or "live" in args.only:
-            from bench.live import BLOCKER_S, CLIENTS, live_migration
+            from bench.live import BLOCKER_S, CLIENTS, guard_grid, live_migration, render_grid
             from bench.live import render as render_live
 
             title = (f"9. A migration on a serving database: {CLIENTS} clients on t, a report holding a lock on t"
@@ -328,6 +328,10 @@ def main() -> int:
             print(f"bench: {title}", file=sys.stderr, flush=True)
             raw["live"] = live_migration(bench, BIN / "sidecar")
             sections.append(f"### {title}\n\n" + render_live(raw["live"]))
+            title = "9b. The guard's settings, one run each, the same scenario"
+            print(f"bench: {title}", file=sys.stderr, flush=True)
+            raw["live_grid"] = guard_grid(bench, BIN / "sidecar")
+            sections.append(f"### {title}\n\n" + render_grid(raw["live_grid"]))
         if not args.only or "realshape" in args.only:
             from bench.realshape import FILES, cold_apply_realshape
             from bench.realshape import render as render_realshape

@@ -18,8 +18,12 @@ from .model import Guard
 from .progress import Progress, Work
 
 log = get_logger()
-FIRST_PAUSE = 0.5  # seconds between a lock timeout and the next attempt, doubling
-MAX_PAUSE = 10.0
+
+
+def nominal_pause(guard: Guard, attempt: int) -> float:
+    """Seconds of pause after attempt number `attempt` (1, 2, ...) timed out, before the jitter cuts it:
+    `guard.pause` doubled for each attempt before it, at most `guard.max_pause`."""
+    return min(guard.max_pause, guard.pause * 2.0 ** min(attempt - 1, 32))
 
 
 def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, attempt: Callable[[int], None],
@@ -28,8 +32,8 @@ def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, a
 
     `where` is (step, database). A lock_timeout rolls the attempt back (a no-transaction file keeps
     the statements before the one that waited, and `attempt` gets that statement's index to start
-    again from). Between attempts the pause doubles from FIRST_PAUSE up to MAX_PAUSE, with jitter,
-    so sidecars and applications do not retry in lockstep.
+    again from). Between attempts the pause doubles from `guard.pause` up to `guard.max_pause`, cut by a
+    random factor of 0.5 to 1 so sidecars and applications do not retry in lockstep.
     """
     step, database = where
     started, resume_at = time.monotonic(), 0
@@ -44,7 +48,7 @@ def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, a
             resume_at, found = exc.resume_at, exc.blockers
         blockers = found if found is not None else activity.lock_holders(conn, since=time.monotonic() - attempt_started)
         elapsed = time.monotonic() - started
-        pause = min(MAX_PAUSE, FIRST_PAUSE * 2 ** (number - 1)) * random.uniform(0.5, 1.0)
+        pause = nominal_pause(guard, number) * random.uniform(0.5, 1.0)
         exhausted = number > guard.retries or elapsed + pause + guard.lock_timeout > guard.deadline
         log.warning("migration.lock_timeout", database=database, step=step, file=what, attempt=number,
                     lock_timeout_s=guard.lock_timeout, elapsed_s=round(elapsed, 2),

@@ -29,6 +29,8 @@ class Guard:
     retries: int  # attempts after the first, when the lock wait timed out
     deadline: float  # seconds one migration may spend on attempts and the pauses between them
     statement_timeout: float  # seconds a statement may run; 0: no limit
+    pause: float  # seconds before the first retry; each later pause doubles, up to max_pause
+    max_pause: float  # seconds: the longest pause between two attempts
 
     def server_settings(self) -> dict[str, str]:
         """The timeouts as PostgreSQL settings, for a session (SET) or a tool (PGOPTIONS); "0ms": none."""

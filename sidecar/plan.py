@@ -32,7 +32,9 @@ MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse 
 DEFAULT_GUARD = Guard(lock_timeout=parse_duration(str(GUARD.key("lock_timeout").default)),
                       retries=int(str(GUARD.key("retries").default)),
                       deadline=parse_duration(str(GUARD.key("deadline").default)),
-                      statement_timeout=parse_duration(str(GUARD.key("statement_timeout").default)))
+                      statement_timeout=parse_duration(str(GUARD.key("statement_timeout").default)),
+                      pause=parse_duration(str(GUARD.key("pause").default)),
+                      max_pause=parse_duration(str(GUARD.key("max_pause").default)))
 
 
 def parse_size(text: str) -> int:
@@ -103,17 +105,16 @@ class _PlanReader(TableReader):
     # -- sections -------------------------------------------------------------------
 
     def read_guard(self, table: dict[str, Any]) -> Guard:
-        lock_timeout, retries, deadline, statement_timeout = (
-            self.value(table, GUARD.key(name), "guard") for name in ("lock_timeout", "retries", "deadline",
-                                                                     "statement_timeout"))
-        if retries == 0 and lock_timeout:
+        d = DEFAULT_GUARD
+        given = {name: self.value(table, GUARD.key(name), "guard") for name in GUARD.names}
+        guard = Guard(**{name: getattr(d, name) if value is None else value for name, value in given.items()})
+        if given["retries"] == 0 and given["lock_timeout"]:
             self.problem("guard.retries", "0 with a lock_timeout would fail a migration at its first lock"
                          " wait; allow retries, or set lock_timeout = \"0s\" to turn the guard off")
-        d = DEFAULT_GUARD
-        return Guard(d.lock_timeout if lock_timeout is None else lock_timeout,
-                     d.retries if retries is None else retries,
-                     d.deadline if deadline is None else deadline,
-                     d.statement_timeout if statement_timeout is None else statement_timeout)
+        if None not in (given["pause"], given["max_pause"]) and guard.max_pause < guard.pause:
+            self.problem("guard.max_pause", f"{guard.max_pause:g}s is shorter than guard.pause ({guard.pause:g}s);"
+                         " the pauses start at pause and double up to max_pause: make max_pause at least pause")
+        return guard
 
     def read_lint(self, section: object) -> Lint | None:
         if not isinstance(section, dict):

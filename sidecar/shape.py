@@ -180,13 +180,16 @@ GUARD = Table("guard", "How a migration behaves on a database that is serving: e
               " for its locks; an attempt that waited too long is rolled back and tried again.", (
     duration("lock_timeout", "how long a migration's statement may wait for a lock before its attempt is rolled"
              " back and tried again (see [On a live database](sql-migrations.md#on-a-live-database)); `0s` turns"
-             " the guard off: it then waits as long as it takes", "3s"),
+             " the guard off: it then waits as long as it takes", "500ms"),
     Key("retries", "integer", "attempts after the first; at least 1 while `lock_timeout` is set", 10,
         unit="attempts", minimum=0),
     duration("deadline", "the most one migration may spend on its attempts and the pauses between them", "10m",
              MIN_INTERVAL),
     duration("statement_timeout", "how long one statement of a migration may run; `0s`: no limit", "0s",
              default_text="`0s` (none)"),
+    duration("pause", "the pause after an attempt's lock wait timed out, before the next attempt; each later pause"
+             " doubles, up to `max_pause`, and each is cut by a random factor of 0.5 to 1", "1s", MIN_INTERVAL),
+    duration("max_pause", "the longest pause between two attempts", "10s", MIN_INTERVAL),
 ))
 LINT = Table("lint", "With a `[lint]` table, squawk lints every SQL file of the plan before anything runs (see"
              " [Lint](sql-migrations.md#lint-squawk)).", (

@@ -101,17 +101,18 @@ def test_without_the_guard_reads_queue_behind_the_migration(project: Project) ->
 
 
 def test_a_blocker_that_never_ends_stops_the_run_with_exit_4(project: Project) -> None:
-    blocked_table(project, 'lock_timeout = "100ms"\nretries = 2')
+    blocked_table(project, 'lock_timeout = "100ms"\nretries = 3\npause = "300ms"\nmax_pause = "500ms"')
     result, _ = run_while_blocked(project)
     assert result.code == 4, result.out
     timeouts = result.event("migration.lock_timeout")
-    assert [e["attempt"] for e in timeouts] == [1, 2, 3]
-    # Pauses double from 0.5 s, with jitter (x 0.5-1); none after the last attempt.
+    assert [e["attempt"] for e in timeouts] == [1, 2, 3, 4]
+    # Pauses double from `pause` up to `max_pause`, with jitter (x 0.5-1); none after the last attempt.
     pauses = [e["wait_s"] for e in timeouts]
-    assert 0.25 <= pauses[0] <= 0.5 and 0.5 <= pauses[1] <= 1.0 and pauses[2] is None, pauses  # type: ignore[operator]
+    assert 0.15 <= pauses[0] <= 0.3 and 0.25 <= pauses[1] <= 0.5 and 0.25 <= pauses[2] <= 0.5, pauses  # type: ignore[operator]
+    assert pauses[3] is None, pauses
     last = result.last
     assert last["event"] == "sidecar.failed" and last["database"] == "default"
-    assert "0002_alter.sql: waited for a lock 3 times (0.1s each" in str(last["error"])
+    assert "0002_alter.sql: waited for a lock 4 times (0.1s each" in str(last["error"])
     assert "monthly-report" in str(last["error"]) and "blockers above" in str(last["hint"])
     assert project.history("default") == [("0001", "core", False)]  # nothing half-done
 

@@ -286,7 +286,8 @@ def test_guard_defaults_and_per_step_overrides(tmp_path: Path) -> None:
     assert (default.guard.lock_timeout, default.guard.statement_timeout, default.guard.retries) == (0.0, 60.0, 3)
     assert (results.guard.lock_timeout, results.guard.statement_timeout) == (5.0, 0.0)
     plain = load_plan(write_plan(tmp_path, DESIGN_EXAMPLE), ENV)
-    assert (plain.guard.lock_timeout, plain.guard.retries, plain.guard.statement_timeout) == (3.0, 10, 0.0)
+    assert (plain.guard.lock_timeout, plain.guard.retries, plain.guard.statement_timeout) == (0.5, 10, 0.0)
+    assert (plain.guard.pause, plain.guard.max_pause, plain.guard.deadline) == (1.0, 10.0, 600.0)
 
 
 @pytest.mark.parametrize(("guard", "expected"), [
@@ -297,6 +298,8 @@ def test_guard_defaults_and_per_step_overrides(tmp_path: Path) -> None:
     ("retries = 0", "guard.retries: 0 with a lock_timeout would fail"),
     ('deadline = "0s"', "guard.deadline: '0s' is too short"),
     ('statement_timeout = "forever"', "guard.statement_timeout: expected a duration"),
+    ('pause = "10ms"', "guard.pause: '10ms' is too short"),
+    ('pause = "5s"\nmax_pause = "2s"', "guard.max_pause: 2s is shorter than guard.pause (5s)"),
     ("lock_timout = 1", "guard.lock_timout: unknown key"),
 ])
 def test_bad_guard_settings_are_plan_errors(tmp_path: Path, guard: str, expected: str) -> None:

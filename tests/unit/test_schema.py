@@ -319,9 +319,11 @@ def test_the_constants_the_reader_uses_are_the_declared_ones() -> None:
     assert DJANGO_STEP.key("django").pattern == shape.PYTHON_MODULE
     assert SQL_STEP.key("baseline").pattern == shape.VERSION
     guard = plan.DEFAULT_GUARD
-    assert (guard.lock_timeout, guard.retries, guard.deadline, guard.statement_timeout) == (
+    assert (guard.lock_timeout, guard.retries, guard.deadline, guard.statement_timeout, guard.pause,
+            guard.max_pause) == (
         parse_duration(GUARD.key("lock_timeout").default), GUARD.key("retries").default,
-        parse_duration(GUARD.key("deadline").default), parse_duration(GUARD.key("statement_timeout").default))
+        parse_duration(GUARD.key("deadline").default), parse_duration(GUARD.key("statement_timeout").default),
+        parse_duration(GUARD.key("pause").default), parse_duration(GUARD.key("max_pause").default))
 
 
 DEFAULTS = """
@@ -383,6 +385,7 @@ def read_values(tmp_path: Path) -> dict[tuple[str, str], object]:
         (LOCK, "database"): full.lock_database, (SERVE, "interval"): full.serve_interval,
         (GUARD, "lock_timeout"): full.guard.lock_timeout, (GUARD, "retries"): full.guard.retries,
         (GUARD, "deadline"): full.guard.deadline, (GUARD, "statement_timeout"): full.guard.statement_timeout,
+        (GUARD, "pause"): full.guard.pause, (GUARD, "max_pause"): full.guard.max_pause,
         (LINT, "squawk"): Path(full.lint.squawk).name, (LINT, "fail_on"): full.lint.fail_on,
         (LINT, "exclude"): full.lint.exclude,
         (DATABASE, "password"): dict(main_db.conn.secrets).get("password"), (DATABASE, "create"): main_db.create,
@@ -414,7 +417,7 @@ def read_values(tmp_path: Path) -> dict[tuple[str, str], object]:
 # The defaults the declaration gives in words, and what they come to in DEFAULTS and BASE.
 DERIVED_VALUES = {
     ("(top level)", "name"): "sidecar", ("lock", "database"): "main", ("steps (sql)", "name"): "main: migrations",
-    ("steps (sql)", "lock_timeout"): 3.0, ("steps (sql)", "statement_timeout"): 0.0,
+    ("steps (sql)", "lock_timeout"): 0.5, ("steps (sql)", "statement_timeout"): 0.0,
     ("steps (command)", "name"): "true now", ("steps (django)", "name"): "django mysite.settings",
     ("steps (alembic)", "name"): "other: alembic",
 }

@@ -31,6 +31,8 @@ EVERY_DURATION = """
     lock_timeout = @
     deadline = @
     statement_timeout = @
+    pause = @
+    max_pause = @
     [databases.d]
     url = "postgresql://app@db/app"
     [[steps]]
@@ -63,6 +65,8 @@ DURATIONS: dict[str, Callable[[Plan], float]] = {
     "guard.lock_timeout": lambda p: p.guard.lock_timeout,
     "guard.deadline": lambda p: p.guard.deadline,
     "guard.statement_timeout": lambda p: p.guard.statement_timeout,
+    "guard.pause": lambda p: p.guard.pause,
+    "guard.max_pause": lambda p: p.guard.max_pause,
     "steps[1].lock_timeout": lambda p: p.steps[0].guard.lock_timeout,  # type: ignore[union-attr]
     "steps[1].statement_timeout": lambda p: p.steps[0].guard.statement_timeout,  # type: ignore[union-attr]
     "steps[2].timeout": lambda p: p.steps[1].timeout,  # type: ignore[union-attr]
@@ -94,8 +98,8 @@ def test_the_table_of_keys_is_every_duration_the_plan_reader_accepts() -> None:
     # The reader reads each key as shape.py declares it (the step kinds declare their own tables).
     tables = [*TABLES_BEFORE_STEPS, *(kind.shape for kind in kinds.every()), *TABLES_AFTER_STEPS]
     declared = [f"{table.path}.{key.name}" for table in tables for key in table.keys if key.type == "duration"]
-    # One per key: wait, lock, serve; 3 in [guard]; 2 in a SQL step; 3 step kinds' timeout; verify.
-    assert len(declared) == len(DURATIONS) == EVERY_DURATION.count("= @") == 12
+    # One per key: wait, lock, serve; 5 in [guard]; 2 in a SQL step; 3 step kinds' timeout; verify.
+    assert len(declared) == len(DURATIONS) == EVERY_DURATION.count("= @") == 14
 
 
 @pytest.mark.parametrize(("text", "env"), [
