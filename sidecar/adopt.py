@@ -69,11 +69,29 @@ def _golang_migrate(conn: Connection, step: SqlStep, candidates: list[MigrationF
         return []
     version, dirty = rows[0]
     if dirty:
-        raise StepError(
-            f"step {step.name!r}: {table} in database {step.database!r} is dirty at version {version}: that"
-            " migration failed partway (under golang-migrate, or under sidecar, which keeps its protocol)",
-            hint=dirty_hint(step, int(version)), database=step.database)
+        raise _dirty(step, table, int(version))
     return [m for m in candidates if m.key <= (int(version),)]
+
+
+def _dirty(step: SqlStep, table: str, version: int) -> StepError:
+    return StepError(
+        f"step {step.name!r}: {table} in database {step.database!r} is dirty at version {version}: that"
+        " migration failed partway (under golang-migrate, or under sidecar, which keeps its protocol)",
+        hint=dirty_hint(step, version), database=step.database)
+
+
+def dirty(conn: Connection, step: SqlStep) -> StepError | None:
+    """The stop a run of a golang-migrate step would meet on its table's dirty flag (None: clean, or no
+    such table); for `status` and verification, which read and change nothing."""
+    if step.format != "golang-migrate" or not step.keep_tool_table:
+        return None
+    table = table_of(step)
+    if not table_exists(conn, table) or "dirty" not in _columns(conn, table):
+        return None
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT version FROM {table} WHERE dirty")
+        row = cur.fetchone()
+    return _dirty(step, table, int(row[0])) if row else None
 
 
 def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:

@@ -13,7 +13,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import history, kinds
+from . import adopt, history, kinds
 from .db import Connection
 from .errors import VerificationError
 from .kinds.base import Entry
@@ -48,7 +48,8 @@ def read(conn: Connection, plan: Plan, database: str, *, commands: bool) -> Data
     """The database's state as `plan` sees it; `commands=False` leaves out [verify] check commands
     (the serving re-check's budget is one interval). Raises psycopg2.Error if the connection fails."""
     found = history.for_plan(conn, plan, database)
-    stop = history.drift(plan, database, found)
+    stop = history.drift(plan, database, found) or next(
+        (error for step in plan.sql_steps(database) if (error := adopt.dirty(conn, step))), None)
     entries = tuple(e for step in plan.steps for e in kinds.of(step).state(conn, step, database, found))
     checks = tuple(r for spec in plan.verify if spec.database == database
                    for r in check_database(conn, plan, spec, commands=commands, found=found))

@@ -104,6 +104,9 @@ def test_golang_migrate_is_left_dirty_by_a_file_that_fails_partway_as_golang_mig
     assert "migrate force 1` to run it again (in SQL: UPDATE schema_migrations SET version = 1, dirty = false)" \
         in str(failed.last["hint"])  # golang-migrate's way out, not sidecar's no-transaction marker
     assert project.query("default", "SELECT version, dirty FROM schema_migrations") == [(2, True)]
+    status = project.run("status")  # read-only, it says what the next run meets
+    assert status.code == 1 and "a run would stop: step" in status.out and "dirty at version 2" in status.out, \
+        status.out
     again = project.run("run", "--once")
     assert again.code == 4 and "dirty at version 2" in again.out and "migrate force 2" in again.out, again.out
     project.write("migrations/000002_idx.up.sql", "CREATE INDEX CONCURRENTLY t_id ON t (id);\n")
