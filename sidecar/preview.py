@@ -117,14 +117,19 @@ def render_json(plan: Plan, preview: Preview, locks: bool = False) -> str:
                                     **found}), indent=2)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def render_text(plan: Plan, preview: Preview, locks: bool = False) -> str:
     adopted = sum(len(s.adopt) for s in preview.steps)
-    counts = [f"apply {sum(len(s.apply) for s in preview.steps)} migrations",
-              f"record {sum(len(s.baseline) for s in preview.steps)} baselines",
+    framework = sum(len(s.migrations) for s in preview.steps)
+    counts = [f"apply {_count(sum(len(s.apply) for s in preview.steps), 'migration')}",
+              f"record {_count(sum(len(s.baseline) for s in preview.steps), 'baseline')}",
               *([f"adopt {adopted} applied by another tool"] if adopted else []),
-              f"run {sum(s.run for s in preview.steps)} commands",
-              *([f"apply {framework} Django migrations or Alembic revisions"]
-                if (framework := sum(len(s.migrations) for s in preview.steps)) else [])]
+              f"run {_count(sum(s.run for s in preview.steps), 'command')}",
+              *([f"apply {framework} Django migration{'s' * (framework != 1)} or Alembic"
+                 f" revision{'s' * (framework != 1)}"] if framework else [])]
     lines = [f"plan {plan.name} (digest {plan.digest}): a run would {', '.join(counts)}", ""]
     lines += [f"  create database {name!r}" for name in preview.create]
     for number, step in enumerate(preview.steps, start=1):

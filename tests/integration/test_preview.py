@@ -32,7 +32,7 @@ def test_the_preview_lists_what_a_run_would_do_and_changes_nothing(project: Proj
 
     fresh = project.run("plan")
     assert fresh.code == 1, fresh.out
-    assert fresh.out.splitlines()[0].endswith("a run would apply 2 migrations, record 0 baselines, run 1 commands")
+    assert fresh.out.splitlines()[0].endswith("a run would apply 2 migrations, record 0 baselines, run 1 command")
     for line in ("  create database 'default'",
                  "  1. step 'core' on database 'default' (sql)",
                  "       apply 0001_t.sql",
