@@ -691,10 +691,12 @@ def write_corpus(root: Path, files: int, url: str, seed: int = SEED) -> list[str
         everything.append(up)
         names.append(name)
     _write(root / "psql" / "all.sql", "\n".join(everything))
-    for plan, folder, form in (("sidecar.toml", "sidecar-layout", "sidecar"),
-                               ("sidecar-dbmate.toml", "dbmate", "dbmate")):
+    for plan, folder, form, group in (("sidecar.toml", "sidecar-layout", "sidecar", False),
+                                      ("sidecar-dbmate.toml", "dbmate", "dbmate", False),
+                                      ("sidecar-grouped.toml", "sidecar-layout", "sidecar", True)):
         _write(root / plan, f'name = "realshape"\n[databases.{DATABASE}]\nurl = "{url}"\n\n[[steps]]\n'
-                            f'name = "{DATABASE}"\ndatabase = "{DATABASE}"\nsql = "{folder}"\nformat = "{form}"\n')
+                            f'name = "{DATABASE}"\ndatabase = "{DATABASE}"\nsql = "{folder}"\nformat = "{form}"\n'
+                            + ("group = true\n" if group else ""))
     return names
 
 
@@ -727,6 +729,7 @@ def cold_apply_realshape(bench: Any, runs: int, files: int = FILES) -> dict[str,
     tools = {
         "sidecar": [str(binaries / "sidecar"), "run", "--once", "sidecar.toml"],
         "sidecar, format = dbmate": [str(binaries / "sidecar"), "run", "--once", "sidecar-dbmate.toml"],
+        "sidecar, group = true": [str(binaries / "sidecar"), "run", "--once", "sidecar-grouped.toml"],
         "dbmate": [str(binaries / "dbmate"), "--url", url + "?sslmode=disable", "--migrations-dir",
                    str(corpus / "dbmate"), "--no-dump-schema", "up"],
         "psql -1": [bench.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(corpus / "psql" / "all.sql")],
