@@ -175,7 +175,7 @@ def test_guard_env_and_timeout_work_as_for_command_steps(shop: Project) -> None:
     assert not shop.running("pg_sleep")
     ok = shop.run("run", "--once", **env, SLEEP="0")
     assert ok.code == 0, ok.out
-    assert "lock_timeout 3s EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
+    assert "lock_timeout 500ms EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
 
 
 def test_verification_fails_when_a_revision_is_taken_back_after_the_step(shop: Project) -> None:

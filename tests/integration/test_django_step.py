@@ -448,7 +448,7 @@ def test_guard_and_env_reach_djangos_sessions_and_timeout_stops_the_step(django_
     assert not django_project.running("pg_sleep")
     ok = django_project.run("run", "--once", **env, SLEEP="0")
     assert ok.code == 0, ok.out
-    assert "lock_timeout 3s EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
+    assert "lock_timeout 500ms EXTRA from-the-plan" in [e["output"] for e in ok.event("command.output")]
 
 
 def test_an_app_without_models_is_migrated_wherever_the_routers_allow_it(django_project: Project) -> None:
