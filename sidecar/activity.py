@@ -1,6 +1,6 @@
 """What the server says sessions are doing, from pg_stat_activity: for the guard's blocker
-report and the heartbeat of long work. Read-only; every query is shortened (and, like
-every log value, masked).
+report and the heartbeat of long work. Read-only; every query is masked, then shortened (cut
+first, a secret the cut fell inside would no longer look like one, and its start would show).
 
 A role that is not a superuser sees only its own sessions in full: of another role's, without
 pg_read_all_stats (or membership in that role), pg_stat_activity shows the pid, user and
@@ -12,6 +12,7 @@ such a session is still found as a lock holder, and described for what it is.
 from __future__ import annotations
 
 from .db import Connection
+from .redact import redact
 
 QUERY_SHOWN = 120  # characters of a session's query in the log
 HIDDEN = ("another role's session; this role cannot see its state, transaction or query"
@@ -20,10 +21,16 @@ HIDDEN = ("another role's session; this role cannot see its state, transaction o
 # `hidden`: what pg_stat_activity shows of a session this role may not look into (PostgreSQL's own
 # marker, not translated).
 _SESSION = """SELECT a.pid, coalesce(nullif(a.application_name, ''), '-'), a.usename, a.state,
-                     extract(epoch FROM now() - a.xact_start), left(a.query, %(shown)s),
+                     extract(epoch FROM now() - a.xact_start), a.query,
                      a.state IS NULL AND a.query = '<insufficient privilege>'
                 FROM pg_stat_activity a"""
 FIRST_USER_OID = 16384  # FirstNormalObjectId: below it, the system catalogs
+
+
+def shorten(query: str) -> str:
+    """`query` on one line, masked, then cut to QUERY_SHOWN characters."""
+    masked = redact(" ".join(query.split()))
+    return masked if len(masked) <= QUERY_SHOWN else masked[:QUERY_SHOWN] + "..."
 
 
 def _describe(rows: list[tuple[object, ...]]) -> list[str]:
@@ -33,7 +40,7 @@ def _describe(rows: list[tuple[object, ...]]) -> list[str]:
             lines.append(f"pid {pid} ({app}, user {user or '?'}): {HIDDEN}")
             continue
         open_for = f", transaction open {age:.1f}s" if age is not None else ""
-        lines.append(f"pid {pid} ({app}, user {user}, {state}{open_for}): {' '.join(str(query).split())}")
+        lines.append(f"pid {pid} ({app}, user {user}, {state}{open_for}): {shorten(str(query))}")
     return lines
 
 
@@ -54,7 +61,7 @@ def lock_holders(conn: Connection, *, since: float) -> list[str]:
                                WHERE l.pid = s.pid AND l.locktype = 'relation' AND l.granted
                                  AND (NOT s.hidden OR l.relation >= %(first_user_oid)s))
                 ORDER BY s.hidden, s.age DESC""",
-            {"shown": QUERY_SHOWN, "since": since, "first_user_oid": FIRST_USER_OID})
+            {"since": since, "first_user_oid": FIRST_USER_OID})
         return _describe(cur.fetchall())
 
 
@@ -83,6 +90,6 @@ def doing(conn: Connection, *, pid: int | None = None, application_name: str | N
         summary = "; ".join(parts)
         if blockers:
             cur.execute(f"{_SESSION} WHERE a.pid = ANY(%(pids)s) ORDER BY a.xact_start NULLS LAST, a.pid",
-                        {"shown": QUERY_SHOWN, "pids": sorted(blockers)})
+                        {"pids": sorted(blockers)})
             summary += "; blocked by " + "; ".join(_describe(cur.fetchall()))
         return summary
