@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable
 
 from . import activity
-from .apply import LockTimedOut
+from .apply import LOCK_NOT_AVAILABLE, LockTimedOut
 from .db import Connection, backend_pid, conninfo
-from .errors import StepError
+from .errors import StepError, UnavailableError
 from .log import get_logger
 from .model import Guard
 from .progress import Progress, Work
@@ -54,13 +54,16 @@ def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, a
                     lock_timeout_s=guard.lock_timeout, elapsed_s=round(elapsed, 2),
                     wait_s=None if exhausted else round(pause, 2), blockers=blockers or ["none found any more"])
         if exhausted:
-            changed = (f"its first {resume_at} statements took effect (a no-transaction file)" if resume_at
-                       else "the attempts changed nothing")
-            raise StepError(
-                f"{what}: waited for a lock {number} times ({guard.lock_timeout:g}s each, {elapsed:.0f}s in all)"
-                f" in database {database!r}, step {step!r}; {changed}"
+            # Nothing changed: the same run may get past it later (exit 3, as any lock that was not free).
+            # A no-transaction file's first statements took effect: a run starts it again from the top.
+            error, changed = ((StepError, f"its first {resume_at} statement{'s' * (resume_at != 1)} took effect"
+                               " (a no-transaction file)") if resume_at
+                              else (UnavailableError, "the attempts changed nothing"))
+            raise error(
+                f"{what}: waited for a lock {number} time{'s' * (number != 1)} ({guard.lock_timeout:g}s each,"
+                f" {elapsed:.1f}s in all) in database {database!r}, step {step!r}; {changed}"
                 + (f"; blocked by {blockers[0]}" if blockers else ""),
                 hint="a long transaction holds a lock this migration needs (blockers above): end it, or run"
                      " again when it is done; guard.retries, guard.deadline and lock_timeout set the budget",
-                database=database)
+                database=database, sqlstate=LOCK_NOT_AVAILABLE)
         time.sleep(pause)

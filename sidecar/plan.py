@@ -112,8 +112,10 @@ class _PlanReader(TableReader):
             self.problem("guard.retries", "0 with a lock_timeout would fail a migration at its first lock"
                          " wait; allow retries, or set lock_timeout = \"0s\" to turn the guard off")
         if None not in (given["pause"], given["max_pause"]) and guard.max_pause < guard.pause:
-            self.problem("guard.max_pause", f"{guard.max_pause:g}s is shorter than guard.pause ({guard.pause:g}s);"
-                         " the pauses start at pause and double up to max_pause: make max_pause at least pause")
+            default = {key: "" if key in table else " (its default)" for key in ("pause", "max_pause")}
+            self.problem("guard.max_pause", f"{guard.max_pause:g}s{default['max_pause']} is shorter than guard.pause,"
+                         f" {guard.pause:g}s{default['pause']}; the pauses start at pause and double up to"
+                         " max_pause: make max_pause at least pause")
         return guard
 
     def read_lint(self, section: object) -> Lint | None:

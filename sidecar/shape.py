@@ -183,13 +183,14 @@ GUARD = Table("guard", "How a migration behaves on a database that is serving: e
              " the guard off: it then waits as long as it takes", "500ms"),
     Key("retries", "integer", "attempts after the first; at least 1 while `lock_timeout` is set", 10,
         unit="attempts", minimum=0),
-    duration("deadline", "the most one migration may spend on its attempts and the pauses between them", "10m",
+    duration("deadline", "the most one migration may spend on its attempts and the pauses between them (the"
+             " first attempt is always made)", "10m",
              MIN_INTERVAL),
     duration("statement_timeout", "how long one statement of a migration may run; `0s`: no limit", "0s",
              default_text="`0s` (none)"),
     duration("pause", "the pause after an attempt's lock wait timed out, before the next attempt; each later pause"
              " doubles, up to `max_pause`, and each is cut by a random factor of 0.5 to 1", "1s", MIN_INTERVAL),
-    duration("max_pause", "the longest pause between two attempts", "10s", MIN_INTERVAL),
+    duration("max_pause", "the longest pause between two attempts; at least `pause`", "10s", MIN_INTERVAL),
 ))
 LINT = Table("lint", "With a `[lint]` table, squawk lints every SQL file of the plan before anything runs (see"
              " [Lint](sql-migrations.md#lint-squawk)).", (

@@ -55,7 +55,7 @@ def read(r: TableReader, table: dict[str, Any], key: str, declared: Declared) ->
     if tool is not None and tool not in FORMATS:
         r.problem(f"{key}.format", f"{tool!r} is not a format sidecar reads; expected one of: {', '.join(FORMATS)}")
         tool = None
-    if lock_timeout and not plan_guard.retries:
+    if "lock_timeout" in table and lock_timeout and not plan_guard.retries:  # [guard] says it for the rest
         r.problem(f"{key}.lock_timeout", "needs guard.retries above 0")
     if baseline is not None and not VERSION.fullmatch(baseline):
         r.problem(f"{key}.baseline", f"expected a version like \"0003\" or \"1.2\", got {baseline!r}")

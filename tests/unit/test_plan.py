@@ -299,12 +299,14 @@ def test_guard_defaults_and_per_step_overrides(tmp_path: Path) -> None:
     ('deadline = "0s"', "guard.deadline: '0s' is too short"),
     ('statement_timeout = "forever"', "guard.statement_timeout: expected a duration"),
     ('pause = "10ms"', "guard.pause: '10ms' is too short"),
-    ('pause = "5s"\nmax_pause = "2s"', "guard.max_pause: 2s is shorter than guard.pause (5s)"),
+    ('pause = "5s"\nmax_pause = "2s"', "guard.max_pause: 2s is shorter than guard.pause, 5s;"),
+    ('pause = "20s"', "guard.max_pause: 10s (its default) is shorter than guard.pause, 20s;"),
     ("lock_timout = 1", "guard.lock_timout: unknown key"),
 ])
 def test_bad_guard_settings_are_plan_errors(tmp_path: Path, guard: str, expected: str) -> None:
     found = problems(tmp_path, textwrap.dedent(DESIGN_EXAMPLE) + f"\n[guard]\n{guard}\n")
     assert any(expected in p for p in found), found
+    assert len(found) == 1, found  # said once: `retries = 0` also blamed each SQL step's lock_timeout
 
 
 def test_retries_zero_is_fine_when_the_guard_is_off(tmp_path: Path) -> None:
