@@ -15,6 +15,8 @@ each tree (cold run applies every file, the no-op run applies none):
 - the import floor: `python -c "import psycopg2, structlog, tenacity"`, sidecar's three
   runtime dependencies, and `python -c pass`, the interpreter alone;
 - `sidecar validate` on the plan (reads and checks the 300 files, touches no database);
+- `sidecar validate` of a folder shaped like real dbmate folders (bench/realshape.py's corpus,
+  282 files in sidecar's layout: dollar-quoted functions, views, grants, comments, seed rows);
 - the no-op `sidecar run --once`: connects, reads history, finds nothing pending, verifies, exits 0.
 
 Also `python -X importtime` of `sidecar validate` in this tree: the top modules by cumulative time.
@@ -32,7 +34,7 @@ import statistics
 import subprocess
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -118,6 +120,7 @@ class Bench:
         self.server = PgServer(bindir, work / "pg" / "data", durable=True)
         self.corpus = work / "corpus"
         self.files = 0
+        self.realshape_plan = Path()
         self.trees: list[Tree] = []
         self.env = {name: value for name, value in os.environ.items() if name in ("PATH", "HOME", "LANG", "TMPDIR")}
         self.env["LOG_FORMAT"] = "json"  # what the no-op check reads
@@ -127,6 +130,13 @@ class Bench:
         self.server.start()
         write_corpus(self.corpus, migrations, "postgresql://unused/{db}")  # only its SQL folders are used
         self.files = migrations * len(FOLDERS)
+        from bench.realshape import FILES
+        from bench.realshape import write_corpus as write_realshape
+
+        write_realshape(self.corpus / "realshape", FILES, "postgresql://unused/realshape")
+        self.realshape_plan = self.corpus / "realshape" / "startup-realshape.toml"  # keys every tree reads
+        self.realshape_plan.write_text('name = "realshape"\n[databases.r]\nurl = "postgresql://unused/r"\n'
+                                       '[[steps]]\ndatabase = "r"\nsql = "sidecar-layout"\n')
         self.trees = [self._tree("this tree", ROOT, "this", self.corpus, self.work),
                       self._tree(against, extract_package(against, self.work), "against", self.corpus, self.work)]
 
@@ -160,6 +170,9 @@ class Bench:
     def validate(self, tree: Tree) -> None:
         self.sidecar(tree, "validate")
 
+    def validate_realshape(self, tree: Tree) -> None:
+        self.sidecar(replace(tree, plan=self.realshape_plan), "validate")
+
     def noop(self, tree: Tree) -> None:
         applied = self._applied(self.sidecar(tree, "run", "--once").stdout)
         if applied:
@@ -182,6 +195,7 @@ class Bench:
                 raise SystemExit(f"bench.startup: the cold run of {tree.label} applied {applied} of {self.files}")
             self.noop(tree)
             self.validate(tree)
+            self.validate_realshape(tree)
 
     def measure(self, repeat: int, seed: int) -> dict[str, list[float]]:
         actions: dict[str, Callable[[], None]] = {PASS: lambda: self.python("pass"),
@@ -189,6 +203,7 @@ class Bench:
         for tree in self.trees:
             actions[f"validate|{tree.label}"] = lambda tree=tree: self.validate(tree)  # type: ignore[misc]
             actions[f"noop|{tree.label}"] = lambda tree=tree: self.noop(tree)  # type: ignore[misc]
+            actions[f"realshape|{tree.label}"] = lambda tree=tree: self.validate_realshape(tree)  # type: ignore[misc]
         return interleaved_times(repeat, actions, shuffle=random.Random(seed))
 
     def importtime(self, tree: Tree, runs: int) -> dict[str, tuple[float, float]]:
@@ -196,7 +211,8 @@ class Bench:
                                   for _ in range(runs)])
 
 
-COMMANDS = {"validate": "`sidecar validate`", "noop": "`sidecar run --once`, no-op"}
+COMMANDS = {"validate": "`sidecar validate`", "realshape": "`sidecar validate`, the real-shaped folder (282 files)",
+            "noop": "`sidecar run --once`, no-op"}
 
 
 def render(times: dict[str, list[float]], labels: list[str], imports: dict[str, dict[str, tuple[float, float]]],

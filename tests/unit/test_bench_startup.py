@@ -37,6 +37,7 @@ def test_a_ratio_reads_slower_or_faster_only_when_its_whole_interquartile_range_
 def test_the_report_gives_times_against_the_floor_and_paired_ratios() -> None:
     times = {PASS: [0.02, 0.02], FLOOR_NAME: [0.1, 0.1],
              "validate|this tree": [0.2, 0.2], "validate|abc": [0.1, 0.1],
+             "realshape|this tree": [0.12, 0.12], "realshape|abc": [0.12, 0.12],
              "noop|this tree": [0.3, 0.3], "noop|abc": [0.3, 0.3]}
     imports = {"this tree": {"sidecar.model": (1200.0, 5000.0), "sidecar.new": (100.0, 100.0)},
                "abc": {"sidecar.model": (1000.0, 4000.0)}}
@@ -44,5 +45,6 @@ def test_the_report_gives_times_against_the_floor_and_paired_ratios() -> None:
     assert "| `sidecar validate` | this tree | 0.200 | 0.200-0.200 | 0.200-0.200 | +100 | 2.00 |" in report
     assert "| `sidecar validate` | 2.000 | 2.000-2.000 | slower |" in report
     assert "| `sidecar run --once`, no-op | 1.000 | 1.000-1.000 | no clear difference |" in report
+    assert "| `sidecar validate`, the real-shaped folder (282 files) | this tree | 0.120 |" in report
     assert "| sidecar.model | 5.0 | 1.2 | 4.0 |" in report
     assert "| sidecar.new | 0.1 | 0.1 | not imported |" in report
