@@ -46,6 +46,7 @@ def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, a
             return
         except LockTimedOut as exc:
             resume_at, found = exc.resume_at, exc.blockers
+            progress.failed = None  # rolled back and handled: a signal in the pause stops no statement
         blockers = found if found is not None else activity.lock_holders(conn, since=time.monotonic() - attempt_started)
         elapsed = time.monotonic() - started
         pause = nominal_pause(guard, number) * random.uniform(0.5, 1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 
@@ -117,6 +118,21 @@ def test_a_blocker_that_never_ends_stops_the_run_with_exit_4(project: Project) -
     assert last["sqlstate"] == "55P03" and "the attempts changed nothing" in str(last["error"])
     assert "monthly-report" in str(last["error"]) and "blockers above" in str(last["hint"])
     assert project.history("default") == [("0001", "core", False)]  # nothing half-done
+
+
+def test_a_signal_during_a_pause_stops_the_run_and_says_no_statement_was_running(project: Project) -> None:
+    blocked_table(project, 'lock_timeout = "100ms"\npause = "20s"\nmax_pause = "20s"')
+    blocker = hold_lock(project)
+    try:
+        process = project.start("run", "--once")
+        assert '"migration.lock_timeout"' in project.read_until(process, '"migration.lock_timeout"')
+        result, seconds = project.stop(process)  # during the first pause (10 to 20 s)
+    finally:
+        blocker.close()
+    assert result.code == 128 + signal.SIGTERM and seconds < 5, result.out
+    assert result.last["event"] == "sidecar.failed"
+    assert "no migration was running" in str(result.last["hint"]), result.last
+    assert project.history("default") == [("0001", "core", False)]
 
 
 def test_the_deadline_bounds_the_retries(project: Project) -> None:
