@@ -87,6 +87,8 @@ def _variable(name: str, environ: Mapping[str, str], problems: list[str]) -> str
         return direct
     path = Path(file_name)
     try:
+        if not path.exists():
+            raise OSError("no such file")
         if not path.is_file():  # a FIFO would block the run, a device never end
             raise OSError("not a regular file")
         with path.open("rb") as file:

@@ -163,7 +163,7 @@ def test_a_value_read_from_a_file_is_never_echoed(tmp_path: Path, held: str) -> 
 def test_unreadable_file_names_the_key_and_variable(tmp_path: Path) -> None:
     path = every_duration(tmp_path, '"${WAIT}"', only="wait.timeout")
     (found,) = problems(path, {"WAIT_FILE": str(tmp_path / "missing")})
-    assert found.startswith(f"{path}: wait.timeout: WAIT_FILE={tmp_path / 'missing'} cannot be read")
+    assert found.startswith(f"{path}: wait.timeout: WAIT_FILE={tmp_path / 'missing'} cannot be read (no such file)")
 
 
 def test_literal_durations_are_reported_as_before(tmp_path: Path) -> None:
