@@ -28,7 +28,9 @@ def nominal_pause(guard: Guard, attempt: int) -> float:
 
 def guarded(conn: Connection, guard: Guard, where: tuple[str, str], what: str, attempt: Callable[[int], None],
             progress: Progress) -> None:
-    """Run `attempt` until it does not time out on a lock; StepError when the guard's budget is spent.
+    """Run `attempt` until it does not time out on a lock. When the guard's budget is spent:
+    UnavailableError (exit 3, nothing changed), or StepError (exit 4) once a no-transaction file's
+    first statements took effect.
 
     `where` is (step, database). A lock_timeout rolls the attempt back (a no-transaction file keeps
     the statements before the one that waited, and `attempt` gets that statement's index to start
