@@ -27,14 +27,12 @@ from .values import parse_duration
 
 RULE_NAME = re.compile(shape.RULE_NAME)
 MAX_IDENTIFIER_BYTES = 63  # PostgreSQL silently truncates longer names: refuse them instead
-# The live-database guard's defaults: a statement waits at most 3 s for a lock, so the queries
-# queued behind its lock request wait no longer; then it is rolled back and tried again.
-DEFAULT_GUARD = Guard(lock_timeout=parse_duration(str(GUARD.key("lock_timeout").default)),
-                      retries=int(str(GUARD.key("retries").default)),
-                      deadline=parse_duration(str(GUARD.key("deadline").default)),
-                      statement_timeout=parse_duration(str(GUARD.key("statement_timeout").default)),
-                      pause=parse_duration(str(GUARD.key("pause").default)),
-                      max_pause=parse_duration(str(GUARD.key("max_pause").default)))
+# The live-database guard's defaults, as shape.py declares them: a statement waits at most 500 ms
+# for a lock, so the queries queued behind its lock request wait no longer; then it is rolled back,
+# and tried again after a pause.
+_GUARD_DEFAULTS: dict[str, Any] = {key.name: parse_duration(str(key.default)) if key.type == "duration"
+                                   else key.default for key in GUARD.keys}
+DEFAULT_GUARD = Guard(**_GUARD_DEFAULTS)
 
 
 def parse_size(text: str) -> int:
