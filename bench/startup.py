@@ -5,7 +5,7 @@
 
 The other revision's sidecar package is extracted with `git archive` into a temp folder; each
 tree runs from its own folder on PYTHONPATH, through what the console script runs
-(`from sidecar.cli import main`), in a fresh process of this interpreter. The plan: two
+(`sidecar.cli.entry`, or `main` in a tree that has no `entry`), in a fresh process of this interpreter. The plan: two
 databases, two SQL folders, 300 files (bench/corpus.py's migrations). Each tree has databases
 of its own on one throwaway PostgreSQL (default settings, loopback), which the bench starts.
 
@@ -13,7 +13,8 @@ Measured, in rounds whose order is shuffled each round, after one untimed round 
 each tree (cold run applies every file, the no-op run applies none):
 
 - the import floor: `python -c "import psycopg2, structlog, tenacity"`, sidecar's three
-  runtime dependencies, and `python -c pass`, the interpreter alone;
+  runtime dependencies, and `python -c pass`, the interpreter alone; also the floor ended by
+  `os._exit(0)`, as sidecar's entry ends every command, to show what the interpreter's teardown costs;
 - `sidecar validate` on the plan (reads and checks the 300 files, touches no database);
 - `sidecar validate` of a folder shaped like real dbmate folders (bench/realshape.py's corpus,
   282 files in sidecar's layout: dollar-quoted functions, views, grants, comments, seed rows);
@@ -45,11 +46,14 @@ from bench.corpus import DATABASES, write_corpus  # noqa: E402
 from bench.revisions import extract_package, full_hash, working_tree_state  # noqa: E402
 from bench.timing import interleaved_times  # noqa: E402
 
-# What the `sidecar` console script runs (less its argv[0] rewrite).
-ENTRY = "import sys; from sidecar.cli import main; sys.exit(main())"
+# What the `sidecar` console script runs (less its argv[0] rewrite); older trees have no `entry`.
+ENTRY = "import sys; from sidecar import cli; cli.entry() if hasattr(cli, 'entry') else sys.exit(cli.main())"
 FLOOR = "import psycopg2, structlog, tenacity"
 PASS = "python -c pass"
 FLOOR_NAME = f"import floor: python -c '{FLOOR}'"
+# The same imports, then os._exit as sidecar's entry does: how much of the floor is the interpreter's teardown.
+FLOOR_NO_TEARDOWN = f"{FLOOR}, os; os._exit(0)"
+FLOOR_NO_TEARDOWN_NAME = f"the floor without teardown: python -c '{FLOOR_NO_TEARDOWN}'"
 FOLDERS = DATABASES[:2]  # two databases, one SQL folder each
 IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
 
@@ -199,7 +203,8 @@ class Bench:
 
     def measure(self, repeat: int, seed: int) -> dict[str, list[float]]:
         actions: dict[str, Callable[[], None]] = {PASS: lambda: self.python("pass"),
-                                                  FLOOR_NAME: lambda: self.python(FLOOR)}
+                                                  FLOOR_NAME: lambda: self.python(FLOOR),
+                                                  FLOOR_NO_TEARDOWN_NAME: lambda: self.python(FLOOR_NO_TEARDOWN)}
         for tree in self.trees:
             actions[f"validate|{tree.label}"] = lambda tree=tree: self.validate(tree)  # type: ignore[misc]
             actions[f"noop|{tree.label}"] = lambda tree=tree: self.noop(tree)  # type: ignore[misc]
@@ -223,7 +228,7 @@ def render(times: dict[str, list[float]], labels: list[str], imports: dict[str, 
     lines = ["### Wall time of each command, seconds", "",
              "| command | tree | median | p25-p75 | min-max | above the floor (ms) | × import floor |",  # noqa: RUF001
              "|---|---|---:|---:|---:|---:|---:|"]
-    rows = [(PASS, "-", PASS), (FLOOR_NAME, "-", FLOOR_NAME)]
+    rows = [(PASS, "-", PASS), (FLOOR_NAME, "-", FLOOR_NAME), (FLOOR_NO_TEARDOWN_NAME, "-", FLOOR_NO_TEARDOWN_NAME)]
     rows += [(title, label, f"{key}|{label}") for key, title in COMMANDS.items() for label in labels]
     for title, label, key in rows:
         s = spread(times[key])

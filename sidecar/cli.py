@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         simple = probe.parse_args(argv[1:])
         if simple is not None:
             return probe.run(*simple)
-    args = build_parser().parse_args(argv)
+    args = _plain_run(argv) or build_parser().parse_args(argv)
     if args.command == "probe":
         from . import probe
 
@@ -109,6 +109,40 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(json_text())
         return 0
     return _with_errors_reported(args)
+
+
+def entry() -> None:
+    """The console script: `main`, then exit without the interpreter's teardown.
+
+    A finished command has closed its connections, children and files; tearing down the modules
+    it loaded (psycopg2, structlog with asyncio) is work no restart needs, and it takes tens of
+    milliseconds (bench/STARTUP.md). django_child.leave does the same for Django.
+    """
+    import contextlib
+
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed terminal or pipe: the exit code still tells
+            stream.flush()
+    os._exit(code)
+
+
+def _plain_run(argv: list[str]) -> argparse.Namespace | None:
+    """`run [--once] [PLAN]`, what a container starts with, parsed without argparse: its first parser
+    costs milliseconds on every restart (gettext looking for translations). None for anything else,
+    which argparse parses (and explains)."""
+    from types import SimpleNamespace
+    from typing import cast
+
+    if argv[:1] != ["run"] or argv.count("--once") > 1:
+        return None
+    rest = [arg for arg in argv[1:] if arg != "--once"]
+    if len(rest) > 1 or (rest and (not rest[0] or rest[0].startswith("-"))):
+        return None
+    from pathlib import Path
+
+    return cast("argparse.Namespace", SimpleNamespace(command="run", plan=Path(rest[0]) if rest else None,
+                                                      once="--once" in argv, health_file=None))
 
 
 def _with_errors_reported(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import psycopg2.extensions
 
+from .db import scalar
 from .sqllexer import IDENT
 from .sqltext import Statement
 
@@ -58,6 +59,10 @@ class InvalidIndex:
 
 def invalid(cur: psycopg2.extensions.cursor) -> list[InvalidIndex]:
     """Every invalid index in the database, those being built included (flagged)."""
+    # Almost every database has none. Asking that first costs a scan of pg_index (0.5 ms in a new
+    # session), where planning the joins below costs 5 ms: the most of a no-op run's queries.
+    if not scalar(cur, "SELECT EXISTS (SELECT FROM pg_index WHERE NOT indisvalid)"):
+        return []
     # PostgreSQL 11 has no progress view (nor REINDEX CONCURRENTLY): a build there cannot be told apart.
     cur.execute(_INVALID.format(building=_BUILDING if cur.connection.server_version >= 120000 else "false"))
     return [InvalidIndex(oid, index, table, (index_name, table_name), building)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg2
 import psycopg2.errors
 
-from . import db, health, planlock, pooler, serving, sqlstate
+from . import db, health, planlock, pooler, sqlstate
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
@@ -58,6 +58,8 @@ def run(plan: Plan, health_path: Path, *, once: bool, children: Mapping[str, Ses
                      baselined=sum(r.baselined for r in results), steps=len(results),
                      duration_ms=round((time.time() - started) * 1000))
             if not once:
+                from . import serving
+
                 serving.serve(plan, conns, health_path, fields)
         finally:
             for conn in conns.values():

@@ -15,18 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from .. import adopt, apply, history, toolhistory
+from .. import adopt, history, toolhistory
 from ..db import Connection, set_settings
 from ..errors import SidecarError, StepError
-from ..guard import guarded
 from ..log import get_logger
 from ..migrations import MigrationFile, version_key
 from ..progress import Progress
 from .base import Context, File, Kind, Outcome, StepPreview
 from .sql_read import SHAPE, SqlStep, read
 
-if TYPE_CHECKING:  # imported where a Flyway folder runs: other steps do not pay for it
-    from .. import flyway_run
+if TYPE_CHECKING:  # imported where they run: a Flyway folder, pending files; a no-op run does not pay for them
+    from .. import apply, flyway_run
 
 __all__ = ["KIND", "SHAPE", "SqlStep"]
 
@@ -148,6 +147,9 @@ def _apply(plan: str, conn: Connection, step: SqlStep, applied: dict[history.Ide
                     version=todo[0].version, reason="a later version is already applied")
     if not todo:
         return
+    from .. import apply
+    from ..guard import guarded
+
     also = None
     if step.keep_tool_table and step.format in toolhistory.TOOLS:
         toolhistory.ensure(conn, step, [m for m in step.migrations if m.ident in applied])
@@ -188,6 +190,8 @@ def _apply_file(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, al
 
 def _apply_one(plan: str, conn: Connection, step: SqlStep, m: MigrationFile, also: apply.Also,
                events: flyway_run.Events | None, resume_at: int) -> None:
+    from .. import apply
+
     if events is not None and events.per_migration:
         events.migrate(m, plan=plan, also=also, resume_at=resume_at)
     elif m.transactional:

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bench.startup import FLOOR_NAME, PASS, median_importtime, parse_importtime, reading, render, spread
+from bench.startup import (
+    FLOOR_NAME,
+    FLOOR_NO_TEARDOWN_NAME,
+    PASS,
+    median_importtime,
+    parse_importtime,
+    reading,
+    render,
+    spread,
+)
 
 IMPORTTIME = """import time: self [us] | cumulative | imported package
 import time:       136 |        136 |   _io
@@ -35,13 +44,14 @@ def test_a_ratio_reads_slower_or_faster_only_when_its_whole_interquartile_range_
 
 
 def test_the_report_gives_times_against_the_floor_and_paired_ratios() -> None:
-    times = {PASS: [0.02, 0.02], FLOOR_NAME: [0.1, 0.1],
+    times = {PASS: [0.02, 0.02], FLOOR_NAME: [0.1, 0.1], FLOOR_NO_TEARDOWN_NAME: [0.08, 0.08],
              "validate|this tree": [0.2, 0.2], "validate|abc": [0.1, 0.1],
              "realshape|this tree": [0.12, 0.12], "realshape|abc": [0.12, 0.12],
              "noop|this tree": [0.3, 0.3], "noop|abc": [0.3, 0.3]}
     imports = {"this tree": {"sidecar.model": (1200.0, 5000.0), "sidecar.new": (100.0, 100.0)},
                "abc": {"sidecar.model": (1000.0, 4000.0)}}
     report = render(times, ["this tree", "abc"], imports)
+    assert f"| {FLOOR_NO_TEARDOWN_NAME} | - | 0.080 | 0.080-0.080 | 0.080-0.080 | -20 | 0.80 |" in report
     assert "| `sidecar validate` | this tree | 0.200 | 0.200-0.200 | 0.200-0.200 | +100 | 2.00 |" in report
     assert "| `sidecar validate` | 2.000 | 2.000-2.000 | slower |" in report
     assert "| `sidecar run --once`, no-op | 1.000 | 1.000-1.000 | no clear difference |" in report
