@@ -14,7 +14,8 @@ each tree (cold run applies every file, the no-op run applies none):
 
 - the import floor: `python -c "import psycopg2, structlog, tenacity"`, sidecar's three
   runtime dependencies, and `python -c pass`, the interpreter alone; also the floor ended by
-  `os._exit(0)`, as sidecar's entry ends every command, to show what the interpreter's teardown costs;
+  `os._exit(0)`, as sidecar's entry ends every command, to show what the interpreter's teardown costs,
+  and that plus the three SCRAM logins a run makes (two databases, the plan lock's session);
 - `sidecar validate` on the plan (reads and checks the 300 files, touches no database);
 - `sidecar validate` of a folder shaped like real dbmate folders (bench/realshape.py's corpus,
   282 files in sidecar's layout: dollar-quoted functions, views, grants, comments, seed rows);
@@ -54,6 +55,9 @@ FLOOR_NAME = f"import floor: python -c '{FLOOR}'"
 # The same imports, then os._exit as sidecar's entry does: how much of the floor is the interpreter's teardown.
 FLOOR_NO_TEARDOWN = f"{FLOOR}, os; os._exit(0)"
 FLOOR_NO_TEARDOWN_NAME = f"the floor without teardown: python -c '{FLOOR_NO_TEARDOWN}'"
+# The same, plus the three SCRAM logins a run makes (its two databases and the plan lock's session),
+# each closed at once: the floor of a run that must log in, which the import floor alone is not.
+FLOOR_LOGINS_NAME = "the floor without teardown, plus 3 SCRAM logins (psycopg2.connect, close)"
 FOLDERS = DATABASES[:2]  # two databases, one SQL folder each
 IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
 
@@ -166,6 +170,11 @@ class Bench:
                              f"{done.stdout[-2000:]}{done.stderr[-2000:]}")
         return done
 
+    def logins(self) -> str:
+        """FLOOR_LOGINS_NAME's code: this tree's two databases, the first again for the plan lock."""
+        urls = [self.server.url(f"startup_this_{folder.removeprefix('bench_')}") for folder in FOLDERS]
+        return (f"{FLOOR}, os; [psycopg2.connect(url).close() for url in {[*urls, urls[0]]!r}]; os._exit(0)")
+
     def python(self, code: str) -> None:
         """`code` in a fresh interpreter, from the folder the sidecar commands run in."""
         subprocess.run([sys.executable, "-c", code], cwd=self.corpus / "sidecar", env=self.env, capture_output=True,
@@ -204,7 +213,8 @@ class Bench:
     def measure(self, repeat: int, seed: int) -> dict[str, list[float]]:
         actions: dict[str, Callable[[], None]] = {PASS: lambda: self.python("pass"),
                                                   FLOOR_NAME: lambda: self.python(FLOOR),
-                                                  FLOOR_NO_TEARDOWN_NAME: lambda: self.python(FLOOR_NO_TEARDOWN)}
+                                                  FLOOR_NO_TEARDOWN_NAME: lambda: self.python(FLOOR_NO_TEARDOWN),
+                                                  FLOOR_LOGINS_NAME: lambda: self.python(self.logins())}
         for tree in self.trees:
             actions[f"validate|{tree.label}"] = lambda tree=tree: self.validate(tree)  # type: ignore[misc]
             actions[f"noop|{tree.label}"] = lambda tree=tree: self.noop(tree)  # type: ignore[misc]
@@ -228,13 +238,17 @@ def render(times: dict[str, list[float]], labels: list[str], imports: dict[str, 
     lines = ["### Wall time of each command, seconds", "",
              "| command | tree | median | p25-p75 | min-max | above the floor (ms) | × import floor |",  # noqa: RUF001
              "|---|---|---:|---:|---:|---:|---:|"]
-    rows = [(PASS, "-", PASS), (FLOOR_NAME, "-", FLOOR_NAME), (FLOOR_NO_TEARDOWN_NAME, "-", FLOOR_NO_TEARDOWN_NAME)]
+    rows = [(PASS, "-", PASS), (FLOOR_NAME, "-", FLOOR_NAME), (FLOOR_NO_TEARDOWN_NAME, "-", FLOOR_NO_TEARDOWN_NAME),
+            (FLOOR_LOGINS_NAME, "-", FLOOR_LOGINS_NAME)]
     rows += [(title, label, f"{key}|{label}") for key, title in COMMANDS.items() for label in labels]
     for title, label, key in rows:
         s = spread(times[key])
         lines.append(f"| {title} | {label} | {s.median:.3f} | {s.p25:.3f}-{s.p75:.3f} | {s.low:.3f}-{s.high:.3f} |"
                      f" {1000 * (s.median - floor):+.0f} | {s.median / floor:.2f} |")
-    lines += ["", f"### This tree ÷ {other}, paired by round", "",
+    noop, logins = spread(times[f"noop|{this}"]).median, spread(times[FLOOR_LOGINS_NAME]).median
+    lines += ["", f"The no-op run of this tree: {noop / floor:.2f} x the import floor (goal at most 1.5 x),"
+              f" {noop / logins:.2f} x the floor without teardown plus the run's three logins.",
+              "", f"### This tree ÷ {other}, paired by round", "",
               "| command | median | p25-p75 | reading |", "|---|---:|---:|---|"]
     for key, title in COMMANDS.items():
         ratios = spread([a / b for a, b in zip(times[f"{key}|{this}"], times[f"{key}|{other}"], strict=True)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bench.startup import (
+    FLOOR_LOGINS_NAME,
     FLOOR_NAME,
     FLOOR_NO_TEARDOWN_NAME,
     PASS,
@@ -45,6 +46,7 @@ def test_a_ratio_reads_slower_or_faster_only_when_its_whole_interquartile_range_
 
 def test_the_report_gives_times_against_the_floor_and_paired_ratios() -> None:
     times = {PASS: [0.02, 0.02], FLOOR_NAME: [0.1, 0.1], FLOOR_NO_TEARDOWN_NAME: [0.08, 0.08],
+             FLOOR_LOGINS_NAME: [0.11, 0.11],
              "validate|this tree": [0.2, 0.2], "validate|abc": [0.1, 0.1],
              "realshape|this tree": [0.12, 0.12], "realshape|abc": [0.12, 0.12],
              "noop|this tree": [0.3, 0.3], "noop|abc": [0.3, 0.3]}
@@ -52,6 +54,9 @@ def test_the_report_gives_times_against_the_floor_and_paired_ratios() -> None:
                "abc": {"sidecar.model": (1000.0, 4000.0)}}
     report = render(times, ["this tree", "abc"], imports)
     assert f"| {FLOOR_NO_TEARDOWN_NAME} | - | 0.080 | 0.080-0.080 | 0.080-0.080 | -20 | 0.80 |" in report
+    assert f"| {FLOOR_LOGINS_NAME} | - | 0.110 |" in report
+    assert ("no-op run of this tree: 3.00 x the import floor (goal at most 1.5 x), 2.73 x the floor without"
+            " teardown plus the run's three logins.") in report
     assert "| `sidecar validate` | this tree | 0.200 | 0.200-0.200 | 0.200-0.200 | +100 | 2.00 |" in report
     assert "| `sidecar validate` | 2.000 | 2.000-2.000 | slower |" in report
     assert "| `sidecar run --once`, no-op | 1.000 | 1.000-1.000 | no clear difference |" in report
