@@ -45,6 +45,17 @@ def find(conn: Connection, step: SqlStep, applied: dict[Ident, Applied]) -> Adop
     return Adoption(tuple(files), f"{step.format}'s {table}") if files else None
 
 
+def stop(conn: Connection, step: SqlStep, applied: dict[Ident, Applied]) -> StepError | None:
+    """The error a run would stop with on the step's tool table (`find`'s: a golang-migrate table left
+    dirty or without its `dirty` column, a failed Flyway row, ...), or None; for `status` and
+    verification, which read and change nothing."""
+    try:
+        find(conn, step, applied)
+    except StepError as exc:
+        return exc
+    return None
+
+
 def _dbmate(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:
     if not candidates:
         return []
@@ -78,20 +89,6 @@ def _dirty(step: SqlStep, table: str, version: int) -> StepError:
         f"step {step.name!r}: {table} in database {step.database!r} is dirty at version {version}: that"
         " migration failed partway (under golang-migrate, or under sidecar, which keeps its protocol)",
         hint=dirty_hint(step, version), database=step.database)
-
-
-def dirty(conn: Connection, step: SqlStep) -> StepError | None:
-    """The stop a run of a golang-migrate step would meet on its table's dirty flag (None: clean, or no
-    such table); for `status` and verification, which read and change nothing."""
-    if step.format != "golang-migrate" or not step.keep_tool_table:
-        return None
-    table = table_of(step)
-    if not table_exists(conn, table) or "dirty" not in _columns(conn, table):
-        return None
-    with conn.cursor() as cur:
-        cur.execute(f"SELECT version FROM {table} WHERE dirty")
-        row = cur.fetchone()
-    return _dirty(step, table, int(row[0])) if row else None
 
 
 def _flyway(conn: Connection, step: SqlStep, candidates: list[MigrationFile], table: str) -> list[MigrationFile]:

@@ -49,7 +49,7 @@ def read(conn: Connection, plan: Plan, database: str, *, commands: bool) -> Data
     (the serving re-check's budget is one interval). Raises psycopg2.Error if the connection fails."""
     found = history.for_plan(conn, plan, database)
     stop = history.drift(plan, database, found) or next(
-        (error for step in plan.sql_steps(database) if (error := adopt.dirty(conn, step))), None)
+        (error for step in plan.sql_steps(database) if (error := adopt.stop(conn, step, found.applied))), None)
     entries = tuple(e for step in plan.steps for e in kinds.of(step).state(conn, step, database, found))
     checks = tuple(r for spec in plan.verify if spec.database == database
                    for r in check_database(conn, plan, spec, commands=commands, found=found))

@@ -92,6 +92,22 @@ def test_what_goose_cannot_hand_over_is_refused_naming_the_file(project: Project
         assert f"{name}: {why}" in checked.out, (name, checked.out)
 
 
+def test_status_says_what_stops_a_run_at_a_golang_migrate_table_without_its_dirty_column(project: Project) -> None:
+    """dbmate writes a schema_migrations table too: a golang-migrate step stops on it (exit 4), and
+    status, read-only, says so first, in the same words."""
+    project.write("migrations/000001_t.up.sql", "CREATE TABLE t (id int);\n")
+    project.one_database_plan('format = "golang-migrate"')
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    project.query("default", "CREATE TABLE schema_migrations (version varchar(128) PRIMARY KEY)")
+    project.query("default", "INSERT INTO schema_migrations VALUES ('1')")
+    status = project.run("status")
+    assert status.code == 1 and "a run would stop: step" in status.out, status.out
+    assert "schema_migrations in database 'default' has no `dirty` column" in status.out, status.out
+    ran = project.run("run", "--once")
+    assert ran.code == 4 and "has no `dirty` column, so golang-migrate did not write it" in ran.out, ran.out
+    assert project.query("default", "SELECT to_regclass('t')") == [(None,)]
+
+
 def test_golang_migrate_is_left_dirty_by_a_file_that_fails_partway_as_golang_migrate_leaves_it(
         project: Project) -> None:
     """migrate.go runMigrations: SetVersion(v, dirty=true) before a file, (v, false) after; a failure leaves it
