@@ -13,6 +13,7 @@ import psycopg2
 import psycopg2.errors
 
 from . import db, health, planlock, pooler, sqlstate
+from .conninfo import ConnInfo
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
@@ -82,17 +83,22 @@ def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
     try:
         for database in plan.databases:
             info = database.conn
-            if database.create:
-                server = info.server()
-                if server not in maintenance:
-                    maintenance_info = info.with_database(db.MAINTENANCE_DATABASE)
-                    maintenance[server] = wait_for_server(maintenance_info, database=database.name,
-                                                          timeout=_remaining(deadline), budget=plan.wait_timeout)
-                    pooler.check(maintenance[server], maintenance_info, database=database.name)
-                _create(maintenance[server], database.name, info.dbname)
-            conns[database.name] = wait_for_server(info, database=database.name,
-                                                   timeout=_remaining(deadline), budget=plan.wait_timeout)
-            pooler.check(conns[database.name], info, database=database.name)
+            # A database that exists needs no session on the maintenance database, nor its login.
+            conn = _existing(info, database.name, deadline, plan.wait_timeout) if database.create else None
+            if conn is None:
+                if database.create:
+                    server = info.server()
+                    if server not in maintenance:
+                        maintenance_info = info.with_database(db.MAINTENANCE_DATABASE)
+                        maintenance[server] = wait_for_server(maintenance_info, database=database.name,
+                                                              timeout=_remaining(deadline),
+                                                              budget=plan.wait_timeout)
+                        pooler.check(maintenance[server], maintenance_info, database=database.name)
+                    _create(maintenance[server], database.name, info.dbname)
+                conn = wait_for_server(info, database=database.name, timeout=_remaining(deadline),
+                                       budget=plan.wait_timeout)
+            conns[database.name] = conn
+            pooler.check(conn, info, database=database.name)
     except BaseException:
         for conn in conns.values():
             db.close_quietly(conn)
@@ -101,6 +107,23 @@ def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
         for conn in maintenance.values():
             db.close_quietly(conn)
     return conns
+
+
+class _NotAtOnce(Exception):
+    """The first attempt did not connect: take the way that can create the database."""
+
+
+def _existing(info: ConnInfo, name: str, deadline: float, budget: float) -> db.Connection | None:
+    """A connection to a database `create = true` names, when a first attempt makes one (it exists, and its
+    server is up and takes writes: every run after the first); None otherwise, and nothing waited for."""
+    def give_up() -> None:
+        raise _NotAtOnce
+
+    try:
+        return wait_for_server(info, database=name, timeout=_remaining(deadline), budget=budget,
+                               before_retry=give_up)
+    except (_NotAtOnce, UnavailableError):  # not there yet, or refused (as a missing database is)
+        return None
 
 
 def _create(conn: db.Connection, name: str, dbname: str) -> None:

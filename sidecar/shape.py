@@ -218,7 +218,8 @@ DATABASE = Table("databases.NAME", "A database the plan works on; steps, `lock.d
         REQUIRED, example='"${DATABASE_URL}"'),
     Key("password", "string", "the password; overrides the URL's, and needs no URL escaping", None,
         default_text="from the URL", example='"${DB_PASSWORD}"'),
-    Key("create", "boolean", "`CREATE DATABASE` if it is missing (safe when sidecars race); needs the database"
+    Key("create", "boolean", "`CREATE DATABASE` if it is missing (safe when sidecars race), from a session on"
+        " the `postgres` database, opened only when the database cannot be connected to; needs the database"
         " name in the URL", False),
 ))
 CHECK = Table("verify.DATABASE.checks", "A query on the database that must hold.", (

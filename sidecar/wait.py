@@ -88,12 +88,14 @@ def wait_for_server(
     budget: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     writable: bool = True,
+    before_retry: Callable[[], object] = lambda: None,
 ) -> Connection:
     """Connect to `info`, retrying transient failures until `timeout`; UnavailableError otherwise.
 
     `budget` is the whole wait.timeout the caller's `timeout` is what is left of, for the message.
     With `writable` (the default), a server that takes no writes counts as not there yet: a standby may
     be promoted within the wait. Callers that only read pass writable=False and take a standby.
+    `before_retry` is called when the first attempt failed in a way worth waiting out, before the wait.
     """
     started = time.monotonic()
 
@@ -122,6 +124,7 @@ def wait_for_server(
     try:  # the usual case, the server is up: no retry machinery needed (nor imported)
         conn = attempt()
     except Unreachable as exc:
+        before_retry()  # may raise: a caller with another way to try than waiting
         conn = _retry(attempt, exc, info, timeout=timeout, budget=budget, database=database, sleep=sleep,
                       started=started)
     log.info("wait.connected", database=database, dbname=info.dbname, host=info.host, port=info.port,

@@ -142,6 +142,22 @@ def test_the_guard_still_shows_what_it_can_see(project: Project, managed: Manage
     assert HIDDEN not in result.out
 
 
+def test_create_true_on_a_database_that_exists_needs_no_session_on_the_maintenance_database(
+        project: Project, managed: Managed) -> None:
+    """Every run after the first connects straight to its databases: a role that may not connect to
+    `postgres` (some managed services) runs a `create = true` plan whose databases exist."""
+    managed.own("default")
+    plan(project, databases=(("default", True),))
+    project.write("migrations/0001_t.sql", "CREATE TABLE t (id int);")
+    project.server.query("postgres", "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
+    try:
+        result = project.run("run", "--once", **managed.env())
+    finally:
+        project.server.query("postgres", "GRANT CONNECT ON DATABASE postgres TO PUBLIC")
+    assert result.code == 0, result.out
+    assert project.history("default") == [("0001", "core", False)]
+
+
 def test_create_without_createdb_is_exit_3_naming_the_database_and_the_fix(project: Project,
                                                                           managed: Managed) -> None:
     managed.own("default")
