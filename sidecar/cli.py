@@ -116,14 +116,14 @@ def entry() -> None:
 
     A finished command has closed its connections, children and files; tearing down the modules
     it loaded (psycopg2, structlog with asyncio) is work no restart needs, and it takes tens of
-    milliseconds (bench/STARTUP.md). django_child.leave does the same for Django.
+    milliseconds (bench/STARTUP.md). django_child.leave does the same for Django. Output that
+    cannot be written is dropped, never the command (output.py).
     """
-    import contextlib
+    from . import output
 
+    output.guard()
     code = main()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed terminal or pipe: the exit code still tells
-            stream.flush()
+    output.flush()
     os._exit(code)
 
 
@@ -209,27 +209,14 @@ def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
     where = {"database": exc.database} if exc.database else {}
     if exc.sqlstate:
         where["sqlstate"] = exc.sqlstate  # the server's error code (sqlstate.py classified it)
-    try:
-        if isinstance(exc, PlanError) and len(exc.problems) > 1:
-            for problem in exc.problems:
-                logger.error("plan.problem", reason=problem)
-            logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
-                         hint=exc.hint, exit_code=exc.exit_code, **held)
-        else:
-            logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **where,
-                         **held)
-    except OSError:  # the output is gone (a closed terminal, whose SIGHUP stopped us): the exit code still tells
-        _discard_output()
+    if isinstance(exc, PlanError) and len(exc.problems) > 1:
+        for problem in exc.problems:
+            logger.error("plan.problem", reason=problem)
+        logger.error("sidecar.failed", error=f"invalid plan: {len(exc.problems)} problems above",
+                     hint=exc.hint, exit_code=exc.exit_code, **held)
+    else:
+        logger.error("sidecar.failed", error=exc.message, hint=exc.hint, exit_code=exc.exit_code, **where, **held)
     return exc.exit_code
-
-
-def _discard_output() -> None:
-    """Send what is left for stdout and stderr to /dev/null: flushing it into a dead terminal at exit would
-    fail again, and Python would exit 120 instead of our code."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    for stream in (sys.stdout, sys.stderr):
-        os.dup2(devnull, stream.fileno())
-    os.close(devnull)
 
 
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:

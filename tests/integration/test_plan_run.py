@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 
+import pytest
+
 from tests.integration.conftest import Project, wait_for
+from tests.processes import UNWRITABLE, with_unwritable_output
 
 THREE_DATABASES = """
     name = "epsm"
@@ -183,3 +187,19 @@ def test_status_reports_a_connection_lost_mid_report_as_unreachable(project: Pro
     report = json.loads(result.out[result.out.index("{"):])
     assert report["databases"][0]["reachable"] is False
     assert report["databases"][0]["error"].startswith("connection lost (")
+
+
+@pytest.mark.parametrize("how", UNWRITABLE)
+def test_a_run_whose_output_cannot_be_written_applies_the_plan_all_the_same(project: Project, how: str) -> None:
+    """Nobody reading the log (stdout closed, a full disk, `| head -1`) loses lines, not the migration."""
+    project.write("migrations/0001_a.sql", "CREATE TABLE a (id int);")
+    project.write("migrations/0002_b.sql", "CREATE TABLE b (id int);")
+    project.one_database_plan()
+    done = with_unwritable_output([sys.executable, "-m", "sidecar", "run", "--once"], how, cwd=project.root,
+                                  env=project.env())
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"Traceback" not in done.stderr
+    assert project.history("default") == [("0001", "core", False), ("0002", "core", False)]
+    failed = with_unwritable_output([sys.executable, "-m", "sidecar", "run", "--once", "no-such-plan.toml"], how,
+                                    cwd=project.root, env=project.env())
+    assert failed.returncode == 2 and b"Traceback" not in failed.stderr, failed.stderr.decode()
