@@ -262,8 +262,9 @@ def _dispatch_prepared(args: argparse.Namespace, settings: Settings, plan: Plan,
             print(redact(preview.render_json(plan, found, args.locks) if args.json
                          else preview.render_text(plan, found, args.locks)))
             if found.stops:
-                stop = StepError("; ".join(found.stops), hint=f"a run would stop there (exit {found.stop_exit})"
-                                 " before any step; the preview above says what it would do once that is fixed")
+                stop = StepError("; ".join(found.stops), hint=f"a run would stop there (exit {found.stop_exit}), as"
+                                 " the preview above says; run `sidecar plan` again once that is fixed: what a run"
+                                 " does next can change with it (files another tool recorded are adopted)")
                 stop.exit_code = found.stop_exit  # the run's own code for it: 2 for the [locks] policy
                 raise stop
             if found.failing:

@@ -31,10 +31,11 @@ class Preview:
     create: tuple[str, ...]  # databases a run would create
     steps: tuple[StepPreview, ...]
     verify: tuple[str, ...]  # the checks a run ends with, one line per database
-    stops: tuple[str, ...]  # what would stop the run before its steps
+    stops: tuple[str, ...]  # what would stop the run: the first `stops_before` before its steps, the rest at theirs
     failing: tuple[str, ...] = ()  # with nothing to do: the checks a run would fail on (exit 5), as status says
     locks: tuple[StepLocks, ...] = ()  # with --locks: what each pending statement locks (lockreport.py)
     stop_exit: int = 0  # the run's exit code at the first of `stops`: 2 for the [locks] policy, else 4
+    stops_before: int = 0
 
     @property
     def pending(self) -> bool:
@@ -78,12 +79,14 @@ def _preview(plan: Plan, conns: dict[str, db.Connection | None], locks: bool = F
         from . import lockreport
 
         found_locks = lockreport.collect([(step, todo) for step, _kind, todo in work], conns, threshold(plan))
-    stops = tuple([exc.message for exc in drift] + [s.stop for s in steps if s.stop])
+    before = [exc.message for exc in drift]  # a tool's table that stops its step is among them (sequence)
+    stops = tuple(before + [s.stop for s in steps if s.stop and s.stop not in before])
     create = tuple(name for name, conn in conns.items() if conn is None)
     verify = [_describe(spec) for spec in plan.verify]
     verify += [line for step in plan.steps for line in kinds.of(step).verified(step)]
     stop_exit = drift[0].exit_code if drift else StepError.exit_code if stops else 0
-    result = Preview(create, tuple(steps), tuple(verify), stops, locks=found_locks, stop_exit=stop_exit)
+    result = Preview(create, tuple(steps), tuple(verify), stops, locks=found_locks, stop_exit=stop_exit,
+                     stops_before=len(before))
     if result.pending or result.stops:  # the work may well make the checks pass: they are the run's to judge
         return result
     failing = tuple(f"{name}: {line}" for name, conn in conns.items() if conn is not None
@@ -152,7 +155,9 @@ def render_text(plan: Plan, preview: Preview, locks: bool = False) -> str:
 
         lines += [*lockreport.render_text(preview.locks, threshold(plan)), ""]
     if preview.stops:
-        lines += [f"a run would stop before its steps: {stop}" for stop in preview.stops]
+        lines += [f"a run would stop before its steps: {stop}" for stop in preview.stops[:preview.stops_before]]
+        lines += [f"a run would stop at that step, after the steps before it: {stop}"
+                  for stop in preview.stops[preview.stops_before:]]
     elif preview.failing:
         lines += [f"a run would change nothing, then fail verification: {line}" for line in preview.failing]
     elif preview.pending:

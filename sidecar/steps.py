@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from . import history, identity, kinds
+from . import adopt, history, identity, kinds
 from .db import Connection
 from .errors import StepError
 from .kinds.base import Context, Kind
@@ -35,11 +35,11 @@ def sequence(plan: Plan, conns: Mapping[str, Connection | None], *, create: bool
              children: Mapping[str, Session] | None = None) -> Iterator[tuple[Step, Kind[Any, Any, Any], Context]]:
     """Each step with its kind and context, after every database's history was read and judged.
 
-    Drift anywhere stops a run before any step, not halfway through the plan: with `create` (the run)
-    the first is raised, then the [locks] policy is applied to every pending statement of the plan, and
-    only then are the history tables created and claimed (history.prepare), so a stop leaves every
-    database as it was; without (the preview, read-only), each stop is appended to `stops` and the
-    steps are still shown.
+    Drift anywhere, or a tool's table that stops a step (adopt.stop), stops a run before any step, not
+    halfway through the plan: with `create` (the run) the first is raised, then the [locks] policy is
+    applied to every pending statement of the plan, and only then are the history tables created and
+    claimed (history.prepare), so a stop leaves every database as it was; without (the preview,
+    read-only), each stop is appended to `stops` and the steps are still shown.
     """
     identity.refuse_aliases(plan, conns)
     found: dict[str, history.History] = {}
@@ -48,10 +48,13 @@ def sequence(plan: Plan, conns: Mapping[str, Connection | None], *, create: bool
         if not plan.sql_steps(db.name) or conn is None:
             continue
         found[db.name] = history.for_plan(conn, plan, db.name)
-        drift = history.drift(plan, db.name, found[db.name])
-        if drift is not None and create:
-            raise drift
-        stops += [drift] if drift is not None else []
+        # What another tool's table holds (a golang-migrate table left dirty, a failed Flyway row) stops
+        # the run here too, before any step and before sidecar's history table is made.
+        for stop in [history.drift(plan, db.name, found[db.name]),
+                     *(adopt.stop(conn, step, found[db.name].applied) for step in plan.sql_steps(db.name))]:
+            if stop is not None and create:
+                raise stop
+            stops += [stop] if stop is not None else []
     histories = {db.name: dict(found[db.name].applied) if db.name in found else {} for db in plan.databases}
     context = Context(plan, conns, histories, progress, children or {})
     if plan.locks is not None and not stops:  # only then is the parser imported

@@ -88,7 +88,8 @@ def test_a_baseline_is_previewed_without_creating_the_history_table(project: Pro
 
     missing = project.run("plan")
     assert missing.code == 4, missing.out
-    assert "a run would stop before its steps: step 'core': baseline 0001 requires table(s) legacy" in missing.out
+    assert ("a run would stop at that step, after the steps before it: step 'core': baseline 0001 requires"
+            " table(s) legacy") in missing.out
     assert missing.last["event"] == "sidecar.failed" and missing.last["exit_code"] == 4
 
     project.query("default", "CREATE TABLE legacy (id int)")

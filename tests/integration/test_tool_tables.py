@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from tests.integration.conftest import Project
 from tests.integration.test_adopt import DBMATE, DBMATE_FILES
 
@@ -106,6 +108,42 @@ def test_status_says_what_stops_a_run_at_a_golang_migrate_table_without_its_dirt
     ran = project.run("run", "--once")
     assert ran.code == 4 and "has no `dirty` column, so golang-migrate did not write it" in ran.out, ran.out
     assert project.query("default", "SELECT to_regclass('t')") == [(None,)]
+
+
+@pytest.mark.parametrize("tool", ["golang-migrate", "flyway"])
+def test_a_tool_table_that_stops_a_step_stops_the_run_before_any_step_as_plan_says(project: Project,
+                                                                                   tool: str) -> None:
+    """A dirty golang-migrate table or a failed Flyway row: not after the steps before it, and before
+    sidecar's own history table is made (its state comes from another tool or an earlier run, which no
+    step of this run repairs)."""
+    project.write("first/0001_first.sql", "CREATE TABLE first (id int);")
+    if tool == "golang-migrate":
+        project.write("tool/000002_t.up.sql", "CREATE TABLE t (id int);")
+        setup = ["CREATE TABLE schema_migrations (version bigint PRIMARY KEY, dirty boolean NOT NULL)",
+                 "INSERT INTO schema_migrations VALUES (2, true)"]
+        says = "is dirty at version 2"
+    else:
+        project.write("tool/V2__t.sql", "CREATE TABLE t (id int);")
+        setup = ["CREATE TABLE flyway_schema_history (installed_rank int PRIMARY KEY, version varchar(50),"
+                 " description varchar(200) NOT NULL, type varchar(20) NOT NULL, script varchar(1000) NOT NULL,"
+                 " checksum int, installed_by varchar(100) NOT NULL, installed_on timestamp NOT NULL DEFAULT now(),"
+                 " execution_time int NOT NULL, success boolean NOT NULL)",
+                 "INSERT INTO flyway_schema_history VALUES (1, '2', 't', 'SQL', 'V2__t.sql', 0, 'me', now(), 1,"
+                 " false)"]
+        says = "records a failed migration: V2__t.sql"
+    project.plan(f'[databases.default]\nurl = "${{DEFAULT_DATABASE_URL}}"\n'
+                 f'[[steps]]\nname = "first"\ndatabase = "default"\nsql = "first"\n'
+                 f'[[steps]]\nname = "tool"\ndatabase = "default"\nsql = "tool"\nformat = "{tool}"\n')
+    project.server.query("postgres", f"CREATE DATABASE {project.names['default']}")
+    for statement in setup:
+        project.query("default", statement)
+    preview = project.run("plan")
+    assert preview.code == 4 and "a run would stop before its steps: step 'tool': " in preview.out, preview.out
+    assert says in preview.out, preview.out
+    ran = project.run("run", "--once")
+    assert ran.code == 4 and says in str(ran.last["error"]), ran.out
+    assert not ran.event("migration.applied")
+    assert project.query("default", "SELECT to_regclass('first'), to_regnamespace('sidecar')") == [(None, None)]
 
 
 def test_golang_migrate_is_left_dirty_by_a_file_that_fails_partway_as_golang_migrate_leaves_it(
