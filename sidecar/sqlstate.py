@@ -228,6 +228,11 @@ LIBPQ: dict[str, Kind] = {
         "the server lets this client in over TLS only: set sslmode=require (or verify-full)"),
     "no pg_hba.conf entry": _refused(
         "pg_hba.conf has no entry for this client", "allow this client in the server's pg_hba.conf"),
+    # 'permission denied for database "d"' with 'DETAIL:  User does not have CONNECT privilege.' (42501)
+    "does not have connect privilege": _refused(
+        "the role may not connect to this database",
+        "GRANT CONNECT ON DATABASE to the role; a `create = true` database that does not exist yet is created"
+        " from the postgres database, so the role needs CONNECT there until then (or create it beforehand)"),
 }
 CANNOT_CONNECT_DEFAULT = _refused("cannot connect", "this does not heal by waiting; fix the connection settings")
 

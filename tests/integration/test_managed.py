@@ -152,10 +152,22 @@ def test_create_true_on_a_database_that_exists_needs_no_session_on_the_maintenan
     project.server.query("postgres", "REVOKE CONNECT ON DATABASE postgres FROM PUBLIC")
     try:
         result = project.run("run", "--once", **managed.env())
+        plan(project, databases=(("default", True), ("results", True)))  # one that does not exist yet
+        missing = project.run("run", "--once", **managed.env())
     finally:
         project.server.query("postgres", "GRANT CONNECT ON DATABASE postgres TO PUBLIC")
     assert result.code == 0, result.out
     assert project.history("default") == [("0001", "core", False)]
+    assert missing.code == 3, missing.out
+    assert 'permission denied for database "postgres"' in str(missing.last["error"])
+    assert "GRANT CONNECT ON DATABASE" in str(missing.last["hint"]) and "create it beforehand" in str(
+        missing.last["hint"])
+    assert not project.database_exists("results")
+    results = project.names["results"]  # made by someone else, and closed to the role
+    project.server.query("postgres", f'CREATE DATABASE "{results}"')
+    project.server.query("postgres", f'REVOKE CONNECT ON DATABASE "{results}" FROM PUBLIC')
+    status = project.run("status", **managed.env())
+    assert "permission denied for database" in status.out and "CONNECT privilege" in status.out, status.out
 
 
 def test_create_without_createdb_is_exit_3_naming_the_database_and_the_fix(project: Project,
