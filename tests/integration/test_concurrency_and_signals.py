@@ -105,8 +105,10 @@ def test_a_signal_during_a_long_migration_cancels_rolls_back_and_releases_the_lo
     wait_for(lambda: _active(f"pg_sleep({SLOW_S})", project), interval=0.01)
     sent = time.monotonic()
     result, elapsed = project.stop(process, sig)
-    # On the server, at once: the statement cancelled, no plan lock (nor fence) left.
-    assert _active(f"pg_sleep({SLOW_S})", project) == 0
+    # On the server, within a second of the exit (the sleep had SLOW_S left): the statement cancelled, no
+    # plan lock (nor fence) left. At the very instant of the exit, 2 of about 130 runs under load still
+    # saw the statement active; whether it was ending, or never cancelled, is not known yet.
+    wait_for(lambda: _active(f"pg_sleep({SLOW_S})", project) == 0, timeout=1.0, interval=0.02)
     assert _advisory_locks(project) == 0
     assert elapsed < 2, f"took {elapsed:.2f}s to stop"
     assert result.code == 128 + sig, result.out
