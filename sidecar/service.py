@@ -109,20 +109,12 @@ def open_databases(plan: Plan, *, deadline: float) -> dict[str, db.Connection]:
     return conns
 
 
-class _NotAtOnce(Exception):
-    """The first attempt did not connect: take the way that can create the database."""
-
-
 def _existing(info: ConnInfo, name: str, deadline: float, budget: float) -> db.Connection | None:
     """A connection to a database `create = true` names, when a first attempt makes one (it exists, and its
     server is up and takes writes: every run after the first); None otherwise, and nothing waited for."""
-    def give_up() -> None:
-        raise _NotAtOnce
-
     try:
-        return wait_for_server(info, database=name, timeout=_remaining(deadline), budget=budget,
-                               before_retry=give_up)
-    except (_NotAtOnce, UnavailableError):  # not there yet, or refused (as a missing database is)
+        return wait_for_server(info, database=name, timeout=_remaining(deadline), budget=budget, patient=False)
+    except UnavailableError:  # not there yet, or refused (as a missing database is)
         return None
 
 

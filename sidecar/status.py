@@ -19,7 +19,7 @@ from .model import Plan
 from .redact import redact_value
 from .state import DatabaseState
 from .verify import count_tables
-from .wait import classify
+from .wait import classify, last_host
 
 CONNECT_TIMEOUT = 5.0
 
@@ -75,7 +75,8 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None,
     try:
         conn = db.connect(info, timeout=CONNECT_TIMEOUT)
     except psycopg2.OperationalError as exc:
-        reason = classify(exc) or _refusal(str(exc))
+        # The server's last refusal with its DETAIL ('... User does not have CONNECT privilege.'), on one line.
+        reason = classify(exc) or last_host(str(exc)).removeprefix("FATAL:").strip()
         return DatabaseStatus(name, info.describe(), False, error=reason), None, None
     try:
         found = state.read(conn, plan, name, commands=True)
@@ -87,14 +88,6 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None,
                               error=f"connection lost ({db.error_line(exc)})"), None, None
     finally:
         db.close_quietly(conn)
-
-
-def _refusal(text: str) -> str:
-    """The server's last refusal with its DETAIL and HINT lines, on one line: 'permission denied for database
-    "d" DETAIL: User does not have CONNECT privilege.' (the DETAIL alone says too little)."""
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [text]
-    last = max((n for n, line in enumerate(lines) if not line.startswith(("DETAIL:", "HINT:"))), default=0)
-    return " ".join(lines[last:]).removeprefix("FATAL:").strip()
 
 
 def render_json(plan: Plan, report: Report) -> str:

@@ -88,14 +88,14 @@ def wait_for_server(
     budget: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     writable: bool = True,
-    before_retry: Callable[[], object] = lambda: None,
+    patient: bool = True,
 ) -> Connection:
     """Connect to `info`, retrying transient failures until `timeout`; UnavailableError otherwise.
 
     `budget` is the whole wait.timeout the caller's `timeout` is what is left of, for the message.
     With `writable` (the default), a server that takes no writes counts as not there yet: a standby may
     be promoted within the wait. Callers that only read pass writable=False and take a standby.
-    `before_retry` is called when the first attempt failed in a way worth waiting out, before the wait.
+    Without `patient`, a first attempt that fails in a way worth waiting out is UnavailableError at once.
     """
     started = time.monotonic()
 
@@ -124,7 +124,8 @@ def wait_for_server(
     try:  # the usual case, the server is up: no retry machinery needed (nor imported)
         conn = attempt()
     except Unreachable as exc:
-        before_retry()  # may raise: a caller with another way to try than waiting
+        if not patient:  # the caller has another way to try than waiting
+            raise _gave_up(exc, info, database, 0.0) from exc
         conn = _retry(attempt, exc, info, timeout=timeout, budget=budget, database=database, sleep=sleep,
                       started=started)
     log.info("wait.connected", database=database, dbname=info.dbname, host=info.host, port=info.port,
@@ -219,7 +220,7 @@ def _unreachable_or_permanent(error: psycopg2.OperationalError, info: ConnInfo,
 
 
 def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) -> UnavailableError:
-    message = _last_host(str(error)) or type(error).__name__
+    message = last_host(str(error)) or type(error).__name__
     hint = next((kind.hint for needle, kind in sqlstate.LIBPQ.items()
                  if not kind.waits and needle in message.lower()), sqlstate.CANNOT_CONNECT_DEFAULT.hint)
     return UnavailableError(
@@ -228,7 +229,7 @@ def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) 
         database=database)
 
 
-def _last_host(text: str) -> str:
+def last_host(text: str) -> str:
     """What libpq said of the last host it tried, with the lines that explain it (a root certificate file
     that does not exist is followed by what to do), on one line. Connecting asynchronously (as psycopg2
     does with a wait callback), libpq begins the lines of every host but the first with "connection to
