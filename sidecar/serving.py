@@ -37,7 +37,9 @@ class PlanOnDisk:
 
     def __init__(self, running: Plan) -> None:
         self.running = running
-        self._fingerprint = _fingerprint(running)
+        # None, not the files' fingerprint now: they may have changed since the running plan was read
+        # (a ConfigMap swapped while the run ran), so the first refresh reads the plan on disk.
+        self._fingerprint: tuple[tuple[str, int, int], ...] | None = None
         self.current: Plan | PlanError = running
         self._reported = running.digest
 
