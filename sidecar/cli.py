@@ -219,11 +219,20 @@ def _report_failure(exc: SidecarError, hold: float = 0.0) -> int:
     return exc.exit_code
 
 
+# The module each command needs once the plan is ready: imported while a Django or Alembic child loads.
+_NEXT_MODULE = {"run": "service", "status": "status", "plan": "preview"}
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    from importlib import import_module
+
     from . import frameworks
     from .plan import load_plan
 
-    with frameworks.prepared(load_plan(args.plan or settings.plan)) as (plan, children):  # touches no database
+    following = _NEXT_MODULE.get(args.command)
+    meanwhile = (lambda: import_module(f"{__package__}.{following}")) if following else (lambda: None)
+    plan = load_plan(args.plan or settings.plan)
+    with frameworks.prepared(plan, meanwhile) as (plan, children):  # touches no database
         return _dispatch_prepared(args, settings, plan, children)
 
 

@@ -8,7 +8,7 @@ checked against the plan. The children stay up until their step runs.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 
 from . import kinds
@@ -18,9 +18,12 @@ from .session import Session
 
 
 @contextlib.contextmanager
-def prepared(plan: Plan) -> Iterator[tuple[Plan, dict[str, Session]]]:
+def prepared(plan: Plan, meanwhile: Callable[[], object] = lambda: None) -> Iterator[tuple[Plan, dict[str, Session]]]:
     """`plan` with its Django and Alembic steps inspected, and their children by step name.
 
+    `meanwhile` runs once the children have started and before their inspection is awaited: work of the
+    caller's (importing what it needs next) that then overlaps their loading the framework, on a core
+    of their own, instead of following it. It must touch no database.
     PlanError (exit 2) naming every problem, before any database is touched.
     """
     sessions: dict[str, Session] = {}
@@ -28,6 +31,8 @@ def prepared(plan: Plan) -> Iterator[tuple[Plan, dict[str, Session]]]:
         for step in plan.steps:
             if (start := kinds.of(step).start) is not None:
                 sessions[step.name] = start(plan, step)
+        if sessions:
+            meanwhile()
         problems: list[str] = []
         steps: list[Step] = []
         for index, step in enumerate(plan.steps, start=1):

@@ -433,6 +433,36 @@ def test_once_learned_the_state_is_one_query(shop: Project, monkeypatch: pytest.
     assert asked == 1 and len(queries) == 2, queries
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_the_callers_work_overlaps_the_child_loading_its_framework(shop: Project,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`meanwhile` (the run imports its modules there) runs once the child started, before its inspection
+    is awaited; without a framework step there is no child to overlap, and it does not run."""
+    from sidecar import frameworks, session
+    from sidecar.plan import load_plan
+
+    for key, value in shop.env(**environment(shop)).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(shop.root)
+    order: list[str] = []
+    started, awaited = session.Session.__init__, session.Session.inspection
+    monkeypatch.setattr(session.Session, "__init__",
+                        lambda self, *a, **k: (started(self, *a, **k), order.append("started"))[0])
+    monkeypatch.setattr(session.Session, "inspection",
+                        lambda self, timeout: (order.append("awaited"), awaited(self, timeout))[1])
+    with frameworks.prepared(load_plan(shop.root / "sidecar.toml"), lambda: order.append("meanwhile")):
+        pass
+    children = order.count("started")  # the shop's plan has a child per Alembic step
+    assert children and order == ["started"] * children + ["meanwhile"] + ["awaited"] * children, order
+    del order[:]
+    shop.write("sql.toml", 'name = "s"\n[databases.d]\nurl = "postgresql://u@h/d"\n'
+                           '[[steps]]\ndatabase = "d"\nsql = "sql"\n')
+    shop.write("sql/0001_a.sql", "SELECT 1;")
+    with frameworks.prepared(load_plan(shop.root / "sql.toml"), lambda: order.append("meanwhile")):
+        pass
+    assert order == [], order
+
+
 def test_plan_and_status_open_alembics_migration_context_as_alembic_current_does(shop: Project) -> None:
     """On an empty database they run env.py without migrating: no version table is created, while what env.py
     itself does first (here a CREATE SCHEMA) happens, as it would for `alembic current`."""
