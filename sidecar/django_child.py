@@ -48,12 +48,30 @@ from typing import Any
 # modules the child is split into import as top-level modules: sidecar is no package in the project's Python.
 if __package__:  # imported as part of sidecar: by mypy
     from .django_child_events import Events, Failure, MaskedStream
-    from .django_child_executor import STATES, Tracker, describe, fake, migrate_alias, seen, sqlstate
+    from .django_child_executor import (
+        STATES,
+        Tracker,
+        asynchronous_commits,
+        describe,
+        fake,
+        migrate_alias,
+        seen,
+        sqlstate,
+    )
 else:
     if getattr(sys.flags, "safe_path", False):  # python -P or PYTHONSAFEPATH (3.11+): the folder is not there
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from django_child_events import Events, Failure, MaskedStream  # type: ignore[no-redef]
-    from django_child_executor import STATES, Tracker, describe, fake, migrate_alias, seen, sqlstate  # type: ignore[no-redef]
+    from django_child_executor import (  # type: ignore[no-redef]
+        STATES,
+        Tracker,
+        asynchronous_commits,
+        describe,
+        fake,
+        migrate_alias,
+        seen,
+        sqlstate,
+    )
 
 STOPPING = False  # SIGTERM arrived: the error a cancelled statement raises is not the migration's fault
 
@@ -185,10 +203,11 @@ def migrate(request: dict[str, Any], events: Events) -> None:
         started = time.monotonic()
         tracker = Tracker(alias, events)
         try:
-            for app, name, if_tables_exist in request["fakes"].get(alias, []):
-                fake(alias, app, name, if_tables_exist, tracker)
-            applied = migrate_alias(alias, tracker)
-            where = seen(alias)
+            with asynchronous_commits(alias):
+                for app, name, if_tables_exist in request["fakes"].get(alias, []):
+                    fake(alias, app, name, if_tables_exist, tracker)
+                applied = migrate_alias(alias, tracker)
+                where = seen(alias)
         except Failure as failure:
             for key, value in tracker.story(migrated).items():
                 failure.where.setdefault(key, value)

@@ -89,6 +89,29 @@ def test_events_are_streamed_while_the_child_still_works(django_project: Project
     assert slow - materials >= 1.9  # logged when it happened, not when the child exited
 
 
+def test_an_alias_commits_without_waiting_for_each_flush_and_flushes_once_at_the_end(
+        django_project: Project) -> None:
+    """As in an SQL step: no WAL flush per migration while an alias migrates; at its end, one commit under the
+    session's own synchronous_commit (here the database's, `on`) flushes them all."""
+    create_databases(django_project)
+    for key in ("default", "materials", "results"):
+        django_project.server.query("postgres", f'ALTER DATABASE "{django_project.names[key]}"'
+                                                " SET synchronous_commit = on")
+        django_project.server.query("postgres", f'ALTER DATABASE "{django_project.names[key]}"'
+                                                " SET log_statement = 'all'")
+    add_results_migration(django_project, "CREATE TABLE commit_setting AS"
+                                          " SELECT current_setting('synchronous_commit') AS during")
+    logged = django_project.server.log.stat().st_size
+    result = django_project.run("run", "--once", **environment(django_project))
+    assert result.code == 0, result.out
+    assert django_project.query("results", "SELECT during FROM commit_setting") == [("off",)]
+    with open(django_project.server.log, "rb") as log:
+        log.seek(logged)
+        statements = log.read().decode(errors="replace")
+    flushes = statements.count("SELECT set_config('synchronous_commit', 'on', false), txid_current()")
+    assert flushes == 3, statements[-3000:]  # one per alias
+
+
 def test_with_nothing_pending_the_child_never_connects(django_project: Project) -> None:
     """A no-op run asks the databases itself; Django (here with a wrong password everywhere) stays offline."""
     env = environment(django_project)
@@ -272,7 +295,7 @@ def test_the_sidecar_process_never_imports_django(django_project: Project) -> No
     assert done.returncode == 0, done.stdout + done.stderr
     assert "django.migration.applied" in done.stdout
     imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")]
-    assert "sidecar.service" in imported
+    assert "sidecar.steps" in imported  # the run's (importlib.import_module's own module has no line of its own)
     assert not [name for name in imported if name.split(".")[0] == "django"]
 
 
