@@ -89,6 +89,7 @@ def wait_for_server(
     sleep: Callable[[float], None] = time.sleep,
     writable: bool = True,
     patient: bool = True,
+    longer: str = "raise wait.timeout if it is slow to start",
 ) -> Connection:
     """Connect to `info`, retrying transient failures until `timeout`; UnavailableError otherwise.
 
@@ -96,6 +97,7 @@ def wait_for_server(
     With `writable` (the default), a server that takes no writes counts as not there yet: a standby may
     be promoted within the wait. Callers that only read pass writable=False and take a standby.
     Without `patient`, a first attempt that fails in a way worth waiting out is UnavailableError at once.
+    `longer`: how to wait longer, for the hint of a server that never answered (the callers' own wait).
     """
     started = time.monotonic()
 
@@ -125,16 +127,17 @@ def wait_for_server(
         conn = attempt()
     except Unreachable as exc:
         if not patient:  # the caller has another way to try than waiting
-            raise _gave_up(exc, info, database, 0.0) from exc
+            raise _gave_up(exc, info, database, 0.0, longer) from exc
         conn = _retry(attempt, exc, info, timeout=timeout, budget=budget, database=database, sleep=sleep,
-                      started=started)
+                      started=started, longer=longer)
     log.info("wait.connected", database=database, dbname=info.dbname, host=info.host, port=info.port,
              user=info.user, elapsed_s=round(time.monotonic() - started, 2))
     return conn
 
 
 def _retry(attempt: Callable[[], Connection], first: Unreachable, info: ConnInfo, *, timeout: float,
-           budget: float | None, database: str, sleep: Callable[[float], None], started: float) -> Connection:
+           budget: float | None, database: str, sleep: Callable[[float], None], started: float,
+           longer: str) -> Connection:
     """Retry `attempt`, whose first try failed with `first`, until the deadline."""
     import tenacity
 
@@ -185,18 +188,18 @@ def _retry(attempt: Callable[[], Connection], first: Unreachable, info: ConnInfo
     try:
         return retrying(again)
     except Unreachable as exc:
-        raise _gave_up(exc, info, database, budget or timeout) from exc
+        raise _gave_up(exc, info, database, budget or timeout, longer) from exc
 
 
-def _gave_up(last: Unreachable, info: ConnInfo, database: str, waited: float) -> UnavailableError:
+def _gave_up(last: Unreachable, info: ConnInfo, database: str, waited: float, longer: str) -> UnavailableError:
     """The wait ran out: on servers that take no writes, or on one that never answered."""
     if last.logged_in:
         return _no_primary(last.reason, info, database, waited)
     return UnavailableError(
         f"database {database!r} at {info.host}:{info.port} did not answer within {waited:g}s"
         f" (last: {last.reason})",
-        hint="is the server running and reachable from here? raise wait.timeout if it is slow"
-             " to start", database=database)
+        hint=f"is the server running and reachable from here? {longer}",
+        database=database)
 
 
 def _no_primary(reason: str, info: ConnInfo, database: str, waited: float) -> UnavailableError:

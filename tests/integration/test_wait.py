@@ -47,6 +47,18 @@ def test_server_never_up_exits_3_at_the_deadline(own_project: Project) -> None:
     assert result.last["event"] == "sidecar.failed"
 
 
+def test_the_hint_says_which_wait_ran_out(own_project: Project) -> None:
+    """A run waits wait.timeout; `sidecar plan` its own 5 s, which wait.timeout does not change."""
+    one_database(own_project, timeout="2s")
+    ran = own_project.run("run", "--once")
+    assert ran.code == 3 and "raise wait.timeout" in str(ran.last["hint"]), ran.out
+    previewed = own_project.run("plan")
+    assert previewed.code == 3, previewed.out
+    assert "did not answer within 5s" in str(previewed.last["error"])
+    hint = str(previewed.last["hint"])
+    assert "`sidecar plan` waits 5s for each database" in hint and "raise wait.timeout" not in hint, hint
+
+
 def test_wrong_password_fails_fast_naming_database_and_user(project: Project) -> None:
     wrong = "Wrong-Pw-4417-zz"
     one_database(project, timeout="60s")
