@@ -209,15 +209,19 @@ def drift(plan: Plan, database: str, found: History) -> StepError | None:
     """What would stop a run before any step in `database` (an edited or missing applied file, a
     renamed plan); None when nothing would."""
     try:
-        check_drift(database, plan.migrations_for(database), found, plan=plan.name)
+        check_drift(database, plan.migrations_for(database), found, plan=plan.name,
+                    file_names=all(step.format == "sidecar" for step in plan.sql_steps(database)))
     except StepError as exc:
         return exc
     return None
 
 
-def check_drift(database: str, files: tuple[MigrationFile, ...], found: History, *, plan: str) -> None:
+def check_drift(database: str, files: tuple[MigrationFile, ...], found: History, *, plan: str,
+                file_names: bool) -> None:
     """Stop before anything runs if an applied file was edited or is gone (a repeatable is simply
-    run again when it changes), or if the plan looks renamed (its files recorded under another name)."""
+    run again when it changes), or if the plan looks renamed (its files recorded under another name).
+    `file_names`: a gone file is named as sidecar's layout names it (VERSION_NAME.sql); else (another
+    tool's folder: V1__name.sql, 1_name.up.sql, ...) by its version and name."""
     history = found.applied
     if found.renamed_from is not None:
         raise StepError(
@@ -239,9 +243,10 @@ def check_drift(database: str, files: tuple[MigrationFile, ...], found: History,
     for key, row in sorted((key, row) for key, row in history.items() if isinstance(key, tuple)):
         migration = by_ident.get(key)
         if migration is None:
+            gone = f"{row.version}_{row.name}.sql" if file_names else f"version {row.version} ({row.name})"
             raise StepError(
-                f"database {database!r}: migration {row.version}_{row.name}.sql is recorded as"
-                f" applied by plan {plan!r} but its file is not in the plan",
+                f"database {database!r}: migration {gone} is recorded as applied by plan {plan!r} but its file"
+                " is not in the plan",
                 hint="restore the file; applied migrations must stay (write a new one to undo)",
                 database=database)
         if not row.baseline and migration.checksum != row.checksum:

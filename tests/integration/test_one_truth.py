@@ -8,8 +8,10 @@ then runs the plan and holds the run to what the preview said.
 from __future__ import annotations
 
 import json
+import os
 import random
 from collections.abc import Iterator
+from unittest import mock
 
 import pytest
 
@@ -36,7 +38,8 @@ def _answers(project: Project) -> dict[str, object]:
     plan = load_plan(project.root / "sidecar.toml", project.env())
     report = status.collect(plan, project.health)
     found = preview.collect(plan)
-    problems = recheck(PlanOnDisk(plan), {})
+    with mock.patch.dict(os.environ, project.env()):  # serving reads the plan on disk in its own environment
+        problems = recheck(PlanOnDisk(plan), {})
     state = report.databases[0].state
     assert state is not None
     conn = db.connect(plan.database("default").conn, timeout=5)
@@ -352,6 +355,19 @@ def test_an_older_row_of_a_deleted_file_of_this_plans_step_still_stops_the_run(p
     result = project.run("run", "--once")
     assert result.code == 4 and "0002_b.sql is recorded as applied by plan 'sidecar'" in result.out, result.out
     assert project.run("status").code == 1
+
+
+def test_a_deleted_file_of_another_tools_folder_is_named_by_version_and_name(project: Project) -> None:
+    """Its file name is the tool's (V2__b.sql), which sidecar's layout name (2_b.sql) would misname."""
+    project.one_database_plan('format = "flyway"')
+    project.write("migrations/V1__a.sql", "CREATE TABLE a (id int);")
+    project.write("migrations/V2__b.sql", "CREATE TABLE b (id int);")
+    assert project.run("run", "--once").code == 0
+    (project.root / "migrations" / "V2__b.sql").unlink()
+    result = project.run("run", "--once")
+    assert result.code == 4, result.out
+    assert "migration version 2 (b) is recorded as applied by plan 'sidecar' but its file is not in the plan" \
+        in str(result.last["error"]), result.out
 
 
 def test_an_older_row_that_may_be_another_plans_stops_before_running_anything(project: Project) -> None:
