@@ -54,14 +54,19 @@ def run(plan: Plan, health_path: Path, *, once: bool, children: Mapping[str, Ses
                     raise
             fields = {"plan": plan.name, "digest": plan.digest, "started_at": health.iso(started),
                       "ready_at": health.iso(time.time()), "steps": [asdict(r) for r in results]}
-            health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
+            if once:
+                health.write(health_path, health.HEALTHY, plan.serve_interval, **fields)
+            else:  # the plan on disk may have changed while the run ran: the first health says so
+                from . import serving
+
+                on_disk = serving.PlanOnDisk(plan)
+                problems = serving.first_check(on_disk, conns)
+                serving.write_health(health_path, plan, problems, fields)
             log.info("sidecar.ready", plan=plan.name, applied=sum(r.applied for r in results),
                      baselined=sum(r.baselined for r in results), steps=len(results),
                      duration_ms=round((time.time() - started) * 1000))
             if not once:
-                from . import serving
-
-                serving.serve(plan, conns, health_path, fields)
+                serving.serve(plan, conns, health_path, fields, on_disk, problems)
         finally:
             for conn in conns.values():
                 db.close_quietly(conn)

@@ -104,10 +104,27 @@ def _with_frameworks(disk: Plan, running: Plan) -> Plan:
     return dataclasses.replace(disk, steps=steps)
 
 
-def serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[str, Any]) -> None:
-    """Re-check every database each interval and refresh the file, until a signal arrives."""
-    problems: list[str] = []
-    on_disk = PlanOnDisk(plan)
+def first_check(on_disk: PlanOnDisk, conns: dict[str, db.Connection]) -> list[str]:
+    """What the first health after the run says: nothing wrong when the plan on disk is the one the run
+    ran (it has just been verified); else the re-check's answer for the plan on disk."""
+    current = on_disk.refresh()
+    if isinstance(current, Plan) and current.digest == on_disk.running.digest:
+        return []
+    problems = recheck(on_disk, conns)
+    if problems:
+        log.warning("serve.unhealthy", reason="; ".join(problems))
+    return problems
+
+
+def write_health(path: Path, plan: Plan, problems: list[str], fields: dict[str, Any]) -> None:
+    status = health.UNHEALTHY if problems else health.HEALTHY
+    health.write(path, status, plan.serve_interval, reason="; ".join(problems), **fields)
+
+
+def serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[str, Any], on_disk: PlanOnDisk,
+          problems: list[str]) -> None:
+    """Re-check every database each interval and refresh the file, until a signal arrives; `problems`:
+    what the health file says now (first_check's)."""
     try:
         while True:
             time.sleep(plan.serve_interval)
@@ -118,8 +135,7 @@ def serve(plan: Plan, conns: dict[str, db.Connection], path: Path, fields: dict[
                 else:
                     log.info("serve.recovered")
             problems = now_problems
-            status = health.UNHEALTHY if problems else health.HEALTHY
-            health.write(path, status, plan.serve_interval, reason="; ".join(problems), **fields)
+            write_health(path, plan, problems, fields)
     except Interrupted as exc:
         health.remove(path)
         log.info("sidecar.stopped", signal=signal.Signals(exc.signum).name)

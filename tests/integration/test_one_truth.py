@@ -305,19 +305,20 @@ def test_a_configmap_style_update_of_the_folder_is_seen_too(project: Project) ->
     assert result.event("plan.changed")
 
 
-def test_a_file_added_while_the_run_runs_is_seen_at_the_first_re_check(project: Project) -> None:
-    """The plan on disk is compared with the plan the run read, not with the files when serving began."""
-    project.one_database_plan("", '[serve]\ninterval = "0.3s"')
+def test_a_file_added_while_the_run_runs_is_in_the_first_health_after_it(project: Project) -> None:
+    """The plan on disk is compared with the plan the run read, not with the files when serving began, and
+    before the first health is written: never `healthy` for an interval while `status` says pending."""
+    project.one_database_plan("", '[serve]\ninterval = "60s"')
     project.write("migrations/0001_a.sql", "SELECT pg_sleep(1); CREATE TABLE a (id int);")
     serving = project.start("run")
     try:
         wait_for(lambda: project.running("pg_sleep(1)"), timeout=20)
         project.write("migrations/0002_b.sql", "CREATE TABLE b (id int);")
-        wait_for(lambda: _health(project).get("status") == "unhealthy", timeout=10)
-        assert "pending 0002" in str(_health(project)["reason"])
+        wait_for(lambda: _health(project).get("status") not in (None, "starting"), timeout=10)
+        assert _health(project)["status"] == "unhealthy" and "pending 0002" in str(_health(project)["reason"])
     finally:
         result, _ = project.stop(serving)
-    assert result.event("plan.changed")
+    assert result.event("plan.changed") and result.event("serve.unhealthy") and result.event("sidecar.ready")
 
 
 def _older_history(project: Project, *rows: tuple[str, str, str, str]) -> None:
