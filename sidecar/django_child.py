@@ -158,13 +158,17 @@ def inspect(request: dict[str, Any], events: Events) -> tuple[Any, list[tuple[st
         app, names = sorted(conflicts.items())[0]
         raise Failure("conflict", f"conflicting migrations in app {app!r}: {', '.join(sorted(names))} are"
                       " both leaf nodes; run `manage.py makemigrations --merge`", app=app)
+    fakes = []  # per declared fake: the app's migrations it records (the app's part of migrate's plan to it)
     for app, name in request.get("fakes", []):
         try:
-            loader.get_migration_by_prefix(app, name)
+            target = loader.get_migration_by_prefix(app, name)
         except Exception as exc:  # KeyError (none) or AmbiguityError (several)
             raise Failure("fake", f"no single migration {name!r} in app {app!r}"
                           f" ({'several match' if type(exc).__name__ == 'AmbiguityError' else 'none matches'})",
                           app=app, migration=name) from None
+        node = (app, target.name)  # not in the graph when a squashed migration replaces it there
+        fakes.append([app, name, [n for a, n in loader.graph.forwards_plan(node) if a == app]
+                      if node in loader.graph.nodes else []])
     # What `migrate --database=ALIAS` applies on every alias alike: the plan to every leaf of the graph
     # (the routers only decide which operations do something there), in migration_plan's order.
     nodes: dict[tuple[str, str], None] = {}
@@ -179,7 +183,7 @@ def inspect(request: dict[str, Any], events: Events) -> tuple[Any, list[tuple[st
         postgresql = "postgresql" in engine or "postgis" in engine
         aliases.append({"alias": alias, "engine": engine, "name": str(conf.get("NAME") or ""),
                         "connection": connection_of(alias) if postgresql else None})
-    events.send("inspected", aliases=aliases, migrations=migrations)
+    events.send("inspected", aliases=aliases, migrations=migrations, fakes=fakes)
     return loader, list(nodes)
 
 

@@ -50,6 +50,7 @@ class DjangoFake:
     app: str
     to: str  # a migration name or its unique prefix ("0003")
     if_tables_exist: bool  # fake only if the tables those migrations create there exist; else apply them
+    covers: tuple[str, ...] = ()  # the app's migrations it records, as the child read the graph (inspect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +169,9 @@ def inspect(plan: Plan, index: int, step: DjangoStep, session: Session, problems
         where, wrong = Where.of(alias, found_alias["connection"])
         problems += [f"{key}: {w}" for w in wrong]
         project.append(DjangoAlias(alias, database, migrations, where))
-    return replace(step, project=tuple(project))
+    covers = {(app, to): tuple(names) for app, to, names in inspection["fakes"]}
+    return replace(step, project=tuple(project),
+                   fakes=tuple(replace(f, covers=covers.get((f.app, f.to), ())) for f in step.fakes))
 
 
 def todo(ctx: Context, step: DjangoStep) -> Todo:
@@ -226,10 +229,12 @@ SAME_TABLE_HINT = ("sidecar reads an alias's history where its settings say (NAM
 
 
 def preview(step: DjangoStep, work: Todo) -> StepPreview:
-    todo = [f"{alias}: {name}" for alias, names in work.pending.items() for name in names]
+    faked = {(f.alias, f"{f.app}.{name}") for f in work.fakes for name in f.covers}  # not applied: recorded
+    todo = [f"{alias}: {name}" for alias, names in work.pending.items() for name in names
+            if (alias, name) not in faked]
     todo += [f"{alias}: {name} (recorded: all it replaces is applied)" for alias, names in work.squashes.items()
              for name in names]
-    fakes = [f"{f.alias}: {f.app} up to {f.to}{' (if its tables exist)' if f.if_tables_exist else ''}"
+    fakes = [f"{f.alias}: {f.app} up to {f.to}{' (if its tables exist; else applied)' if f.if_tables_exist else ''}"
              for f in work.fakes]
     return StepPreview(step.name, step.database, "django", migrations=tuple(todo), fakes=tuple(fakes))
 

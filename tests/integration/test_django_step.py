@@ -215,7 +215,10 @@ def test_a_fake_with_if_tables_exist_fakes_only_what_is_there(django_project: Pr
     assert not django_project.query("materials", "SELECT 1 FROM django_migrations WHERE app = 'materials'")
 
 
-def test_plan_on_fresh_databases_lists_the_fake_then_every_migration(django_project: Project) -> None:
+def test_plan_on_fresh_databases_lists_the_fake_then_every_migration_it_does_not_record(
+        django_project: Project) -> None:
+    """What the fakes record is listed once, as recorded: the run applies 57 and fakes 6 (3 on each of two
+    aliases), and the preview says the same."""
     create_databases(django_project)
     preview = django_project.run("plan", **environment(django_project))
     assert preview.code == 1, preview.out
@@ -223,7 +226,16 @@ def test_plan_on_fresh_databases_lists_the_fake_then_every_migration(django_proj
     fake = lines.index("fake results_db: simulation up to 0003 (recorded, not run)")
     assert lines[fake + 1:fake + 2] == ["apply default: contenttypes.0001_initial"]
     assert "apply results_db: simulation.0004_create_results_tables" in lines
+    applied = [line for line in lines if line.startswith("apply ")]
+    assert "apply default: simulation.0001_initial" in applied
+    for alias in ("materials_db", "results_db"):  # 0001-0003 there are faked
+        for name in ("0001_initial", "0002_simulationrun_status", "0003_simulation_runs_index"):
+            assert f"apply {alias}: simulation.{name}" not in applied
+    assert len(applied) == 57, applied
     assert not django_project.query("results", "SELECT to_regclass('django_migrations')")[0][0]
+    ran = django_project.run("run", "--once", **environment(django_project))
+    assert ran.code == 0 and len(ran.event("django.migration.applied")) == 57, ran.out
+    assert len(ran.event("django.migration.faked")) == 6
 
 
 def test_status_and_json_show_applied_and_pending_per_alias_and_app(django_project: Project) -> None:
