@@ -58,8 +58,8 @@ def _connect_read_only(plan: Plan, name: str) -> db.Connection | None:
     database = plan.database(name)
     try:
         conn = wait_for_server(database.conn, database=name, timeout=CONNECT_TIMEOUT, writable=False,
-                               longer=f"`sidecar plan` waits {CONNECT_TIMEOUT:g}s for each database, a run"
-                                      " wait.timeout: try again once it is up")
+                               longer=f"`sidecar plan` waits only {CONNECT_TIMEOUT:g}s for each database (a"
+                                      " run waits up to wait.timeout): try again once it is up")
     except UnavailableError as exc:
         if database.create and f'database "{database.conn.dbname}" does not exist' in exc.message:
             return None

@@ -300,7 +300,8 @@ def _revision_error(at: str, step: AlembicStep, event: dict[str, Any]) -> Sideca
     else:
         hint = f"the revision's code raised it (its traceback is above): fix {path or revision}"
     error = found.error if found is not None else StepError
-    return error(f"{at}: {name} failed: {event['message']}", hint=hint, database=step.database, sqlstate=code)
+    return error(f"{at}: {name} failed: {event['message']}{f' [SQLSTATE {code}]' if code else ''}", hint=hint,
+                 database=step.database, sqlstate=code)
 
 
 def _kind(code: str, words: str, operational: bool) -> errorkinds.Kind | None:

@@ -314,7 +314,7 @@ def test_a_concurrent_index_in_the_revisions_transaction_is_named_with_autocommi
                                          " versions/a3_total.py failed: InternalError: (psycopg2.errors."
                                          "ActiveSqlTransaction) CREATE INDEX CONCURRENTLY cannot run inside a"
                                          " transaction block"), last
-    assert last["sqlstate"] == "25001"
+    assert last["sqlstate"] == "25001" and str(last["error"]).endswith(" [SQLSTATE 25001]"), last
     assert "`with op.get_context().autocommit_block():` in versions/a3_total.py" in str(last["hint"])
     assert str(last["hint"]).endswith("the database holds 2 of its 3 revisions, 1 pending (a3)"), last["hint"]
     assert versions(shop, "default") == ["a2"]

@@ -56,7 +56,7 @@ def test_the_hint_says_which_wait_ran_out(own_project: Project) -> None:
     assert previewed.code == 3, previewed.out
     assert "did not answer within 5s" in str(previewed.last["error"])
     hint = str(previewed.last["hint"])
-    assert "`sidecar plan` waits 5s for each database" in hint and "raise wait.timeout" not in hint, hint
+    assert "`sidecar plan` waits only 5s for each database" in hint and "raise wait.timeout" not in hint, hint
 
 
 def test_wrong_password_fails_fast_naming_database_and_user(project: Project) -> None:
