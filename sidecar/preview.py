@@ -129,12 +129,14 @@ def _count(number: int, noun: str) -> str:
 def render_text(plan: Plan, preview: Preview, locks: bool = False) -> str:
     adopted = sum(len(s.adopt) for s in preview.steps)
     framework = sum(len(s.migrations) for s in preview.steps)
+    faked = sum(s.faked for s in preview.steps)
     counts = [f"apply {_count(sum(len(s.apply) for s in preview.steps), 'migration')}",
               f"record {_count(sum(len(s.baseline) for s in preview.steps), 'baseline')}",
               *([f"adopt {adopted} applied by another tool"] if adopted else []),
               f"run {_count(sum(s.run for s in preview.steps), 'command')}",
               *([f"apply {framework} Django migration{'s' * (framework != 1)} or Alembic"
-                 f" revision{'s' * (framework != 1)}"] if framework else [])]
+                 f" revision{'s' * (framework != 1)}"] if framework else []),
+              *([f"fake {_count(faked, 'Django migration')}"] if faked else [])]
     lines = [f"plan {plan.name} (digest {plan.digest}): a run would {', '.join(counts)}", ""]
     lines += [f"  create database {name!r}" for name in preview.create]
     for number, step in enumerate(preview.steps, start=1):
@@ -144,7 +146,7 @@ def render_text(plan: Plan, preview: Preview, locks: bool = False) -> str:
         lines += [f"       apply {f.file}{'' if f.transaction else ' (no transaction)'}" for f in step.apply]
         if step.kind == "sql" and not step.apply and not step.baseline and not step.adopt:
             lines.append(f"       nothing to apply ({step.applied} applied)")
-        lines += [f"       fake {name} (recorded, not run)" for name in step.fakes]
+        lines += [f"       fake {name}" for name in step.fakes]
         lines += [f"       apply {name}" for name in step.migrations]
         if step.kind in ("django", "alembic") and not step.migrations and not step.fakes:
             lines.append("       nothing to apply")

@@ -75,7 +75,8 @@ class StepPreview:
     run: bool = False  # a command step: whether it would run
     note: str = ""  # a command step: why it would run or be skipped
     migrations: tuple[str, ...] = ()  # a Django step's to apply ("alias: app.name"), an Alembic step's revisions
-    fakes: tuple[str, ...] = ()  # a Django step's declared fakes still needed ("alias: app up to 0003")
+    fakes: tuple[str, ...] = ()  # a Django step's declared fakes still needed ("alias: app up to 0003 (...)")
+    faked: int = 0  # the migrations those fakes record for certain (not those with if_tables_exist)
     stop: str = ""  # what would stop the run at this step (exit 4)
 
     @property

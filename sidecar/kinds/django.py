@@ -229,14 +229,19 @@ SAME_TABLE_HINT = ("sidecar reads an alias's history where its settings say (NAM
 
 
 def preview(step: DjangoStep, work: Todo) -> StepPreview:
-    faked = {(f.alias, f"{f.app}.{name}") for f in work.fakes for name in f.covers}  # not applied: recorded
+    # What a fake records is not applied; with if_tables_exist, which of the two happens is the child's to
+    # find (Django's routers and models say which tables), so those stay listed as applied too.
+    faked = {(f.alias, f"{f.app}.{name}") for f in work.fakes if not f.if_tables_exist
+             for name in f.covers if f"{f.app}.{name}" in work.pending.get(f.alias, ())}
     todo = [f"{alias}: {name}" for alias, names in work.pending.items() for name in names
             if (alias, name) not in faked]
     todo += [f"{alias}: {name} (recorded: all it replaces is applied)" for alias, names in work.squashes.items()
              for name in names]
-    fakes = [f"{f.alias}: {f.app} up to {f.to}{' (if its tables exist; else applied)' if f.if_tables_exist else ''}"
+    fakes = [f"{f.alias}: {f.app} up to {f.to} (recorded, not run"
+             f"{', if all the tables it creates there exist; else applied, as listed' if f.if_tables_exist else ''})"
              for f in work.fakes]
-    return StepPreview(step.name, step.database, "django", migrations=tuple(todo), fakes=tuple(fakes))
+    return StepPreview(step.name, step.database, "django", migrations=tuple(todo), fakes=tuple(fakes),
+                       faked=len(faked))
 
 
 def state(conn: Connection, step: DjangoStep, database: str, found: History) -> tuple[AppMigrations, ...]:

@@ -194,6 +194,11 @@ def test_a_fake_with_if_tables_exist_fakes_only_what_is_there(django_project: Pr
     plan.write_text(plan.read_text().replace(results_fake, results_fake + '\n[[steps.fake]]\nalias = "materials_db"'
                                              '\napp = "materials"\nto = "0001"\nif_tables_exist = true\n'))
     env = environment(django_project)
+    create_databases(django_project)
+    preview = django_project.run("plan", **env)  # which of the two happens is the child's to find
+    assert ("fake materials_db: materials up to 0001 (recorded, not run, if all the tables it creates there"
+            " exist; else applied, as listed)") in preview.out, preview.out
+    assert "apply materials_db: materials.0001_initial" in preview.out
     fresh = django_project.run("run", "--once", **env)  # no materials tables: applied for real
     assert fresh.code == 0, fresh.out
     assert [e["reason"][:28] for e in fresh.event("django.fake.skipped")] == ["its tables do not exist (mat"]
@@ -232,6 +237,8 @@ def test_plan_on_fresh_databases_lists_the_fake_then_every_migration_it_does_not
         for name in ("0001_initial", "0002_simulationrun_status", "0003_simulation_runs_index"):
             assert f"apply {alias}: simulation.{name}" not in applied
     assert len(applied) == 57, applied
+    header = next(line for line in lines if line.startswith("plan "))
+    assert header.endswith(", apply 57 Django migrations or Alembic revisions, fake 6 Django migrations"), header
     assert not django_project.query("results", "SELECT to_regclass('django_migrations')")[0][0]
     ran = django_project.run("run", "--once", **environment(django_project))
     assert ran.code == 0 and len(ran.event("django.migration.applied")) == 57, ran.out
