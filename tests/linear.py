@@ -81,8 +81,10 @@ def assert_linear(function: Callable[[str], object], make: Callable[[int], str],
     The sizes double from START until a call takes `target` seconds; the last two sizes
     give the ratio. One measurement of each decides a clear case. A ratio above SURE is
     measured again, best of 5 calls on each size; at LIMIT or above, the next doubling decides
-    (best of 3): a super-linear function grows as fast again, while a one-time step (the regex
-    engine's stack outgrowing a cache, say) is followed by a clearly linear doubling, at most SURE.
+    (best of 3): a super-linear function grows as fast again (a quadratic by about 4), while a
+    one-time step (the regex engine's stack outgrowing a cache, say) is followed by a doubling
+    under LIMIT. (Seen in CI: shape.VERSION on 1_1_...x took 6.5 x from 512 K to 1 M
+    characters, then 2.0 x and, once, 2.50 x from 1 M to 2 M.)
     """
     label = what or getattr(function, "__name__", "function")
     enabled = gc.isenabled()
@@ -114,7 +116,7 @@ def assert_linear(function: Callable[[str], object], make: Callable[[int], str],
             larger = make(4 * n)
             again = _growth(large, larger, best(large, max(FLOOR, STEEP * took), 3),
                             best(larger, max(FLOOR, STEEP * took), 3))
-            assert again.ratio <= SURE, f"{label}: super-linear: {growth}; and again {again}"
+            assert again.ratio < LIMIT, f"{label}: super-linear: {growth}; and again {again}"
             growth = again
     except OverTime as exc:
         raise AssertionError(f"{label}: super-linear: on {trying} characters it was {exc}") from None
