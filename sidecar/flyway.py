@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .flyway_config import Settings
 from .log import get_logger
-from .migrations import MigrationFile, migration, order
+from .migrations import MigrationFile, migration, order, read_bytes
 from .sqltext import Statement
 
 log = get_logger()
@@ -202,7 +202,7 @@ def read(path: Path, name: Name, settings: Settings,
     with the real value before it runs.
     """
     try:
-        raw = path.read_bytes().decode("utf-8")
+        raw = read_bytes(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         return None, f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8", False
     return read_text(path, raw.removeprefix("\ufeff"), name, settings, values)

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import dbmate, goose
 from .log import get_logger
-from .migrations import MigrationFile, migration, order, sql_files
+from .migrations import MigrationFile, migration, order, read_bytes, sql_files
 from .sqltext import Statement
 
 log = get_logger()
@@ -39,7 +39,7 @@ def discover(directories: tuple[Path, ...], label: str, tool: str) -> Found:
     for directory, file_name in _files(directories, label, problems, tool):
         path = directory / file_name
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = read_bytes(path).decode("utf-8")
         except UnicodeDecodeError as exc:
             problems.append(f"{path}: not valid UTF-8 (byte {exc.start}); save the file as UTF-8")
             continue

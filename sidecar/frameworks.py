@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from . import kinds
 from .errors import PlanError
 from .model import Plan, Step
-from .session import Session
+
+if TYPE_CHECKING:  # a plan without a framework step starts no child, nor imports what starts one
+    from .session import Session
 
 
 @contextlib.contextmanager

@@ -8,9 +8,9 @@ killed process.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from . import probe, redact
 
 HEALTHY, STARTING, UNHEALTHY, FAILED = probe.HEALTHY, probe.STARTING, probe.UNHEALTHY, "failed"
 MISSED_BEATS = 3  # a file not refreshed for this many intervals counts as stale
+_TEMP_SERIAL = itertools.count()  # each write's own temporary file, the heartbeat's thread's too
 
 
 def default_path() -> Path:
@@ -39,20 +40,25 @@ def prepare(path: Path) -> None:
 
 
 def write(path: Path, status: str, interval: float, **fields: Any) -> None:
-    """Replace the file atomically: a reader sees the old content or the new, never half."""
+    """Replace the file atomically: a reader sees the old content or the new, never half.
+
+    Not flushed to disk: its readers are processes (the probe), for which the rename alone is atomic,
+    and after a crash of the host the next run starts by removing it (prepare).
+    """
     now = time.time()
     document = {"status": status, "updated_at": iso(now), "expires_at": now + MISSED_BEATS * interval,
                 "interval_s": interval, **redact.redact_value(fields)}
-    fd, temp = tempfile.mkstemp(prefix=".health-", dir=path.parent)
+    # Named by process and write (a file left by a killed process of the same pid is replaced); not a
+    # link followed.
+    temp = path.with_name(f".health-{os.getpid()}-{next(_TEMP_SERIAL)}")
     try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
+            os.fchmod(fd, 0o644)  # the probe may run as another user (docker exec); past the umask
             json.dump(document, f, indent=2, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temp, 0o644)  # the probe may run as another user (docker exec)
         os.replace(temp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psycopg2.extensions
 
 from .db import scalar
 from .sqllexer import IDENT
-from .sqltext import Statement
+
+if TYPE_CHECKING:
+    from .sqltext import Statement
 
 _CONCURRENTLY = re.compile(f"(?<!{IDENT})concurrently(?!{IDENT})", re.I)
 

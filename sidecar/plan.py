@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -130,6 +129,8 @@ class _PlanReader(TableReader):
             return None
         if os.sep in program:  # a path, relative to the plan's folder like every other path in it
             program = str(self.base / program)
+        import shutil  # only a plan with [lint] needs it
+
         found = shutil.which(program, path=self.environ.get("PATH", os.defpath))
         if found is None:
             self.problem("lint.squawk", f"no program {program!r} found (on PATH or at that path): install"

@@ -8,20 +8,23 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg2
 import psycopg2.errors
 
-from . import db, health, planlock, pooler, sqlstate
+from . import db, health, planlock, pooler
 from .conninfo import ConnInfo
 from .errors import Interrupted, PlanError, UnavailableError
 from .log import get_logger
 from .model import Plan
 from .progress import Progress
-from .session import Session
-from .state import verify_plan
-from .steps import StepResult, run_steps
+from .state import check_plan, verify_plan
+from .steps import StepResult, log_finished, run_steps, settled
 from .wait import wait_for_server
+
+if TYPE_CHECKING:
+    from .session import Session
 
 log = get_logger()
 
@@ -133,6 +136,8 @@ def _create(conn: db.Connection, name: str, dbname: str) -> None:
             hint="grant the user CREATEDB, or create the database beforehand and set create = false",
             database=name, sqlstate=exc.pgcode or "") from exc
     except psycopg2.Error as exc:  # a lost connection, a full disk, ...: classified by what it is
+        from . import sqlstate
+
         raise sqlstate.error(exc, database=name, file=f"CREATE DATABASE {dbname!r}") from exc
 
 
@@ -140,6 +145,8 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
                 children: Mapping[str, Session]) -> list[StepResult]:
     lock_info = plan.database(plan.lock_database).conn
     try:
+        if not children and (results := _settled(plan, conns)) is not None:
+            return results
         with planlock.held(plan.name, lock_info, database=plan.lock_database, timeout=plan.lock_timeout):
             planlock.fence(conns, plan.name, timeout=plan.lock_timeout)
             results = run_steps(plan, conns, progress, children)
@@ -149,6 +156,8 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
             planlock.unfence(conns, plan.name)
             return results
     except psycopg2.Error as exc:  # anything the step code did not translate: classified by what it is
+        from . import sqlstate
+
         database, step, file = _origin(exc, conns, progress, plan.lock_database)
         found = sqlstate.error(exc, database=database, step=step, file=file)
         if isinstance(exc, psycopg2.errors.InsufficientPrivilege) and not step:
@@ -158,6 +167,22 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
                                         " role own the database, or GRANT CREATE ON DATABASE to it",
                                    database=found.database, sqlstate=found.sqlstate) from exc
         raise found from exc
+
+
+def _settled(plan: Plan, conns: dict[str, db.Connection]) -> list[StepResult] | None:
+    """The results of a run with nothing to do that verifies, found and logged without the plan lock (a
+    restart then neither waits for it nor takes it); None, and nothing logged, when the run may have work
+    or does not verify: it then takes the lock and does it all again."""
+    results = settled(plan, conns)
+    if results is None:
+        return None
+    checked = check_plan(plan, conns)
+    if not all(r.ok for r in checked):  # perhaps a holder of the lock at work: the locked run says
+        return None
+    for result in results:
+        log_finished(result)
+    verify_plan(plan, conns, checked)
+    return results
 
 
 def _origin(exc: psycopg2.Error, conns: Mapping[str, db.Connection], progress: Progress,

@@ -25,6 +25,11 @@ IDENT = with_non_ascii(string.ascii_letters + string.digits + "_$")  # a charact
 TAG = with_non_ascii(string.ascii_letters + string.digits + "_")  # of a dollar quote's tag: no `$`
 IDENT_START = with_non_ascii(string.ascii_letters + "_")  # an identifier's first character
 NOT_IDENT = "[" + IDENT[2:]  # any other character: the ASCII ones IDENT leaves out
+# The first words of the statements that begin, end or split a transaction (sqltext's Statement tells them).
+TRANSACTION_CONTROL = {
+    ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),
+    ("ABORT",), ("SAVEPOINT",), ("RELEASE",), ("PREPARE", "TRANSACTION"),
+}
 IDENT_CHAR = re.compile(IDENT)
 _IDENT_RUN = re.compile(f"{IDENT}*")
 _COMMENT_EDGE = re.compile(r"/\*|\*/")

@@ -26,6 +26,7 @@ from .sqllexer import (
     IDENT_CHAR,
     IDENT_START,
     TAG,
+    TRANSACTION_CONTROL,
     SqlSyntaxError,
     closing_quote,
     comment_end,
@@ -58,10 +59,6 @@ _WORD_AHEAD = re.compile(f"[ \\t\\r\\n\\f]*+([A-Za-z_][A-Za-z0-9_]*+)(?!{IDENT}|
 _WORD_AT = re.compile(f"(?![bBeEnNxX]'|[uU]&){IDENT_START}{IDENT}*")
 _LEADING_WORDS = re.compile(f"({IDENT_START}{IDENT}*+)?\\s*+({IDENT_START}{IDENT}*+)?")
 _HEAD_WORDS = {"create", "function", "procedure", "or", "replace"}  # the ones psql's heuristic looks at
-TRANSACTION_CONTROL = {
-    ("BEGIN",), ("START", "TRANSACTION"), ("COMMIT",), ("END",), ("ROLLBACK",),
-    ("ABORT",), ("SAVEPOINT",), ("RELEASE",), ("PREPARE", "TRANSACTION"),
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ the database holds for its step; `problems` is the one judgement of health that
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from . import adopt, history, kinds
@@ -72,16 +72,11 @@ def framework_checks(conn: Connection, plan: Plan, database: str,
     return results
 
 
-def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
-    """Run every [verify.*] table, and check every Django alias and Alembic step; VerificationError naming
-    each failure."""
-    @functools.cache
-    def found(database: str) -> history.History:  # read when a check needs it, once per database
-        return history.for_plan(conns[database], plan, database)
-
-    results = [r for spec in plan.verify for r in check_database(
-        conns[spec.database], plan, spec, found=found(spec.database) if spec.no_pending else None)]
-    results += [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name, found)]
+def verify_plan(plan: Plan, conns: dict[str, Connection],
+                checked: list[CheckResult] | None = None) -> list[CheckResult]:
+    """Run every [verify.*] table, and check every Django alias and Alembic step (or take the results
+    `checked` holds, from check_plan); log them; VerificationError naming each failure."""
+    results = check_plan(plan, conns) if checked is None else checked
     failed = [r for r in results if not r.ok]
     for r in failed:
         log.error("verify.failed", database=r.database, check=r.check, reason=r.detail)
@@ -99,3 +94,14 @@ def verify_plan(plan: Plan, conns: dict[str, Connection]) -> list[CheckResult]:
                  " project) expect; check the steps, or `sidecar status` for a full report",
             database=databases[0] if len(databases) == 1 else "")
     return results
+
+
+def check_plan(plan: Plan, conns: Mapping[str, Connection]) -> list[CheckResult]:
+    """What verify_plan checks, without logging or raising."""
+    @functools.cache
+    def found(database: str) -> history.History:  # read when a check needs it, once per database
+        return history.for_plan(conns[database], plan, database)
+
+    results = [r for spec in plan.verify for r in check_database(
+        conns[spec.database], plan, spec, found=found(spec.database) if spec.no_pending else None)]
+    return results + [r for db in plan.databases for r in framework_checks(conns[db.name], plan, db.name, found)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import adopt, history, identity, kinds
 from .db import Connection
@@ -15,7 +15,9 @@ from .kinds.base import Context, Kind
 from .log import get_logger
 from .model import Plan, Step
 from .progress import Progress
-from .session import Session
+
+if TYPE_CHECKING:
+    from .session import Session
 
 log = get_logger()
 
@@ -31,8 +33,9 @@ class StepResult:
 
 
 def sequence(plan: Plan, conns: Mapping[str, Connection | None], *, create: bool, stops: list[StepError],
-             progress: Progress | None = None,
-             children: Mapping[str, Session] | None = None) -> Iterator[tuple[Step, Kind[Any, Any, Any], Context]]:
+             progress: Progress | None = None, children: Mapping[str, Session] | None = None,
+             policy: bool = True, unready: list[str] | None = None,
+             ) -> Iterator[tuple[Step, Kind[Any, Any, Any], Context]]:
     """Each step with its kind and context, after every database's history was read and judged.
 
     Drift anywhere, or a tool's table that stops a step (adopt.stop), stops a run before any step, not
@@ -40,6 +43,8 @@ def sequence(plan: Plan, conns: Mapping[str, Connection | None], *, create: bool
     applied to every pending statement of the plan, and only then are the history tables created and
     claimed (history.prepare), so a stop leaves every database as it was; without (the preview,
     read-only), each stop is appended to `stops` and the steps are still shown.
+    Without `policy`, the [locks] policy is left out (a caller that goes on only when nothing is pending).
+    `unready` gets each database whose history table history.prepare would make, upgrade or claim rows in.
     """
     identity.refuse_aliases(plan, conns)
     found: dict[str, history.History] = {}
@@ -55,9 +60,11 @@ def sequence(plan: Plan, conns: Mapping[str, Connection | None], *, create: bool
             if stop is not None and create:
                 raise stop
             stops += [stop] if stop is not None else []
+        if unready is not None and (not found[db.name].ready or found[db.name].unclaimed):
+            unready.append(db.name)
     histories = {db.name: dict(found[db.name].applied) if db.name in found else {} for db in plan.databases}
     context = Context(plan, conns, histories, progress, children or {})
-    if plan.locks is not None and not stops:  # only then is the parser imported
+    if policy and plan.locks is not None and not stops:  # only then is the parser imported
         from .lockreport import policy_stop
 
         if (stop := policy_stop(context)) is not None:
@@ -80,9 +87,43 @@ def run_steps(plan: Plan, conns: dict[str, Connection], progress: Progress,
     for step, kind, context in sequence(plan, conns, create=True, stops=[], progress=progress, children=children):
         started = time.monotonic()
         outcome = kind.run(context, step, kind.todo(context, step))
-        result = StepResult(step.name, step.database, kind.key, outcome.applied, outcome.baselined,
-                            round((time.monotonic() - started) * 1000))
-        log.info("step.finished", step=step.name, database=step.database, applied=outcome.applied,
-                 baselined=outcome.baselined, duration_ms=result.duration_ms)
-        results.append(result)
+        results.append(_result(step, kind, outcome.applied, outcome.baselined, started))
+        log_finished(results[-1])
     return results
+
+
+def settled(plan: Plan, conns: Mapping[str, Connection]) -> list[StepResult] | None:
+    """A run's results (not logged) when it has nothing to do, found without the plan lock; None when it
+    may have.
+
+    So it is when every step is an SQL step outside Flyway's format (whose callbacks run on every
+    migrate; command, Django and Alembic steps run or ask their framework on every run), every history
+    table is there in its layout with no older rows to claim, and no step has a file to adopt, record as
+    a baseline or apply, nor anything that would stop the run. A history only grows, and each file's row
+    commits with the file, so a plan found wholly recorded stays so: a sidecar that holds the lock has
+    nothing of this plan left to do either. Otherwise the run takes the lock and reads everything again.
+    """
+    if any(step.kind != "sql" or getattr(step, "flyway", None) is not None for step in plan.steps):
+        return None
+    stops: list[StepError] = []
+    unready: list[str] = []
+    results = []
+    for step, kind, context in sequence(plan, conns, create=False, stops=stops, policy=False, unready=unready):
+        if stops or unready:
+            return None
+        started = time.monotonic()
+        work = kind.todo(context, step)
+        if work.stop is not None or work.adoption is not None or work.baseline or work.pending:
+            return None
+        results.append(_result(step, kind, 0, 0, started))
+    return results
+
+
+def _result(step: Step, kind: Kind[Any, Any, Any], applied: int, baselined: int, started: float) -> StepResult:
+    return StepResult(step.name, step.database, kind.key, applied, baselined,
+                      round((time.monotonic() - started) * 1000))
+
+
+def log_finished(result: StepResult) -> None:
+    log.info("step.finished", step=result.name, database=result.database, applied=result.applied,
+             baselined=result.baselined, duration_ms=result.duration_ms)

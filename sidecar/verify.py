@@ -7,7 +7,6 @@ from dataclasses import dataclass
 import psycopg2
 
 from . import history, indexes
-from .commands import command_environment, run_command
 from .db import Connection, first_row, scalar, server_message
 from .errors import StepError
 from .model import Plan, VerifySpec
@@ -85,6 +84,8 @@ def _sql_check(conn: Connection, database: str, name: str, query: str) -> CheckR
 
 
 def _command_check(plan: Plan, spec: VerifySpec, argv: tuple[str, ...]) -> CheckResult:
+    from .commands import command_environment, run_command  # and subprocess: only for a plan with check commands
+
     name = " ".join(argv)
     try:
         run_command(argv, env=command_environment(plan, spec.database), cwd=plan.path.parent,

@@ -16,9 +16,7 @@ import time
 from collections.abc import Callable
 
 import psycopg2
-import psycopg2.errorcodes
 
-from . import sqlstate
 from .conninfo import ConnInfo
 from .db import Connection, close_quietly, connect, deadline
 from .errors import UnavailableError
@@ -28,9 +26,9 @@ log = get_logger()
 
 # Why a server takes no writes (wait_for_server's own check, after connecting); each starts with
 # sqlstate.READ_ONLY_SERVER, which the final message looks for. libpq's words, what heals by waiting and
-# what does not, are in sqlstate.LIBPQ, the one table of errors.
+# what does not, are in sqlstate.LIBPQ, the one table of errors. It is imported where a connection
+# failed, or found a server that takes no writes: a restart whose servers are up never needs it.
 
-READ_ONLY_SQLSTATE = psycopg2.errorcodes.READ_ONLY_SQL_TRANSACTION  # 25006, what a write there would get
 ATTEMPT_TIMEOUT = 5.0  # per connection attempt, so a black-holed host is retried
 
 
@@ -45,6 +43,8 @@ class Unreachable(Exception):
     def logged_in(self) -> bool:
         """Whether the attempt got as far as a login (to a server that takes no writes): that costs the
         server a process and a password check, so those attempts are spaced out more."""
+        from . import sqlstate
+
         return sqlstate.READ_ONLY_SERVER in self.reason
 
 
@@ -54,6 +54,8 @@ def classify(error: psycopg2.OperationalError) -> str | None:
     libpq writes a line per host it tried; every line's reason is given, in the order of the hosts,
     so a failover's "connection refused; server is read-only (...)" says what each host said.
     """
+    from . import sqlstate
+
     reasons = [kind.what for line in str(error).lower().splitlines()
                for needle, kind in sqlstate.LIBPQ.items() if kind.waits and needle in line]
     return "; ".join(dict.fromkeys(reasons)) or None
@@ -73,6 +75,10 @@ def read_only(conn: Connection) -> str | None:
             cur.execute("SELECT CASE WHEN pg_is_in_recovery() THEN 'on' ELSE 'off' END,"
                         " current_setting('transaction_read_only')")
             standby, default_read_only = cur.fetchone() or ("off", "off")
+    if standby == "off" and default_read_only == "off":
+        return None
+    from . import sqlstate
+
     if standby == "on":
         return sqlstate.STANDBY
     if default_read_only == "on":
@@ -209,9 +215,12 @@ def _no_primary(reason: str, info: ConnInfo, database: str, waited: float) -> Un
                 " raise wait.timeout to ride out a longer failover")
     else:
         hint = "point the URL at the primary, or list every host with target_session_attrs=read-write"
+    import psycopg2.errorcodes
+
     return UnavailableError(
         f"database {database!r} cannot be written: {info.describe()} is read-only (a standby, or"
-        f" default_transaction_read_only: every write would fail with SQLSTATE {READ_ONLY_SQLSTATE});"
+        f" default_transaction_read_only: every write would fail with SQLSTATE"
+        f" {psycopg2.errorcodes.READ_ONLY_SQL_TRANSACTION});"
         f" waited {waited:g}s for a server that takes writes (last: {reason})",
         hint=hint, database=database)
 
@@ -223,6 +232,8 @@ def _unreachable_or_permanent(error: psycopg2.OperationalError, info: ConnInfo,
 
 
 def _permanent(error: psycopg2.OperationalError, info: ConnInfo, database: str) -> UnavailableError:
+    from . import sqlstate
+
     message = last_host(str(error)) or type(error).__name__
     hint = next((kind.hint for needle, kind in sqlstate.LIBPQ.items()
                  if not kind.waits and needle in message.lower()), sqlstate.CANNOT_CONNECT_DEFAULT.hint)

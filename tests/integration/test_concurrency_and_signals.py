@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import psycopg2.extensions
 import pytest
 
 from sidecar import sqlstate
@@ -271,6 +272,65 @@ def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project
     assert result.last["hint"] in (sqlstate.SHUTDOWN.hint, sqlstate.CONNECTION_LOST.hint), result.last
     assert "database connection failed" not in error
     assert project.query("results", "SELECT to_regclass('sidecar.migrations') IS NULL") == [(True,)]
+
+
+def _holding_the_plan_lock(project: Project) -> psycopg2.extensions.connection:
+    """A session of the test's that holds the plan's lock, as another sidecar at work would."""
+    holder = project.server.connect(project.names["default"])
+    with holder.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan file's stem
+    return holder
+
+
+def test_a_restart_with_nothing_to_do_neither_waits_for_the_plan_lock_nor_takes_it(project: Project) -> None:
+    """Everything recorded and verified: the run reports healthy while another session holds the lock
+    (lock.timeout 0s would stop a run that asked for it); a file added sends the next run to the lock."""
+    ledger_plan(project, files=2, sleep=0)
+    project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ntables = ["m1"]\n[serve]'))
+    assert project.run("run", "--once").code == 0
+    holder = _holding_the_plan_lock(project)
+    try:
+        again = project.run("run", "--once")
+        assert again.code == 0, again.out
+        assert not again.event("lock.waiting") and not again.event("migration.applied")
+        assert [e["step"] for e in again.event("step.finished")] == ["core", "results"]
+        assert again.event("verify.passed")[0]["database"] == "default"
+        assert project.health_says('"healthy"')
+        project.write("migrations/results/0003_m.sql", "CREATE TABLE m3 (id int);")
+        blocked = project.run("run", "--once")
+    finally:
+        holder.close()
+    assert blocked.code == 3, blocked.out
+    assert "held by another sidecar for 0s" in str(blocked.last["error"])
+    assert not blocked.event("step.finished")  # nothing said done that the locked run did not do
+    assert project.query("results", "SELECT to_regclass('m3') IS NULL") == [(True,)]
+
+
+def test_a_restart_that_does_not_verify_or_runs_a_command_step_waits_for_the_lock(project: Project) -> None:
+    """Without the lock a failed check may be another sidecar's work in progress, and a command step
+    runs on every run: both go to the lock, as every run did before."""
+    ledger_plan(project, files=1, sleep=0)
+    project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ntables = ["m1"]\n[serve]'))
+    assert project.run("run", "--once").code == 0
+    project.query("default", "DROP TABLE m1")
+    holder = _holding_the_plan_lock(project)
+    try:
+        unverified = project.run("run", "--once")
+    finally:
+        holder.close()
+    assert unverified.code == 3, unverified.out
+    assert "held by another sidecar" in str(unverified.last["error"]) and not unverified.event("verify.failed")
+    project.query("default", "CREATE TABLE m1 (id int)")
+    project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[[steps]]\nname = "echo"\ndatabase = "default"\n'
+                              'command = ["true"]\n[serve]'))
+    assert project.run("run", "--once").code == 0
+    holder = _holding_the_plan_lock(project)
+    try:
+        with_command = project.run("run", "--once")
+    finally:
+        holder.close()
+    assert with_command.code == 3, with_command.out
+    assert "held by another sidecar" in str(with_command.last["error"])
 
 
 def test_lock_timeout_zero_means_do_not_wait(project: Project) -> None:
