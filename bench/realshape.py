@@ -733,6 +733,8 @@ def cold_apply_realshape(bench: Any, runs: int, files: int = FILES) -> dict[str,
         "dbmate": [str(binaries / "dbmate"), "--url", url + "?sslmode=disable", "--migrations-dir",
                    str(corpus / "dbmate"), "--no-dump-schema", "up"],
         "psql -1": [bench.psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", "-f", str(corpus / "psql" / "all.sql")],
+        # What any tool on sidecar's stack pays before its first statement (render: the least such a tool takes)
+        IMPORT_FLOOR: [sys.executable, "-c", "import psycopg2, structlog"],
     }
     tool_cpu: dict[str, list[float]] = {name: [] for name in tools}
     server_cpu: dict[str, list[float]] = {name: [] for name in tools}
@@ -770,6 +772,9 @@ def cold_apply_realshape(bench: Any, runs: int, files: int = FILES) -> dict[str,
             "load": [load, os.getloadavg()[0]], "cores": os.cpu_count()}
 
 
+IMPORT_FLOOR = "import floor: python -c 'import psycopg2, structlog'"
+
+
 def render(result: dict[str, Any]) -> str:
     """The scenario's table, in bench.run's style: seconds, and ratios to dbmate and to `psql -1`."""
     times = "\N{MULTIPLICATION SIGN}"  # a ratio
@@ -783,6 +788,15 @@ def render(result: dict[str, Any]) -> str:
             cells += [f"{value:.3f}", *(f"{value / result[measure][ref]:.2f}" for ref in refs)]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     before, after = result["load"]
+    wall, tool = result["wall"], result["tool CPU"]
+    if IMPORT_FLOOR in wall:
+        floor, psql = wall[IMPORT_FLOOR], wall["psql -1"]
+        lines += ["", f"The least a tool on sidecar's stack could take: the server's work for these statements, which"
+                  f" `psql -1` shows ({psql:.3f} s with its own CPU), after the import floor ({floor:.3f} s):"
+                  f" {(psql + floor) / psql:.2f} {times} `psql -1`. Wall time less the tool's own CPU (the server's"
+                  " work and the waits for it): " + ", ".join(
+                      f"{name} {(wall[name] - tool[name]) / psql:.2f} {times}" for name in wall
+                      if name.startswith("sidecar")) + " `psql -1`."]
     lines += ["", f"{result['files']} files, {result['bytes']:,} bytes, {result['statements']} statements, on one"
               f" database; medians of {result['runs']} runs. Load average (1 min) {before:.2f} before and"
               f" {after:.2f} after, on {result['cores']} cores."]

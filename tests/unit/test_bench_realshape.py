@@ -10,6 +10,7 @@ from bench.realshape import (
     BEGIN_RUN,
     END_RUN,
     FILES,
+    IMPORT_FLOOR,
     STATEMENT_SHARE,
     dbmate_files,
     kind_of,
@@ -86,6 +87,16 @@ def test_the_table_gives_wall_and_cpu_with_ratios_to_dbmate_and_psql() -> None:
     assert "| sidecar | 1.000 | 0.50 | 2.00 | 0.300 | 3.00 | 15.00 | 0.200 | 2.00 |" in table
     assert "| psql -1 | 0.500 | 0.25 | 1.00 | 0.020 | 0.20 | 1.00 | 0.100 | 1.00 |" in table
     assert "10 files, 1,234 bytes, 20 statements" in table and "0.50 before and 1.25 after, on 2 cores" in table
+
+
+def test_with_the_import_floor_the_table_says_the_least_a_tool_on_the_stack_takes() -> None:
+    result = {"wall": {"sidecar": 1.0, "psql -1": 0.5, "dbmate": 2.0, IMPORT_FLOOR: 0.1},
+              "tool CPU": {"sidecar": 0.3, "psql -1": 0.02, "dbmate": 0.1, IMPORT_FLOOR: 0.1},
+              "server CPU": {"sidecar": 0.2, "psql -1": 0.1, "dbmate": 0.2, IMPORT_FLOOR: 0.0},
+              "runs": 3, "files": 10, "bytes": 1234, "statements": 20, "load": [0.5, 1.25], "cores": 2}
+    table = render(result)
+    assert "after the import floor (0.100 s): 1.20 \N{MULTIPLICATION SIGN} `psql -1`" in table
+    assert "(the server's work and the waits for it): sidecar 1.40 \N{MULTIPLICATION SIGN} `psql -1`." in table
 
 
 def test_a_run_replaces_the_one_before_between_the_markers(tmp_path: Path) -> None:
