@@ -15,7 +15,7 @@ each tree (cold run applies every file, the no-op run applies none):
 - the import floor: `python -c "import psycopg2, structlog, tenacity"`, sidecar's three
   runtime dependencies, and `python -c pass`, the interpreter alone; also the floor ended by
   `os._exit(0)`, as sidecar's entry ends every command, to show what the interpreter's teardown costs,
-  and that plus the three SCRAM logins a run makes (two databases, the plan lock's session);
+  and that plus the two SCRAM logins a no-op run makes (one per database: it takes no plan lock);
 - `sidecar validate` on the plan (reads and checks the 300 files, touches no database);
 - `sidecar validate` of a folder shaped like real dbmate folders (bench/realshape.py's corpus,
   282 files in sidecar's layout: dollar-quoted functions, views, grants, comments, seed rows);
@@ -55,9 +55,9 @@ FLOOR_NAME = f"import floor: python -c '{FLOOR}'"
 # The same imports, then os._exit as sidecar's entry does: how much of the floor is the interpreter's teardown.
 FLOOR_NO_TEARDOWN = f"{FLOOR}, os; os._exit(0)"
 FLOOR_NO_TEARDOWN_NAME = f"the floor without teardown: python -c '{FLOOR_NO_TEARDOWN}'"
-# The same, plus the three SCRAM logins a run makes (its two databases and the plan lock's session),
-# each closed at once: the floor of a run that must log in, which the import floor alone is not.
-FLOOR_LOGINS_NAME = "the floor without teardown, plus 3 SCRAM logins (psycopg2.connect, close)"
+# The same, plus the SCRAM logins a no-op run makes (one per database; it takes no plan lock), each
+# closed at once: the floor of a run that must log in, which the import floor alone is not.
+FLOOR_LOGINS_NAME = "the floor without teardown, plus 2 SCRAM logins (psycopg2.connect, close)"
 FOLDERS = DATABASES[:2]  # two databases, one SQL folder each
 IMPORTTIME = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
 
@@ -171,9 +171,9 @@ class Bench:
         return done
 
     def logins(self) -> str:
-        """FLOOR_LOGINS_NAME's code: this tree's two databases, the first again for the plan lock."""
+        """FLOOR_LOGINS_NAME's code: this tree's two databases."""
         urls = [self.server.url(f"startup_this_{folder.removeprefix('bench_')}") for folder in FOLDERS]
-        return (f"{FLOOR}, os; [psycopg2.connect(url).close() for url in {[*urls, urls[0]]!r}]; os._exit(0)")
+        return f"{FLOOR}, os; [psycopg2.connect(url).close() for url in {urls!r}]; os._exit(0)"
 
     def python(self, code: str) -> None:
         """`code` in a fresh interpreter, from the folder the sidecar commands run in."""
@@ -247,7 +247,7 @@ def render(times: dict[str, list[float]], labels: list[str], imports: dict[str, 
                      f" {1000 * (s.median - floor):+.0f} | {s.median / floor:.2f} |")
     noop, logins = spread(times[f"noop|{this}"]).median, spread(times[FLOOR_LOGINS_NAME]).median
     lines += ["", f"The no-op run of this tree: {noop / floor:.2f} x the import floor (goal at most 1.5 x),"
-              f" {noop / logins:.2f} x the floor without teardown plus the run's three logins.",
+              f" {noop / logins:.2f} x the floor without teardown plus the run's logins.",
               "", f"### This tree ÷ {other}, paired by round", "",
               "| command | median | p25-p75 | reading |", "|---|---:|---:|---|"]
     for key, title in COMMANDS.items():
