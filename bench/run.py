@@ -106,16 +106,22 @@ def grouped_apply(bench: Bench, runs: int) -> dict[str, float]:
                                       "psql -1 (floor)": bench.psql_single_transaction}, bench.reset)
 
 
+# The floor of any tool on sidecar's stack: the interpreter importing its two libraries.
+IMPORT_FLOOR = "python -c 'import psycopg2, structlog'"
+
+
 def noop_rerun(bench: Bench, runs: int) -> dict[str, float]:
+    """Each tool's no-op re-run after it applied the corpus; sidecar's taking turns with the import floor."""
     results = {}
     for name, tool in (("sidecar", bench.sidecar), ("dbmate (3 calls)", bench.dbmate), ("yoyo (3 calls)", bench.yoyo)):
         bench.reset()
         tool()
-        results[name] = median_time(runs, tool)
-    # The floor of any tool on sidecar's stack: the interpreter importing its two libraries.
-    results["python -c 'import psycopg2, structlog'"] = median_time(
-        runs, lambda: bench.run([sys.executable, "-c", "import psycopg2, structlog"]))
-    return results
+        if name == "sidecar":
+            results.update(interleaved_medians(runs, {name: tool, IMPORT_FLOOR: lambda: bench.run(
+                [sys.executable, "-c", "import psycopg2, structlog"])}))
+        else:
+            results[name] = median_time(runs, tool)
+    return {name: results[name] for name in ("sidecar", "dbmate (3 calls)", "yoyo (3 calls)", IMPORT_FLOOR)}
 
 
 def wait_latency(bench: Bench, runs: int) -> dict[str, float]:
@@ -282,7 +288,7 @@ def main() -> int:
             ("grouped", "2. Cold apply, grouped per database", "seconds", lambda: grouped_apply(bench, args.runs),
              {"psql -1": "psql -1 (floor)"}),
             ("noop", "3. No-op re-run, everything applied", "seconds", lambda: noop_rerun(bench, args.runs * 4),
-             {"dbmate": "dbmate (3 calls)"}),
+             {"dbmate": "dbmate (3 calls)", "import floor": IMPORT_FLOOR}),
             ("wait", "4. Wait latency: server ready -> tool done", "seconds",
              lambda: wait_latency(bench, args.runs * 2), {"dbmate": "dbmate --wait"}),
             ("probe", "5. `sidecar probe` wall time", "seconds", lambda: probe(bench, 30),
