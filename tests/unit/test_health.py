@@ -83,6 +83,23 @@ def test_write_is_atomic_and_leaves_no_temp_files(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["health.json"]
 
 
+def test_the_file_is_readable_by_others_whatever_the_umask_and_no_link_is_followed(tmp_path: Path) -> None:
+    """The probe may run as another user (docker exec); a link planted at a temporary name is not
+    written through."""
+    path = tmp_path / "health.json"
+    previous = os.umask(0o077)
+    try:
+        health.write(path, health.HEALTHY, 5, plan="p")
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644
+    target = tmp_path / "elsewhere"
+    (tmp_path / f".health-{os.getpid()}-{next(health._TEMP_SERIAL) + 1}").symlink_to(target)
+    with pytest.raises(OSError):
+        health.write(path, health.HEALTHY, 5, plan="p")
+    assert not target.exists() and json.loads(path.read_text())["plan"] == "p"
+
+
 def test_prepare_removes_a_stale_file_and_rejects_an_unusable_folder(tmp_path: Path) -> None:
     path = tmp_path / "run" / "health.json"
     path.parent.mkdir()
