@@ -27,13 +27,19 @@ def default_path() -> Path:
 
 
 def prepare(path: Path) -> None:
-    """Remove a stale file from an earlier run and make sure we can write a new one.
+    """Remove a stale file from an earlier run, and the temporary files of its writes that a kill cut
+    short; make sure we can write a new one.
 
     Raises OSError with a clear message when the folder is not writable, so a
     misconfigured volume fails at start-up instead of never turning healthy.
     """
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
+    with contextlib.suppress(FileNotFoundError):  # a folder not made yet has none
+        for entry in os.scandir(path.parent):
+            if entry.name.startswith(_temp_prefix(path)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise PermissionError(f"health folder {path.parent} is not writable by uid {os.getuid()}")
@@ -48,9 +54,9 @@ def write(path: Path, status: str, interval: float, **fields: Any) -> None:
     now = time.time()
     document = {"status": status, "updated_at": iso(now), "expires_at": now + MISSED_BEATS * interval,
                 "interval_s": interval, **redact.redact_value(fields)}
-    # Named by process and write (a file left by a killed process of the same pid is replaced); not a
+    # Named after the file (prepare removes what a killed run left), the process and the write; not a
     # link followed.
-    temp = path.with_name(f".health-{os.getpid()}-{next(_TEMP_SERIAL)}")
+    temp = path.with_name(f"{_temp_prefix(path)}{os.getpid()}-{next(_TEMP_SERIAL)}")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -61,6 +67,10 @@ def write(path: Path, status: str, interval: float, **fields: Any) -> None:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.tmp-"
 
 
 def read(path: Path) -> dict[str, Any] | None:

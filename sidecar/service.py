@@ -172,7 +172,10 @@ def _run_locked(plan: Plan, conns: dict[str, db.Connection], progress: Progress,
 def _settled(plan: Plan, conns: dict[str, db.Connection]) -> list[StepResult] | None:
     """The results of a run with nothing to do that verifies, found and logged without the plan lock (a
     restart then neither waits for it nor takes it); None, and nothing logged, when the run may have work
-    or does not verify: it then takes the lock and does it all again."""
+    or does not verify: it then takes the lock and does it all again. A plan with check commands always
+    does: a command runs once a run, under the lock, logged as it runs."""
+    if any(spec.commands for spec in plan.verify):
+        return None
     results = settled(plan, conns)
     if results is None:
         return None

@@ -306,9 +306,9 @@ def test_a_restart_with_nothing_to_do_neither_waits_for_the_plan_lock_nor_takes_
     assert project.query("results", "SELECT to_regclass('m3') IS NULL") == [(True,)]
 
 
-def test_a_restart_that_does_not_verify_or_runs_a_command_step_waits_for_the_lock(project: Project) -> None:
+def test_a_restart_that_does_not_verify_or_runs_a_command_waits_for_the_lock(project: Project) -> None:
     """Without the lock a failed check may be another sidecar's work in progress, and a command step
-    runs on every run: both go to the lock, as every run did before."""
+    or check command runs on every run: all go to the lock, as every run did before."""
     ledger_plan(project, files=1, sleep=0)
     project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ntables = ["m1"]\n[serve]'))
     assert project.run("run", "--once").code == 0
@@ -331,6 +331,15 @@ def test_a_restart_that_does_not_verify_or_runs_a_command_step_waits_for_the_loc
         holder.close()
     assert with_command.code == 3, with_command.out
     assert "held by another sidecar" in str(with_command.last["error"])
+    project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ncommands = [["true"]]\n[serve]'))
+    assert project.run("run", "--once").code == 0
+    holder = _holding_the_plan_lock(project)
+    try:
+        with_check_command = project.run("run", "--once")
+    finally:
+        holder.close()
+    assert with_check_command.code == 3, with_check_command.out
+    assert not with_check_command.event("command.started")  # it runs once a run, under the lock
 
 
 def test_lock_timeout_zero_means_do_not_wait(project: Project) -> None:

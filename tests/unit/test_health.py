@@ -94,10 +94,19 @@ def test_the_file_is_readable_by_others_whatever_the_umask_and_no_link_is_follow
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o644
     target = tmp_path / "elsewhere"
-    (tmp_path / f".health-{os.getpid()}-{next(health._TEMP_SERIAL) + 1}").symlink_to(target)
+    (tmp_path / f".health.json.tmp-{os.getpid()}-{next(health._TEMP_SERIAL) + 1}").symlink_to(target)
     with pytest.raises(OSError):
         health.write(path, health.HEALTHY, 5, plan="p")
     assert not target.exists() and json.loads(path.read_text())["plan"] == "p"
+
+
+def test_prepare_removes_what_a_write_cut_short_by_a_kill_left_and_only_that(tmp_path: Path) -> None:
+    path = tmp_path / "health.json"
+    health.write(path, health.HEALTHY, 5)
+    for name in (".health.json.tmp-1-0", ".health.json.tmp-77-3", ".other.json.tmp-1-0", "keep.txt"):
+        (tmp_path / name).write_text("{")
+    health.prepare(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.tmp-1-0", "keep.txt"]
 
 
 def test_prepare_removes_a_stale_file_and_rejects_an_unusable_folder(tmp_path: Path) -> None:
