@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pty
@@ -11,8 +12,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
-import psycopg2.extensions
 import pytest
 
 from sidecar import sqlstate
@@ -51,6 +52,18 @@ def ledger_plan(project: Project, files: int = 5, sleep: float = 0.2) -> None:
                 CREATE TABLE m{n} (id int);
                 INSERT INTO ledger VALUES ('{n:04d}');
             """)
+
+
+@contextlib.contextmanager
+def _plan_lock_held(project: Project) -> Iterator[None]:
+    """A session of the test's holds the plan's lock for the block, as another sidecar at work would."""
+    holder = project.server.connect(project.names["default"])
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan file's stem
+        yield
+    finally:
+        holder.close()
 
 
 def test_five_sidecars_at_once_apply_each_migration_exactly_once(project: Project) -> None:
@@ -254,17 +267,12 @@ def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project
     """Found by the server-kill campaign: a loss during the lock wait ended as a crash (exit 70)."""
     ledger_plan(project, files=1, sleep=0)
     project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
-    holder = project.server.connect(project.names["default"])
-    try:
-        with holder.cursor() as cur:  # hold the plan's lock, as another sidecar would
-            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan file's stem
+    with _plan_lock_held(project):
         process = project.start("run", "--once")
         project.read_until(process, "lock.waiting")  # the try itself shows only for a moment
         project.server.query("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                              " WHERE application_name = 'sidecar' AND datname = %s", (project.names["default"],))
         result = project.finish(process)
-    finally:
-        holder.close()
     assert result.code == 3, result.out
     # Classified by what it is (sqlstate.py): the server ended the session, in the lock's database.
     error = str(result.last["error"])
@@ -274,22 +282,13 @@ def test_a_connection_lost_while_waiting_for_the_lock_is_exit_3(project: Project
     assert project.query("results", "SELECT to_regclass('sidecar.migrations') IS NULL") == [(True,)]
 
 
-def _holding_the_plan_lock(project: Project) -> psycopg2.extensions.connection:
-    """A session of the test's that holds the plan's lock, as another sidecar at work would."""
-    holder = project.server.connect(project.names["default"])
-    with holder.cursor() as cur:
-        cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))  # the plan file's stem
-    return holder
-
-
 def test_a_restart_with_nothing_to_do_neither_waits_for_the_plan_lock_nor_takes_it(project: Project) -> None:
     """Everything recorded and verified: the run reports healthy while another session holds the lock
     (lock.timeout 0s would stop a run that asked for it); a file added sends the next run to the lock."""
     ledger_plan(project, files=2, sleep=0)
     project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ntables = ["m1"]\n[serve]'))
     assert project.run("run", "--once").code == 0
-    holder = _holding_the_plan_lock(project)
-    try:
+    with _plan_lock_held(project):
         again = project.run("run", "--once")
         assert again.code == 0, again.out
         assert not again.event("lock.waiting") and not again.event("migration.applied")
@@ -298,8 +297,6 @@ def test_a_restart_with_nothing_to_do_neither_waits_for_the_plan_lock_nor_takes_
         assert project.health_says('"healthy"')
         project.write("migrations/results/0003_m.sql", "CREATE TABLE m3 (id int);")
         blocked = project.run("run", "--once")
-    finally:
-        holder.close()
     assert blocked.code == 3, blocked.out
     assert "held by another sidecar for 0s" in str(blocked.last["error"])
     assert not blocked.event("step.finished")  # nothing said done that the locked run did not do
@@ -313,31 +310,22 @@ def test_a_restart_that_does_not_verify_or_runs_a_command_waits_for_the_lock(pro
     project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ntables = ["m1"]\n[serve]'))
     assert project.run("run", "--once").code == 0
     project.query("default", "DROP TABLE m1")
-    holder = _holding_the_plan_lock(project)
-    try:
+    with _plan_lock_held(project):
         unverified = project.run("run", "--once")
-    finally:
-        holder.close()
     assert unverified.code == 3, unverified.out
     assert "held by another sidecar" in str(unverified.last["error"]) and not unverified.event("verify.failed")
     project.query("default", "CREATE TABLE m1 (id int)")
     project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[[steps]]\nname = "echo"\ndatabase = "default"\n'
                               'command = ["true"]\n[serve]'))
     assert project.run("run", "--once").code == 0
-    holder = _holding_the_plan_lock(project)
-    try:
+    with _plan_lock_held(project):
         with_command = project.run("run", "--once")
-    finally:
-        holder.close()
     assert with_command.code == 3, with_command.out
     assert "held by another sidecar" in str(with_command.last["error"])
     project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[verify.default]\ncommands = [["true"]]\n[serve]'))
     assert project.run("run", "--once").code == 0
-    holder = _holding_the_plan_lock(project)
-    try:
+    with _plan_lock_held(project):
         with_check_command = project.run("run", "--once")
-    finally:
-        holder.close()
     assert with_check_command.code == 3, with_check_command.out
     assert not with_check_command.event("command.started")  # it runs once a run, under the lock
 
@@ -347,15 +335,10 @@ def test_lock_timeout_zero_means_do_not_wait(project: Project) -> None:
     ledger_plan(project, files=1, sleep=0)
     project.plan(PLAN.replace("[serve]", '[lock]\ntimeout = "0s"\n[serve]'))
     project.server.query("postgres", f'CREATE DATABASE "{project.names["default"]}"')
-    holder = project.server.connect(project.names["default"])
-    try:
-        with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s)", (lock_key("sidecar"),))
+    with _plan_lock_held(project):
         started = time.monotonic()
         result = project.run("run", "--once")
         elapsed = time.monotonic() - started
-    finally:
-        holder.close()
     assert result.code == 3, result.out
     assert "held by another sidecar for 0s" in str(result.last["error"])
     assert elapsed < 5  # the process's own start included; a wait would be lock.timeout's default, 10m
