@@ -121,6 +121,7 @@ class _Connection(psycopg2.extensions.connection):
     sidecar_info: ConnInfo | None = None
     sidecar_backend_pid: int = 0  # pg_backend_pid(): the server's process, also behind a pooler
     sidecar_pooled: bool = False  # a pooler answered the startup (its cancel key is not the backend's)
+    sidecar_database: tuple[object, ...] = ()  # the database it is in: (cluster, database oid); database_of()
 
 
 @contextlib.contextmanager
@@ -194,8 +195,16 @@ def connect(info: ConnInfo, *, timeout: float) -> Connection:
     return conn
 
 
+# The cluster's identity (shared by a primary and its standbys), then the database's oid in it.
+# pg_control_system() may be revoked (managed services): the postmaster's start time stands in.
+_DATABASE = """CASE WHEN has_function_privilege('pg_control_system()', 'execute')
+                    THEN (SELECT system_identifier::text FROM pg_control_system())
+                    ELSE pg_postmaster_start_time()::text END,
+               (SELECT oid FROM pg_database WHERE datname = current_database())"""
+
+
 def _set_up(conn: Connection, peer_timeout: float) -> None:
-    """Learn the server's pid and set our session settings, in one round trip.
+    """Learn the server's pid and which database this is, and set our session settings, in one round trip.
 
     libpq reports the pid of the startup's cancel key; a pooler (PgBouncer, ...) answers the
     startup with a key of its own, so a different pg_backend_pid() means one is in between.
@@ -209,11 +218,12 @@ def _set_up(conn: Connection, peer_timeout: float) -> None:
     for i, (name, value) in enumerate(settings.items()):
         params[f"n{i}"], params[f"v{i}"] = name, value
     with conn.cursor() as cur:
-        cur.execute("SELECT pg_backend_pid()" + sets, params)
+        cur.execute(f"SELECT pg_backend_pid(), {_DATABASE}" + sets, params)
         row = cur.fetchone()
     assert row is not None
     conn.sidecar_backend_pid = row[0]  # type: ignore[attr-defined]
     conn.sidecar_pooled = row[0] != conn.info.backend_pid  # type: ignore[attr-defined]
+    conn.sidecar_database = (row[1], row[2])  # type: ignore[attr-defined]
 
 
 def set_settings(conn: Connection, settings: Mapping[str, str]) -> None:
@@ -232,6 +242,12 @@ def set_session_settings(conn: Connection) -> None:
 def backend_pid(conn: Connection) -> int:
     """The server process serving `conn` (pg_backend_pid(), not libpq's, which a pooler fakes)."""
     return int(getattr(conn, "sidecar_backend_pid", 0) or conn.info.backend_pid)
+
+
+def database_of(conn: Connection) -> tuple[object, ...]:
+    """The database `conn` is in, as the server said at connect (_set_up): (cluster, database oid). Equal for
+    two connections to one database under two names, a primary's and its standby's included."""
+    return tuple(getattr(conn, "sidecar_database", ()))
 
 
 def pooled(conn: Connection) -> bool:

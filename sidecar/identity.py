@@ -10,16 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from .db import Connection
+from .db import Connection, database_of
 from .errors import PlanError
 from .model import Plan
-
-# The cluster's identity (shared by a primary and its standbys), then the database's oid in it.
-# pg_control_system() may be revoked (managed services): the postmaster's start time stands in.
-_IDENTITY = """SELECT CASE WHEN has_function_privilege('pg_control_system()', 'execute')
-                      THEN (SELECT system_identifier::text FROM pg_control_system())
-                      ELSE pg_postmaster_start_time()::text END,
-                      (SELECT oid FROM pg_database WHERE datname = current_database())"""
 
 
 def refuse_aliases_declared(plan: Plan) -> None:
@@ -28,18 +21,10 @@ def refuse_aliases_declared(plan: Plan) -> None:
 
 
 def refuse_aliases(plan: Plan, conns: Mapping[str, Connection | None]) -> None:
-    """PlanError when two names with SQL steps reach one database, as the servers say (one query each);
-    a database not there yet (None: `plan` before it is created) is nobody's alias."""
-    refuse(plan, {name: of(conn) for name, conn in conns.items() if conn is not None and plan.sql_steps(name)})
-
-
-def of(conn: Connection) -> tuple[object, ...]:
-    """The database `conn` is in: (cluster, database oid)."""
-    with conn.cursor() as cur:
-        cur.execute(_IDENTITY)
-        row = cur.fetchone()
-    assert row is not None
-    return tuple(row)
+    """PlanError when two names with SQL steps reach one database, as the servers said at connect
+    (db.database_of); a database not there yet (None: `plan` before it is created) is nobody's alias."""
+    refuse(plan, {name: database_of(conn) for name, conn in conns.items()
+                  if conn is not None and plan.sql_steps(name)})
 
 
 def refuse(plan: Plan, identities: Mapping[str, object]) -> None:

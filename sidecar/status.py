@@ -70,7 +70,7 @@ def _run_in_progress(plan: Plan, holder: str | None, health_path: Path) -> str:
 
 def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None, tuple[object, ...] | None]:
     """The database's row; on the lock database, who holds the plan lock (None: nobody); and which
-    database it is (identity.of; None when unreachable)."""
+    database it is (db.database_of; None when unreachable)."""
     info = plan.database(name).conn
     try:
         conn = db.connect(info, timeout=CONNECT_TIMEOUT)
@@ -82,7 +82,7 @@ def _database_status(plan: Plan, name: str) -> tuple[DatabaseStatus, str | None,
         found = state.read(conn, plan, name, commands=True)
         holder = planlock.lock_holder(conn, planlock.lock_key(plan.name)) if name == plan.lock_database else None
         return (DatabaseStatus(name, info.describe(), True, tables=count_tables(conn), state=found), holder,
-                identity.of(conn))
+                db.database_of(conn))
     except psycopg2.Error as exc:  # the connection went away under us: as unreachable as never
         return DatabaseStatus(name, info.describe(), False,
                               error=f"connection lost ({db.error_line(exc)})"), None, None
