@@ -764,8 +764,13 @@ def cold_apply_realshape(bench: Any, runs: int, files: int = FILES) -> dict[str,
     wall = interleaved_times(runs, {name: action(name, argv) for name, argv in tools.items()}, before,
                              shuffle=random.Random(SEED))
     close()
+    # `sidecar validate` of the folder (reads and checks every file, touches no database) beside the floor.
+    validate = interleaved_times(runs * 4, {
+        "sidecar validate": lambda: bench.run([str(binaries / "sidecar"), "validate", "sidecar.toml"], cwd=corpus),
+        IMPORT_FLOOR: lambda: bench.run(tools[IMPORT_FLOOR], cwd=corpus)})
     shape = summarize([read_file((corpus / "dbmate" / name).read_text()) for name in names])
     return {"wall": {k: statistics.median(v) for k, v in wall.items()},
+            "validate": {k: statistics.median(v) for k, v in validate.items()},
             "tool CPU": {k: statistics.median(v) for k, v in tool_cpu.items()},
             "server CPU": {k: statistics.median(v) for k, v in server_cpu.items()},
             "runs": runs, "files": len(names), "bytes": shape["bytes"], "statements": shape["statements"],
@@ -797,6 +802,11 @@ def render(result: dict[str, Any]) -> str:
                   " work and the waits for it): " + ", ".join(
                       f"{name} {(wall[name] - tool[name]) / psql:.2f} {times}" for name in wall
                       if name.startswith("sidecar")) + " `psql -1`."]
+    if "validate" in result:
+        validate, floor = result["validate"]["sidecar validate"], result["validate"][IMPORT_FLOOR]
+        lines += ["", f"`sidecar validate` of the folder (each file read and checked, no database), taking turns with"
+                  f" the import floor over {4 * result['runs']} rounds: {validate:.3f} s,"
+                  f" {1000 * (validate - floor):.0f} ms above the floor ({floor:.3f} s)."]
     lines += ["", f"{result['files']} files, {result['bytes']:,} bytes, {result['statements']} statements, on one"
               f" database; medians of {result['runs']} runs. Load average (1 min) {before:.2f} before and"
               f" {after:.2f} after, on {result['cores']} cores."]

@@ -108,20 +108,28 @@ def grouped_apply(bench: Bench, runs: int) -> dict[str, float]:
 
 # The floor of any tool on sidecar's stack: the interpreter importing its two libraries.
 IMPORT_FLOOR = "python -c 'import psycopg2, structlog'"
+# The least a no-op restart can do on that stack: the floor, and the logins, histories and files (noop_least.py).
+LEAST_WORK = "least work on this stack (bench/noop_least.py)"
 
 
 def noop_rerun(bench: Bench, runs: int) -> dict[str, float]:
-    """Each tool's no-op re-run after it applied the corpus; sidecar's taking turns with the import floor."""
+    """Each tool's no-op re-run after it applied the corpus; sidecar's taking turns with the import floor and
+    with the least work a no-op restart can do on sidecar's stack."""
     results = {}
     for name, tool in (("sidecar", bench.sidecar), ("dbmate (3 calls)", bench.dbmate), ("yoyo (3 calls)", bench.yoyo)):
         bench.reset()
         tool()
         if name == "sidecar":
-            results.update(interleaved_medians(runs, {name: tool, IMPORT_FLOOR: lambda: bench.run(
-                [sys.executable, "-c", "import psycopg2, structlog"])}))
+            results.update(interleaved_medians(runs, {
+                name: tool,
+                IMPORT_FLOOR: lambda: bench.run([sys.executable, "-c", "import psycopg2, structlog"]),
+                LEAST_WORK: lambda: bench.run([sys.executable, str(ROOT / "bench" / "noop_least.py"), "sidecar.toml"],
+                                              cwd=bench.corpus / "sidecar"),
+            }))
         else:
             results[name] = median_time(runs, tool)
-    return {name: results[name] for name in ("sidecar", "dbmate (3 calls)", "yoyo (3 calls)", IMPORT_FLOOR)}
+    return {name: results[name] for name in ("sidecar", "dbmate (3 calls)", "yoyo (3 calls)", IMPORT_FLOOR,
+                                             LEAST_WORK)}
 
 
 def wait_latency(bench: Bench, runs: int) -> dict[str, float]:
@@ -288,7 +296,7 @@ def main() -> int:
             ("grouped", "2. Cold apply, grouped per database", "seconds", lambda: grouped_apply(bench, args.runs),
              {"psql -1": "psql -1 (floor)"}),
             ("noop", "3. No-op re-run, everything applied", "seconds", lambda: noop_rerun(bench, args.runs * 4),
-             {"dbmate": "dbmate (3 calls)", "import floor": IMPORT_FLOOR}),
+             {"dbmate": "dbmate (3 calls)", "import floor": IMPORT_FLOOR, "least work": LEAST_WORK}),
             ("wait", "4. Wait latency: server ready -> tool done", "seconds",
              lambda: wait_latency(bench, args.runs * 2), {"dbmate": "dbmate --wait"}),
             ("probe", "5. `sidecar probe` wall time", "seconds", lambda: probe(bench, 30),
