@@ -84,6 +84,9 @@ class Bench:
             self.run([str(BIN / "yoyo"), "apply", "--batch", "--no-config-file", "--database", self.url(db),
                       str(self.corpus / "yoyo" / db)])
 
+    def import_floor(self) -> None:
+        self.run([sys.executable, "-c", "import psycopg2, structlog"])
+
     def psql_per_file(self) -> None:
         for db in DATABASES:
             for path in sorted((self.corpus / "psql" / db).glob("*.sql")):
@@ -95,10 +98,23 @@ class Bench:
                       str(self.corpus / "psql" / f"{db}.sql")], PGDATABASE=db)
 
 
+# The floor of any tool on sidecar's stack: the interpreter importing its two libraries.
+IMPORT_FLOOR = "python -c 'import psycopg2, structlog'"
+
+
 def cold_apply(bench: Bench, runs: int) -> dict[str, float]:
     tools = {"sidecar": bench.sidecar, "dbmate": bench.dbmate, "yoyo": bench.yoyo,
-             "psql -f per file": bench.psql_per_file, "psql -1 (floor)": bench.psql_single_transaction}
+             "psql -f per file": bench.psql_per_file, "psql -1 (floor)": bench.psql_single_transaction,
+             IMPORT_FLOOR: bench.import_floor}
     return interleaved_medians(runs, tools, bench.reset)
+
+
+def least_cold_apply(figures: dict[str, float]) -> str:
+    """What no tool on sidecar's stack can beat: the server's work for the statements, which `psql -1` shows,
+    after the import floor."""
+    least = figures["psql -1 (floor)"] + figures[IMPORT_FLOOR]
+    return (f"\nThe least a tool on sidecar's stack could take: `psql -1` plus the import floor, {least:.3f} s:"
+            f" {least / figures['dbmate']:.2f} × dbmate, {least / figures['psql -1 (floor)']:.2f} × `psql -1`.\n")  # noqa: RUF001
 
 
 def grouped_apply(bench: Bench, runs: int) -> dict[str, float]:
@@ -106,8 +122,6 @@ def grouped_apply(bench: Bench, runs: int) -> dict[str, float]:
                                       "psql -1 (floor)": bench.psql_single_transaction}, bench.reset)
 
 
-# The floor of any tool on sidecar's stack: the interpreter importing its two libraries.
-IMPORT_FLOOR = "python -c 'import psycopg2, structlog'"
 # The least a no-op restart can do on that stack: the floor, and the logins, histories and files (noop_least.py).
 LEAST_WORK = "least work on this stack (bench/noop_least.py)"
 
@@ -122,7 +136,7 @@ def noop_rerun(bench: Bench, runs: int) -> dict[str, float]:
         if name == "sidecar":
             results.update(interleaved_medians(runs, {
                 name: tool,
-                IMPORT_FLOOR: lambda: bench.run([sys.executable, "-c", "import psycopg2, structlog"]),
+                IMPORT_FLOOR: bench.import_floor,
                 LEAST_WORK: lambda: bench.run([sys.executable, str(ROOT / "bench" / "noop_least.py"), "sidecar.toml"],
                                               cwd=bench.corpus / "sidecar"),
             }))
@@ -312,7 +326,8 @@ def main() -> int:
         for key, title, unit, measure, ratios in steps:
             print(f"bench: {title}", file=sys.stderr, flush=True)
             raw[key] = measure()
-            sections.append(table(title, raw[key], unit, ratios))
+            sections.append(table(title, raw[key], unit, ratios)
+                            + (least_cold_apply(raw[key]) if key == "cold" else ""))
         if not args.no_compose and (not args.only or "compose" in args.only):
             from bench.compose import compose_latency, render
 
