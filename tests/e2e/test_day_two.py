@@ -113,6 +113,10 @@ def test_restart_then_up_applies_a_new_migration_and_then_starts_the_new_backend
     """A migration and backend code that needs it, in one release: both shipped, in that order."""
     stack = day_two.stack
     day_two.add("0003_create_projects.sql", "CREATE TABLE projects (\n  id bigint PRIMARY KEY,\n  name text\n);\n")
+    # What the release will lock, from the image itself (its PostgreSQL parser, stripped of debug symbols).
+    locks = stack.compose("run", "--rm", "--no-deps", "migrator", "plan", "--locks")
+    assert locks.returncode == 1, locks.stdout + locks.stderr  # work pending
+    assert "line 1: CREATE TABLE projects" in locks.stdout and "no table lock" in locks.stdout, locks.stdout
     new_backend = day_two.root / "backend-2.py"
     # Its first query is on the new table.
     new_backend.write_text(BACKEND.read_text().replace('os.environ.get("RESULTS_DB", "epsm_results")', '"epsm_db"')
