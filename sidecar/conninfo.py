@@ -77,6 +77,11 @@ class ConnInfo:
         """Everything but the database: connections that share it reach the same server as the same user."""
         return tuple(p for p in self.params if p[0] != "dbname")
 
+    def location(self) -> tuple[object, ...]:
+        """Where the database is, as the URL says: each host with its port, the service, and the database name.
+        Equal for two URLs that reach one database whatever their user, options or application_name."""
+        return tuple(_pairs(self.host, self.port)), self.get("service"), self.dbname
+
     def describe(self) -> str:
         """user@host:port/dbname (each host with its port), for logs and errors; never a password."""
         if not self.host:

@@ -16,8 +16,9 @@ from .model import Plan
 
 
 def refuse_aliases_declared(plan: Plan) -> None:
-    """PlanError when two names with SQL steps have the same server and database name in their URLs."""
-    refuse(plan, {d.name: (d.conn.server(), d.conn.dbname) for d in plan.databases})
+    """PlanError when two names with SQL steps have the same hosts, ports and database name in their URLs
+    (ConnInfo.location: a user, options or application_name of their own do not make another database)."""
+    refuse(plan, {d.name: d.conn.location() for d in plan.databases})
 
 
 def refuse_aliases(plan: Plan, conns: Mapping[str, Connection | None]) -> None:
