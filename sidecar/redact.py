@@ -17,7 +17,7 @@ MASK = "<SECRET>"
 # masking every "pw" in every line would make the logs unreadable and reveal nothing.
 MIN_LENGTH = 4
 
-_secrets: set[str] = set()
+_secrets: list[str] = []  # longest first: a secret inside another is masked with it
 # Every pattern runs in time linear in the text it scans, whatever the text (tests/unit/test_linear_time.py):
 # what a run of characters may match is taken whole (possessive `*+`), and a match starts only where a run
 # does, so no position is scanned again for each one before it.
@@ -34,16 +34,24 @@ _KEYWORD_PASSWORD = re.compile(r"(?P<key>\bpassword\s*+=\s*+)(?P<pw>'(?:[^'\\]++
 _SQL_PASSWORD = re.compile(r"(?P<key>\bpassword\s++)(?P<pw>'(?:[^']++|'')*+'?)", re.I)
 
 
+# What each pattern above needs to match at all: text without it is left as it is after one scan
+# (every log value passes through redact; few hold either).
+_CANDIDATE = re.compile(r"://|password", re.I)
+
+
 def register(secret: str | None) -> None:
     """Remember a secret so that `redact` masks it wherever it appears."""
-    if secret and len(secret) >= MIN_LENGTH:
-        _secrets.add(secret)
+    if secret and len(secret) >= MIN_LENGTH and secret not in _secrets:
+        _secrets.append(secret)
+        _secrets.sort(key=len, reverse=True)
 
 
 def redact(text: str) -> str:
     """Return `text` with every registered secret and URL or keyword password masked."""
-    for secret in sorted(_secrets, key=len, reverse=True):
+    for secret in _secrets:
         text = text.replace(secret, MASK)
+    if _CANDIDATE.search(text) is None:
+        return text
     text = _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{MASK}@", text)
     text = _SQL_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)
     return _KEYWORD_PASSWORD.sub(lambda m: f"{m['key']}{MASK}", text)

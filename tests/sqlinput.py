@@ -199,13 +199,13 @@ def connection(text: str) -> object:
     A parse registers the password with `redact` for the life of the process: the secrets
     registered here are forgotten again, or every later redaction would scan for them.
     """
-    before = set(redact._secrets)
+    before = list(redact._secrets)
     try:
         return parse_url(text)
     except ValueError as exc:
         return exc
     finally:
-        redact._secrets.intersection_update(before)
+        redact._secrets[:] = before
 
 
 # name -> (function, the statements that frame its input: PLAIN lets the fast path read to the end)

@@ -64,6 +64,26 @@ def test_redact_masks_registered_secrets_and_any_url_password() -> None:
         "auth <SECRET> failed for postgresql://bob:<SECRET>@host/db password=<SECRET>")
 
 
+def _every_pattern(text: str) -> str:
+    """redact without its shortcut: each pattern substituted whatever the text."""
+    for secret in redact._secrets:
+        text = text.replace(secret, redact.MASK)
+    text = redact._URL_PASSWORD.sub(lambda m: f"{m['scheme']}{redact.MASK}@", text)
+    text = redact._SQL_PASSWORD.sub(lambda m: f"{m['key']}{redact.MASK}", text)
+    return redact._KEYWORD_PASSWORD.sub(lambda m: f"{m['key']}{redact.MASK}", text)
+
+
+# Pieces of what the patterns look for, in any case, with the letters case folding maps onto ASCII ones.
+_PIECES = st.sampled_from(["password", "PassWord", "pa\u017f\u017fword", "://", ":/", "@", "=", " ", "'", "\\",
+                           "x", "\n", "postgresql", "pw", "u:", "\u212a", "\u0131", "\u0130"])
+
+
+@given(st.lists(st.one_of(_PIECES, st.text(max_size=3)), max_size=12).map("".join))
+@settings(max_examples=400, deadline=None)
+def test_the_shortcut_for_text_no_pattern_can_match_changes_nothing(text: str) -> None:
+    assert redact.redact(text) == _every_pattern(text)
+
+
 def test_libpq_parameters_and_multi_host_urls_are_accepted() -> None:
     """What users of replicated PostgreSQL write; the hand-written parser refused all of these."""
     url = ("postgresql://app@h1:5432,h2:5433,[::1]/db?target_session_attrs=read-write&hostaddr=10.0.0.1,10.0.0.2,::1"
