@@ -767,7 +767,7 @@ def cold_apply_realshape(bench: Any, runs: int, files: int = FILES) -> dict[str,
     # `sidecar validate` of the folder (reads and checks every file, touches no database) beside the floor.
     validate = interleaved_times(runs * 4, {
         "sidecar validate": lambda: bench.run([str(binaries / "sidecar"), "validate", "sidecar.toml"], cwd=corpus),
-        IMPORT_FLOOR: lambda: bench.run(tools[IMPORT_FLOOR], cwd=corpus)})
+        IMPORT_FLOOR: bench.import_floor})
     shape = summarize([read_file((corpus / "dbmate" / name).read_text()) for name in names])
     return {"wall": {k: statistics.median(v) for k, v in wall.items()},
             "validate": {k: statistics.median(v) for k, v in validate.items()},
